@@ -1,0 +1,57 @@
+"""ThinkScope entry point: the GUI by default, headless subcommands for scripted work."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> module in thinkscope_gui.cli that provides add_parser() and run()
+SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo")
+
+
+def _source_from_args(args: argparse.Namespace) -> str:
+    if args.config:
+        return args.config
+    if args.pycromanager is not None:
+        return f"pycromanager:{args.pycromanager}"
+    return "sim"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="ThinkScope: a learning bright-field microscope. "
+        "Without a subcommand the GUI opens on the simulated microscope.",
+    )
+    hw = parser.add_mutually_exclusive_group()
+    hw.add_argument("--config", metavar="FILE.cfg", help="open a real Micro-Manager configuration")
+    hw.add_argument(
+        "--pycromanager", nargs="?", const=4827, type=int, metavar="PORT",
+        help="attach to a running Micro-Manager (default port 4827)",
+    )
+    parser.add_argument(
+        "--screenshot", metavar="PATH",
+        help="start the GUI, enable live enhancement, save a screenshot, print fps, exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"thinkscope_gui.cli.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.source = _source_from_args(args)
+    if args.command is None:
+        from thinkscope_gui.ui.app import run_gui
+
+        return run_gui(args.source, screenshot=args.screenshot)
+    module = importlib.import_module(f"thinkscope_gui.cli.{args.command}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
