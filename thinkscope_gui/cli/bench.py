@@ -1,0 +1,61 @@
+"""`main.py bench TARGET`: speed figures live here, never in timed unit tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def _camera(args: argparse.Namespace) -> dict[str, Any]:
+    from hardware.sim.bench import bench_camera
+
+    return bench_camera(shape=(args.size, args.size), seconds=args.seconds)
+
+
+def _enhance(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.learn.bench import bench_enhance
+
+    return bench_enhance(model=args.model, device=args.device, seconds=args.seconds)
+
+
+def _acquire(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.pairs.bench import bench_acquire
+
+    out: dict[str, Any] = {}
+    for delays in (False, True):
+        key = "with_delays" if delays else "no_delays"
+        out[key] = bench_acquire(grid=(args.grid, args.grid), delays=delays)
+    return out
+
+
+TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "camera": _camera,
+    "enhance": _enhance,
+    "acquire": _acquire,
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure camera, enhancement or acquisition speed")
+    p.add_argument("target", choices=[*TARGETS, "all"])
+    p.add_argument("--size", type=int, default=1024, help="camera sensor size (camera target)")
+    p.add_argument("--seconds", type=float, default=5.0, help="measurement time per figure")
+    p.add_argument("--model", default=None, help="model file (enhance target; default model)")
+    p.add_argument("--device", default=None, help="torch device for enhance: cpu or cuda")
+    p.add_argument("--grid", type=int, default=4, help="N for an NxN acquisition grid")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON only")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list(TARGETS) if args.target == "all" else [args.target]
+    results = {name: TARGETS[name](args) for name in names}
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        for name, figures in results.items():
+            print(f"== bench {name}")
+            for key, value in figures.items():
+                print(f"  {key}: {value}")
+    return 0
