@@ -1,0 +1,494 @@
+"""pymmcore-plus Python device adapters for the simulated stand.
+
+These are real ``UniMMCore`` devices (loaded from ``resources/sim.cfg`` with ``#py pyDevice``
+lines), so everything above them - MDA, the facade, the GUI - runs the same code paths
+as on hardware.  The optics live in :mod:`hardware.sim.render`; this module only keeps
+the mechanical state (stage, focus, turret, lamp) and asks the renderer for pixels.
+
+The devices of one core share a :class:`SimWorld` so the camera can see where the
+stages are.  ``SimCore`` attaches it explicitly; on a plain ``UniMMCore`` the devices
+find each other through the core's event object.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pymmcore_plus.core._constants import FocusDirection
+from pymmcore_plus.experimental.unicore import (
+    CameraDevice,
+    ShutterDevice,
+    StageDevice,
+    StateDevice,
+    XYStageDevice,
+    pymm_property,
+)
+
+__all__ = [
+    "CAMERA_PIXEL_UM",
+    "SimCamera",
+    "SimLamp",
+    "SimTurret",
+    "SimWorld",
+    "SimXYStage",
+    "SimZStage",
+]
+
+#: physical pitch of the simulated sensor (µm); the sample-plane pixel is this / magnification
+CAMERA_PIXEL_UM = 6.5
+
+
+class SimWorld:
+    """Mechanical state shared by the devices of one simulated stand."""
+
+    def __init__(self) -> None:
+        self.xy_stage: SimXYStage | None = None
+        self.z_stage: SimZStage | None = None
+        self.turret: SimTurret | None = None
+        self.lamp: SimLamp | None = None
+        self.camera: SimCamera | None = None
+        #: set by SimCore while it holds the lamp open for an auto-shutter exposure
+        self.auto_lamp = False
+        self._renderer: Any = None
+        self._render_takes_live = False
+        self._renderer_lock = threading.Lock()
+
+    def attach(self, device: Any) -> None:
+        """Register a device so the others (mostly the camera) can read its state."""
+        for attr, cls in (
+            ("xy_stage", SimXYStage),
+            ("z_stage", SimZStage),
+            ("turret", SimTurret),
+            ("lamp", SimLamp),
+            ("camera", SimCamera),
+        ):
+            if isinstance(device, cls):
+                setattr(self, attr, device)
+        device._world = self
+
+    def xy(self) -> tuple[float, float]:
+        return self.xy_stage.current_xy() if self.xy_stage else (0.0, 0.0)
+
+    def z(self) -> float:
+        return self.z_stage.current_z() if self.z_stage else 0.0
+
+    def objective(self) -> str:
+        return self.turret.current_label() if self.turret else "40x"
+
+    def light_reaches_camera(self) -> bool:
+        """Lamp open (or held open by auto-shutter) and no turret rotation under way."""
+        if self.turret is not None and self.turret.busy():
+            return False
+        if self.lamp is None:
+            return True
+        return self.auto_lamp or self.lamp.get_open()
+
+    def renderer(self) -> Any:
+        """The physics renderer, or None while hardware.sim.render is not importable."""
+        with self._renderer_lock:
+            if self._renderer is None:
+                try:
+                    from hardware.sim.render import SimRenderer
+                except ImportError:
+                    self._renderer = False
+                else:
+                    self._renderer = SimRenderer()
+                    params = inspect.signature(self._renderer.render).parameters
+                    self._render_takes_live = "live" in params
+            return self._renderer or None
+
+
+# worlds for devices loaded by a plain UniMMCore (keyed by the core's event object)
+_WORLDS: weakref.WeakKeyDictionary[Any, SimWorld] = weakref.WeakKeyDictionary()
+
+
+class _SimPart:
+    """Mixin: find the shared world at initialisation if no SimCore attached one."""
+
+    _world: SimWorld | None = None
+
+    def _ensure_world(self) -> SimWorld:
+        if self._world is None:
+            # every device proxy hands out the same signal, owned by the core's events
+            key = getattr(self.core.events.propertyChanged, "instance", None)  # type: ignore[attr-defined]
+            try:
+                world = _WORLDS.setdefault(key, SimWorld())
+            except TypeError:  # no usable key: private world (camera sees a parked stage)
+                world = SimWorld()
+            world.attach(self)
+        assert self._world is not None
+        return self._world
+
+
+class _Motion:
+    """Straight-line move at constant speed, so position is a function of time."""
+
+    def __init__(self, start: np.ndarray, speed: float) -> None:
+        self.start = start.astype(float)
+        self.target = self.start.copy()
+        self.t0 = 0.0
+        self.t1 = 0.0
+        self.speed = speed
+
+    def go(self, target: np.ndarray) -> None:
+        now = time.monotonic()
+        self.start = self.now(now)
+        self.target = np.asarray(target, float)
+        dist = float(np.max(np.abs(self.target - self.start)))
+        self.t0 = now
+        self.t1 = now + (dist / self.speed if self.speed > 0 else 0.0)
+
+    def now(self, t: float | None = None) -> np.ndarray:
+        t = time.monotonic() if t is None else t
+        if t >= self.t1 or self.t1 <= self.t0:
+            return self.target.copy()
+        f = (t - self.t0) / (self.t1 - self.t0)
+        return self.start + f * (self.target - self.start)
+
+    def moving(self) -> bool:
+        return time.monotonic() < self.t1
+
+    def halt(self) -> None:
+        here = self.now()
+        self.start = self.target = here
+        self.t1 = self.t0
+
+
+class SimXYStage(_SimPart, XYStageDevice):
+    """Motorised XY stage with travel limits and an optional finite speed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._motion = _Motion(np.zeros(2), 0.0)
+        self._limits = [-25000.0, 25000.0, -10000.0, 10000.0]
+
+    def initialize(self) -> None:
+        self._ensure_world()
+
+    @pymm_property(limits=(0.0, 1e6), name="Speed_um_per_s")
+    def speed(self) -> float:
+        """Travel speed; 0 means moves complete instantly (tests, fast simulation)."""
+        return self._motion.speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._motion.speed = float(value)
+
+    def _limit_prop(i: int, name: str) -> Any:  # noqa: N805 - class-body helper
+        def fget(self: SimXYStage) -> float:
+            return self._limits[i]
+
+        def fset(self: SimXYStage, value: float) -> None:
+            self._limits[i] = float(value)
+
+        ctrl = pymm_property(name=name, property_type=float)(fget)
+        ctrl.setter(fset)
+        return ctrl
+
+    x_min = _limit_prop(0, "LimitXMin_um")
+    x_max = _limit_prop(1, "LimitXMax_um")
+    y_min = _limit_prop(2, "LimitYMin_um")
+    y_max = _limit_prop(3, "LimitYMax_um")
+    del _limit_prop
+
+    def limits(self) -> tuple[float, float, float, float]:
+        """Travel limits (xmin, xmax, ymin, ymax) in µm."""
+        return tuple(self._limits)  # type: ignore[return-value]
+
+    def current_xy(self) -> tuple[float, float]:
+        x, y = self._motion.now()
+        return float(x), float(y)
+
+    def set_position_um(self, x: float, y: float) -> None:
+        xmin, xmax, ymin, ymax = self._limits
+        if not (xmin <= x <= xmax and ymin <= y <= ymax):
+            raise ValueError(
+                f"XY target ({x:.1f}, {y:.1f}) µm outside travel "
+                f"x [{xmin:g}, {xmax:g}], y [{ymin:g}, {ymax:g}] µm"
+            )
+        self._motion.go(np.array([x, y], float))
+        # Python stages get no position callback from the core: report it ourselves.
+        self.core.events.XYStagePositionChanged.emit(self.get_label(), float(x), float(y))
+
+    def get_position_um(self) -> tuple[float, float]:
+        return self.current_xy()
+
+    def busy(self) -> bool:
+        return self._motion.moving()
+
+    def home(self) -> None:
+        self.set_position_um(0.0, 0.0)
+
+    def stop(self) -> None:
+        self._motion.halt()
+
+    def set_origin_x(self) -> None:
+        raise NotImplementedError("the simulated stage keeps slide coordinates")
+
+    def set_origin_y(self) -> None:
+        raise NotImplementedError("the simulated stage keeps slide coordinates")
+
+
+class SimZStage(_SimPart, StageDevice):
+    """Focus drive with limits and an optional finite speed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._motion = _Motion(np.zeros(1), 0.0)
+        self._lo, self._hi = -500.0, 500.0
+
+    def initialize(self) -> None:
+        self._ensure_world()
+
+    @pymm_property(limits=(0.0, 1e6), name="Speed_um_per_s")
+    def speed(self) -> float:
+        """Focus speed; 0 means moves complete instantly."""
+        return self._motion.speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._motion.speed = float(value)
+
+    @pymm_property(name="LimitMin_um")
+    def limit_min(self) -> float:
+        """Lowest focus position (µm); the safe, retracted position."""
+        return self._lo
+
+    @limit_min.setter
+    def limit_min(self, value: float) -> None:
+        self._lo = float(value)
+
+    @pymm_property(name="LimitMax_um")
+    def limit_max(self) -> float:
+        """Highest focus position (µm)."""
+        return self._hi
+
+    @limit_max.setter
+    def limit_max(self, value: float) -> None:
+        self._hi = float(value)
+
+    def limits(self) -> tuple[float, float]:
+        return self._lo, self._hi
+
+    def current_z(self) -> float:
+        return float(self._motion.now()[0])
+
+    def set_position_um(self, val: float) -> None:
+        if not self._lo <= val <= self._hi:
+            raise ValueError(f"Z target {val:.2f} µm outside [{self._lo:g}, {self._hi:g}] µm")
+        self._motion.go(np.array([val], float))
+        self.core.events.stagePositionChanged.emit(self.get_label(), float(val))
+
+    def get_position_um(self) -> float:
+        return self.current_z()
+
+    def get_focus_direction(self) -> FocusDirection:
+        return FocusDirection.TowardSample
+
+    def busy(self) -> bool:
+        return self._motion.moving()
+
+    def home(self) -> None:
+        self.set_position_um(self._lo)
+
+    def stop(self) -> None:
+        self._motion.halt()
+
+    def set_origin(self) -> None:
+        raise NotImplementedError("the simulated focus keeps slide coordinates")
+
+
+class SimTurret(_SimPart, StateDevice):
+    """Objective turret; rotating it takes ``ChangeTime_ms`` during which no light passes."""
+
+    DEFAULT_LABELS: Mapping[int, str] = {0: "10x", 1: "40x", 2: "100x"}
+
+    def __init__(self) -> None:
+        super().__init__(dict(self.DEFAULT_LABELS))
+        self._state = 1
+        self._change_ms = 0.0
+        self._done_at = 0.0
+
+    def initialize(self) -> None:
+        self._ensure_world()
+
+    @pymm_property(limits=(0.0, 60000.0), name="ChangeTime_ms")
+    def change_time_ms(self) -> float:
+        """How long a turret rotation takes (0 = instant)."""
+        return self._change_ms
+
+    @change_time_ms.setter
+    def change_time_ms(self, value: float) -> None:
+        self._change_ms = float(value)
+
+    def get_state(self) -> int:
+        return self._state
+
+    def set_state(self, position: int) -> None:
+        position = int(position)
+        if position != self._state:
+            self._done_at = time.monotonic() + self._change_ms / 1000.0
+        self._state = position
+
+    def current_label(self) -> str:
+        return str(self._state_to_label.get(self._state, ""))
+
+    def busy(self) -> bool:
+        return time.monotonic() < self._done_at
+
+
+class SimLamp(_SimPart, ShutterDevice):
+    """Transmitted-light lamp shutter; frames are dark while it is closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = False
+
+    def initialize(self) -> None:
+        self._ensure_world()
+
+    def get_open(self) -> bool:
+        return self._open
+
+    def set_open(self, open: bool) -> None:
+        self._open = bool(open)
+
+
+class SimCamera(_SimPart, CameraDevice):
+    """RGB camera (6.5 µm pixels) that renders the simulated slide under the current optics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._exposure = 10.0
+        self._h, self._w = 1024, 1024
+        self._bits = 8
+        self._noise = True
+        self._seed = 0
+        self._rng = np.random.default_rng(self._seed)
+        self._snaps = 0
+
+    def initialize(self) -> None:
+        self._ensure_world()
+
+    # ---- properties -------------------------------------------------------
+
+    def get_exposure(self) -> float:
+        return self._exposure
+
+    def set_exposure(self, exposure: float) -> None:
+        self._exposure = float(exposure)
+        self.core.events.exposureChanged.emit(self.get_label(), self._exposure)
+
+    @pymm_property(limits=(8, 8192), name="SensorWidth")
+    def sensor_width(self) -> int:
+        """Sensor width in pixels (the simulator has no hardware ROI; set this instead)."""
+        return self._w
+
+    @sensor_width.setter
+    def sensor_width(self, value: int) -> None:
+        self._w = int(value)
+
+    @pymm_property(limits=(8, 8192), name="SensorHeight")
+    def sensor_height(self) -> int:
+        """Sensor height in pixels."""
+        return self._h
+
+    @sensor_height.setter
+    def sensor_height(self, value: int) -> None:
+        self._h = int(value)
+
+    @pymm_property(allowed_values=("8", "16"), name="BitDepth")
+    def bit_depth(self) -> str:
+        """8- or 16-bit output per colour channel."""
+        return str(self._bits)
+
+    @bit_depth.setter
+    def bit_depth(self, value: str) -> None:
+        self._bits = int(value)
+
+    @pymm_property(allowed_values=("On", "Off"), name="Noise")
+    def noise(self) -> str:
+        """Shot and read noise on or off (off gives clean, repeatable frames)."""
+        return "On" if self._noise else "Off"
+
+    @noise.setter
+    def noise(self, value: str) -> None:
+        self._noise = str(value) == "On"
+
+    @pymm_property(limits=(0, 2**31 - 1), name="Seed")
+    def seed(self) -> int:
+        """Seed of the noise generator, for reproducible runs."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._seed = int(value)
+        self._rng = np.random.default_rng(self._seed)
+
+    @pymm_property(is_read_only=True, name="PixelPitch_um")
+    def pixel_pitch_um(self) -> float:
+        """Physical sensor pixel pitch (µm)."""
+        return CAMERA_PIXEL_UM
+
+    # ---- image geometry ---------------------------------------------------
+
+    def shape(self) -> tuple[int, int, int]:
+        return (self._h, self._w, 3)
+
+    def dtype(self) -> Any:
+        return np.uint16 if self._bits == 16 else np.uint8
+
+    # ---- acquisition ------------------------------------------------------
+
+    def _fill(self, buf: np.ndarray, live: bool) -> dict[str, Any]:
+        world = self._ensure_world()
+        x, y = world.xy()
+        z = world.z()
+        objective = world.objective()
+        lamp = world.light_reaches_camera()
+        renderer = world.renderer()
+        if renderer is not None:
+            extra = {"live": live} if world._render_takes_live else {}
+            img = renderer.render(
+                x, y, z, objective, shape=(self._h, self._w), exposure_ms=self._exposure,
+                bit_depth=self._bits, noise=self._noise, rng=self._rng, lamp_on=lamp, **extra,
+            )
+            buf[:] = img.reshape(buf.shape)
+        else:  # renderer not available yet: flat grey proportional to exposure
+            full = (1 << self._bits) - 1
+            buf[:] = int(full * 0.5 * min(1.0, self._exposure / 10.0)) if lamp else 0
+        self._snaps += 1
+        return {
+            "SimX_um": f"{x:.4f}",
+            "SimY_um": f"{y:.4f}",
+            "SimZ_um": f"{z:.4f}",
+            "SimObjective": objective,
+            "SimLampOn": str(int(lamp)),
+        }
+
+    def start_sequence(
+        self,
+        n: int | None,
+        get_buffer: Callable[[Sequence[int], Any], np.ndarray],
+    ) -> Iterator[Mapping]:
+        """Render frames, paced to the exposure time so live view does not spin the CPU."""
+        shape, dtype = self.shape(), self.dtype()
+        live = n is None or n > 1
+        count = 0
+        limit = n if n is not None else 2**63
+        while count < limit:
+            t0 = time.perf_counter()
+            buf = get_buffer(shape, dtype)
+            meta = self._fill(buf, live)
+            if live:
+                remaining = self._exposure / 1000.0 - (time.perf_counter() - t0)
+                if remaining > 0:
+                    time.sleep(remaining)
+            yield meta
+            count += 1

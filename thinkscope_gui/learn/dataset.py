@@ -1,0 +1,157 @@
+"""Training data: tiles from pair sources, a split by tile position, and random patches.
+
+Patch origins sit on the LR grid step q of scale = p/q (even offsets at 2.5), so the HR
+origin origin*scale is an integer pixel and the pair stays exactly aligned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .meta import Normalisation
+from .models import scale_fraction
+from .sources import PairSource, split_key
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One registered pair kept in its native dtype (memory), with its split key."""
+
+    lr: np.ndarray
+    hr: np.ndarray
+    divisor: float
+    key: tuple
+    source: str
+
+    def lr01(self) -> np.ndarray:
+        return _hwc(self.lr).astype(np.float32) / self.divisor
+
+    def hr01(self) -> np.ndarray:
+        return _hwc(self.hr).astype(np.float32) / self.divisor
+
+
+def _hwc(a: np.ndarray) -> np.ndarray:
+    return a[..., None] if a.ndim == 2 else a
+
+
+def check_compatible(sources: Sequence[PairSource]) -> tuple[float, int]:
+    """All sources must share scale and channel count; returns (scale, channels)."""
+    if not sources:
+        raise ValueError("no pair sources given")
+    scale, channels = float(sources[0].scale), int(sources[0].channels)
+    for s in sources[1:]:
+        if abs(float(s.scale) - scale) > 1e-6 or int(s.channels) != channels:
+            raise ValueError(f"{s.name}: scale {s.scale:g} / {s.channels} channels differ from "
+                             f"{sources[0].name}: scale {scale:g} / {channels} channels")
+    return scale, channels
+
+
+def load_tiles(sources: Sequence[PairSource],
+               on_progress: Callable[[int, int], None] | None = None) -> list[Tile]:
+    """Read every accepted pair into memory once (training revisits each many times)."""
+    jobs = [(s, i) for s in sources for i in s.pair_ids()]
+    tiles: list[Tile] = []
+    for n, (s, i) in enumerate(jobs):
+        lr, hr = s.lr(i), s.hr(i)
+        divisor = float(2 ** int(s.bit_depth) - 1) if lr.dtype.kind in "ui" else 1.0
+        key = (s.name, *split_key(s.meta(i), i))
+        tiles.append(Tile(lr=lr, hr=hr, divisor=divisor, key=key, source=s.name))
+        if on_progress:
+            on_progress(n + 1, len(jobs))
+    return tiles
+
+
+def split_by_tile(tiles: Sequence[Tile], val_fraction: float = 0.2,
+                  seed: int = 0) -> tuple[list[Tile], list[Tile]]:
+    """Deterministic split over tile keys (positions), so no patch of a validation tile
+    is ever trained on. At least one key goes to each side when there are two or more."""
+    keys = sorted({t.key for t in tiles},
+                  key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    n_val = int(round(len(keys) * val_fraction))
+    if len(keys) >= 2:
+        n_val = min(max(n_val, 1), len(keys) - 1)
+    else:
+        n_val = 0
+    val_keys = set(keys[:n_val])
+    return ([t for t in tiles if t.key not in val_keys], [t for t in tiles if t.key in val_keys])
+
+
+def compute_normalisation(tiles: Sequence[Tile], divisor: float) -> Normalisation:
+    """Per-channel mean/std of the LR training tiles (recorded in the model file)."""
+    stack = np.concatenate([t.lr01().reshape(-1, t.lr01().shape[-1])[::7] for t in tiles])
+    mean = stack.mean(0).astype(float).tolist()
+    std = np.maximum(stack.std(0), 1e-3).astype(float).tolist()
+    return Normalisation(divisor=divisor, mean=mean, std=std)
+
+
+def normalise(x: torch.Tensor, norm: Normalisation) -> torch.Tensor:
+    """(N,C,H,W) in [0,1] -> network space."""
+    m = torch.tensor(norm.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(norm.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def denormalise(x: torch.Tensor, norm: Normalisation) -> torch.Tensor:
+    """Network space -> [0,1] (not clipped)."""
+    m = torch.tensor(norm.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(norm.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return x * s + m
+
+
+class PatchDataset(Dataset):
+    """Random aligned patches with flips and 90-degree rotations, in network space.
+
+    Item idx of epoch e is drawn from a generator seeded by (seed, e, idx): reproducible,
+    and independent of how a DataLoader batches it.
+    """
+
+    def __init__(self, tiles: Sequence[Tile], scale: float, norm: Normalisation,
+                 patch: int = 48, length: int = 1024, augment: bool = True,
+                 seed: int = 0) -> None:
+        if not tiles:
+            raise ValueError("no training tiles")
+        self.tiles = list(tiles)
+        self.scale = float(scale)
+        self.q = scale_fraction(self.scale)[1]
+        self.patch = int(patch) - int(patch) % self.q  # HR patch = patch*scale, integral
+        self.hr_patch = int(round(self.patch * self.scale))
+        self.norm = norm
+        self.length = int(length)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        small = [t for t in self.tiles if min(t.lr.shape[:2]) < self.patch]
+        if small:
+            raise ValueError(f"patch {self.patch} is larger than a tile {small[0].lr.shape}")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, self.epoch, int(idx)))
+        t = self.tiles[int(rng.integers(len(self.tiles)))]
+        h, w = t.lr.shape[:2]
+        q, p = self.q, self.patch
+        oy = int(rng.integers(0, (h - p) // q + 1)) * q
+        ox = int(rng.integers(0, (w - p) // q + 1)) * q
+        hy, hx = int(round(oy * self.scale)), int(round(ox * self.scale))
+        lr = _hwc(t.lr[oy:oy + p, ox:ox + p]).astype(np.float32) / t.divisor
+        hr = _hwc(t.hr[hy:hy + self.hr_patch, hx:hx + self.hr_patch]).astype(np.float32)
+        hr = hr / t.divisor
+        if self.augment:
+            k = int(rng.integers(4))
+            lr, hr = np.rot90(lr, k), np.rot90(hr, k)
+            if rng.integers(2):
+                lr, hr = lr[:, ::-1], hr[:, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))
+        y = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
+        return normalise(x[None], self.norm)[0], normalise(y[None], self.norm)[0]

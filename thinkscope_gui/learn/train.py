@@ -1,0 +1,326 @@
+"""Background training: Trainer runs in a plain thread and reports frozen TrainStatus
+snapshots through a callback (ui/ turns them into Qt signals; the CLI into tqdm)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, Field
+from torch.utils.data import DataLoader
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .dataset import (
+    PatchDataset,
+    Tile,
+    check_compatible,
+    compute_normalisation,
+    denormalise,
+    load_tiles,
+    normalise,
+    split_by_tile,
+)
+from .errors import TrainingError
+from .meta import ModelMeta, Normalisation
+from .metrics import gradient_loss, psnr, ssim
+from .modelfile import load_model, save_model
+from .models import bicubic, build_model, out_size
+from .sources import FolderPairSource, PairSource, StorePairSource
+
+State = Literal["idle", "loading", "training", "validating", "done", "stopped_early",
+                "cancelled", "failed"]
+FINAL_STATES = ("done", "stopped_early", "cancelled", "failed")
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (recorded in the model file)."""
+
+    stores: list[str] = Field(default_factory=list)   # HDF5 pair stores
+    folders: list[str] = Field(default_factory=list)  # lr/ + hr/ image folders
+    sim_pairs: int = 0                                 # simulator pairs (development data)
+    sim_tissues: list[str] = Field(default_factory=lambda: ["epithelium", "lymphoid"])
+    sim_tile: int = 128                                # LR tile size of simulator pairs
+    sim_seed: int = 0
+    arch: Literal["fast", "quality"] = "fast"
+    arch_params: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(20, ge=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    patch: int = Field(48, ge=8)                       # LR patch side (multiple of q)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = 0.0
+    schedule: Literal["cosine", "step"] = "cosine"
+    loss: Literal["l1", "mse"] = "l1"
+    ssim_weight: float = 0.0
+    grad_weight: float = 0.0
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    max_val_tiles: int = 16
+    patience: int = 0                                  # epochs without gain; 0 = off
+    seed: int = 0
+    warm_start: str | None = None                      # model file to start from
+    out: str = "model.safetensors"
+    checkpoint: str | None = None                      # default: OUT.ckpt.safetensors
+    resume: bool = False
+    threads: int | None = 2
+    device: str = "cpu"
+    command: str = ""
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint) if self.checkpoint else Path(self.out + ".ckpt.safetensors")
+
+
+@dataclass(frozen=True)
+class TrainStatus:
+    """Immutable progress snapshot, safe to hand across threads."""
+
+    state: State = "idle"
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps_per_epoch: int = 0
+    loss: float = float("nan")
+    metrics: dict[str, float] = field(default_factory=dict)   # last validation
+    best_psnr: float = float("nan")
+    eta_s: float = float("nan")
+    message: str = ""
+    out_path: str | None = None
+    history: tuple[dict[str, float], ...] = ()
+
+
+def build_sources(config: TrainConfig) -> list[PairSource]:
+    """Open every data source named in the config."""
+    sources: list[PairSource] = [StorePairSource(p) for p in config.stores]
+    sources += [FolderPairSource(p) for p in config.folders]
+    if config.sim_pairs > 0:
+        from .sim_source import SimPairSource
+
+        sources.append(SimPairSource(config.sim_pairs, tissues=config.sim_tissues,
+                                     tile=config.sim_tile, seed=config.sim_seed))
+    if not sources:
+        raise TrainingError("no training data: give --store, --pairs-dir or --sim-pairs")
+    return sources
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, tiles: Sequence[Tile], norm: Normalisation,
+             scale: float, device: str = "cpu") -> dict[str, float]:
+    """Mean PSNR/SSIM of the model and of bicubic upsampling over whole validation tiles."""
+    model.eval()
+    acc = {"psnr": 0.0, "ssim": 0.0, "bicubic_psnr": 0.0, "bicubic_ssim": 0.0}
+    for t in tiles:
+        x = torch.from_numpy(t.lr01().transpose(2, 0, 1).copy())[None].to(device)
+        y = torch.from_numpy(t.hr01().transpose(2, 0, 1).copy())[None].to(device)
+        pred = denormalise(model(normalise(x, norm)), norm).clamp(0, 1)
+        bic = bicubic(x, out_size(x.shape[-2], x.shape[-1], scale)).clamp(0, 1)
+        h, w = min(pred.shape[-2], y.shape[-2]), min(pred.shape[-1], y.shape[-1])
+        pred, bic, y = pred[..., :h, :w], bic[..., :h, :w], y[..., :h, :w]
+        acc["psnr"] += psnr(pred, y)
+        acc["ssim"] += float(ssim(pred, y))
+        acc["bicubic_psnr"] += psnr(bic, y)
+        acc["bicubic_ssim"] += float(ssim(bic, y))
+    n = max(len(tiles), 1)
+    out = {k: v / n for k, v in acc.items()}
+    out["gain_db"] = out["psnr"] - out["bicubic_psnr"]
+    model.train()
+    return out
+
+
+class Trainer:
+    """Train one model. run() blocks; start() runs it in a daemon thread; cancel() stops
+    at the next step and keeps the best model written so far."""
+
+    def __init__(self, config: TrainConfig,
+                 on_event: Callable[[TrainStatus], None] | None = None,
+                 sources: Sequence[PairSource] | None = None) -> None:
+        self.config = config
+        self.on_event = on_event
+        self._sources = list(sources) if sources is not None else None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._status = TrainStatus(epochs=config.epochs, steps_per_epoch=config.steps_per_epoch)
+        self._last_emit = 0.0
+
+    # -- control ------------------------------------------------------------------------
+    @property
+    def status(self) -> TrainStatus:
+        return self._status
+
+    def start(self) -> threading.Thread:
+        """Train in the background (the GUI thread never blocks on data or compute)."""
+        self._thread = threading.Thread(target=self.run, name="thinkscope-train", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> TrainStatus:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._status
+
+    def _emit(self, force: bool = False, **changes: Any) -> None:
+        self._status = replace(self._status, **changes)
+        now = time.monotonic()
+        if self.on_event and (force or now - self._last_emit > 0.2):
+            self._last_emit = now
+            self.on_event(self._status)
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> TrainStatus:
+        """Train to completion, early stop, cancel or failure; returns the final status."""
+        try:
+            self._run()
+        except Exception as e:  # reported, not raised: this usually runs in a thread
+            self._emit(force=True, state="failed", message=f"{type(e).__name__}: {e}")
+        return self._status
+
+    def _run(self) -> None:
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        torch.manual_seed(cfg.seed)
+        self._emit(force=True, state="loading", message="reading pairs")
+        sources = self._sources if self._sources is not None else build_sources(cfg)
+        scale, channels = check_compatible(sources)
+        tiles = load_tiles(sources)
+        train_tiles, val_tiles = split_by_tile(tiles, cfg.val_fraction, cfg.seed)
+        if not train_tiles:
+            raise TrainingError("no training tiles after the split")
+        val_tiles = val_tiles[: cfg.max_val_tiles]
+        bit_depth = int(sources[0].bit_depth)
+        divisor = float(2**bit_depth - 1)
+
+        model, norm, warm = self._init_model(scale, channels, train_tiles, divisor)
+        device = cfg.device
+        model.to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * cfg.steps_per_epoch
+        if cfg.schedule == "cosine":
+            sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, cfg.lr * 0.02)
+        else:
+            sched = torch.optim.lr_scheduler.StepLR(
+                opt, cfg.steps_per_epoch * max(1, cfg.epochs // 3), 0.3)
+
+        start_epoch, best, history, since_best = 0, -math.inf, [], 0
+        ckpt = cfg.checkpoint_path()
+        if cfg.resume and ckpt.is_file():
+            st = load_checkpoint(ckpt, model, opt, sched)
+            start_epoch, best = int(st["epoch"]), float(st["best"])
+            history, since_best = list(st["history"]), int(st["since_best"])
+            self._emit(force=True, message=f"resumed from {ckpt} at epoch {start_epoch}")
+
+        ds = PatchDataset(train_tiles, scale, norm, cfg.patch,
+                          cfg.steps_per_epoch * cfg.batch_size, True, cfg.seed)
+        meta_base = dict(
+            arch=cfg.arch, arch_params=dict(getattr(model, "arch_params", cfg.arch_params)),
+            scale=scale, channels=channels, lr_profile=sources[0].lr_profile,
+            hr_profile=sources[0].hr_profile,
+            lr_pixel_size_um=sources[0].lr_profile.pixel_size_um,
+            hr_pixel_size_um=sources[0].hr_profile.pixel_size_um, bit_depth=bit_depth,
+            normalisation=norm,
+            data_fingerprint=hashlib.sha256(
+                "|".join(s.fingerprint() for s in sources).encode()).hexdigest(),
+            data_sources=[s.name for s in sources],
+            command=cfg.command or f"Trainer({cfg.model_dump_json()})",
+            train_config=cfg.model_dump(exclude={"command"}), warm_start_from=warm,
+        )
+        t0, done_steps = time.monotonic(), 0
+        remaining = (cfg.epochs - start_epoch) * cfg.steps_per_epoch
+        self._emit(force=True, state="training", epoch=start_epoch, message="training")
+        for epoch in range(start_epoch, cfg.epochs):
+            ds.set_epoch(epoch)
+            for step, (x, y) in enumerate(DataLoader(ds, batch_size=cfg.batch_size)):
+                if self._cancel.is_set():
+                    self._emit(force=True, state="cancelled",
+                               message="cancelled; best model so far kept",
+                               out_path=cfg.out if Path(cfg.out).is_file() else None)
+                    return
+                loss = self._step(model, opt, x.to(device), y.to(device), norm)
+                if not math.isfinite(loss):
+                    self._emit(force=True, state="failed", loss=loss,
+                               message=f"training diverged: loss is {loss} at epoch {epoch + 1} "
+                               f"step {step + 1}; lower the learning rate (now {cfg.lr:g}) "
+                               "or check the pairs for saturated or empty tiles")
+                    return
+                sched.step()
+                done_steps += 1
+                rate = (time.monotonic() - t0) / done_steps
+                self._emit(epoch=epoch + 1, step=step + 1, loss=loss,
+                           eta_s=rate * (remaining - done_steps))
+            self._emit(force=True, state="validating")
+            metrics = validate(model, val_tiles, norm, scale, device) if val_tiles else {}
+            score = metrics.get("psnr", -float(self._status.loss))
+            history.append({"epoch": epoch + 1, "loss": self._status.loss, **metrics})
+            improved = score > best
+            if improved:
+                best, since_best = score, 0
+                meta = ModelMeta(**meta_base, metrics=metrics, epochs=epoch + 1)
+                save_model(copy.deepcopy(model).cpu(), meta, cfg.out)
+            else:
+                since_best += 1
+            save_checkpoint(ckpt, model, opt, sched, {"epoch": epoch + 1, "best": best,
+                                                      "history": history,
+                                                      "since_best": since_best})
+            self._emit(force=True, state="training", metrics=metrics, history=tuple(history),
+                       best_psnr=metrics.get("psnr", float("nan")) if improved
+                       else self._status.best_psnr, out_path=cfg.out)
+            if cfg.patience and since_best >= cfg.patience:
+                self._emit(force=True, state="stopped_early",
+                           message=f"no validation gain for {since_best} epochs; stopped")
+                return
+        self._emit(force=True, state="done", eta_s=0.0, message=f"saved {cfg.out}")
+
+    def _init_model(self, scale: float, channels: int, tiles: Sequence[Tile],
+                    divisor: float) -> tuple[torch.nn.Module, Normalisation, str | None]:
+        cfg = self.config
+        if not cfg.warm_start:
+            model = build_model(cfg.arch, channels, scale, cfg.arch_params)
+            return model, compute_normalisation(tiles, divisor), None
+        model, meta = load_model(cfg.warm_start)
+        if meta.arch != cfg.arch or meta.channels != channels or abs(meta.scale - scale) > 1e-6:
+            raise TrainingError(
+                f"warm start {cfg.warm_start} is {meta.arch}/{meta.channels} channels/scale "
+                f"{meta.scale:g}; this run needs {cfg.arch}/{channels} channels/scale {scale:g}")
+        model.arch_params = meta.arch_params  # type: ignore[assignment]
+        # keep the warm model's normalisation: its weights were learned in that space
+        return model, meta.normalisation.model_copy(update={"divisor": divisor}), cfg.warm_start
+
+    def _step(self, model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+              y: torch.Tensor, norm: Normalisation) -> float:
+        cfg = self.config
+        pred = model(x)
+        loss = F.l1_loss(pred, y) if cfg.loss == "l1" else F.mse_loss(pred, y)
+        if cfg.ssim_weight:
+            loss = loss + cfg.ssim_weight * (1 - ssim(denormalise(pred, norm),
+                                                      denormalise(y, norm)))
+        if cfg.grad_weight:
+            loss = loss + cfg.grad_weight * gradient_loss(pred, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return value
+
+
+def train_briefly(store_paths: Sequence[str | Path] = (), epochs: int = 2,
+                  out: str | Path = "demo_model.safetensors", arch: str = "fast",
+                  on_event: Callable[[TrainStatus], None] | None = None,
+                  **overrides: Any) -> TrainStatus:
+    """Demo helper: a short blocking training run on the given pair stores (or, with
+    sim_pairs=N in overrides, on simulator pairs)."""
+    cfg = TrainConfig(stores=[str(p) for p in store_paths], epochs=epochs, out=str(out),
+                      arch=arch, **overrides)
+    return Trainer(cfg, on_event).run()

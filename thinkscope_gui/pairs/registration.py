@@ -1,0 +1,249 @@
+"""Find the HR field inside the LR field and cut matched patches.
+
+Why this way: the HR frame, downsampled by the scale (taken from the profiles' pixel sizes),
+becomes a template at LR sampling. A normalised cross-correlation over the whole LR frame
+finds it to a pixel; a short angle scan finds a small objective rotation; a Gauss-Newton
+least-squares fit of (dx, dy, rotation, gain, bias) then brings it to a few hundredths of an
+LR pixel. Patches are cut on the native LR grid and the HR frame is resampled (cubic) onto
+``scale`` x that grid, so a network sees exactly co-registered pixels.
+
+Transform convention: the HR frame centre lies at ``(dx_lr, dy_lr)`` LR px from the LR frame
+centre, and an HR offset ``t`` (in LR px, x=col, y=row) from the HR centre lands at
+``R(rotation) @ t`` from there, ``R = [[cos, -sin], [sin, cos]]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import match_template
+
+
+class RegistrationError(RuntimeError):
+    """The HR field could not be located inside the LR field."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where the HR field lies in the LR frame (see the module docstring for the convention)."""
+
+    dx_lr: float
+    dy_lr: float
+    rotation_deg: float
+    correlation: float
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain dict for JSON metadata."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """Float64 gray image (channel mean) from (H, W) or (H, W, C)."""
+    a = np.asarray(img, dtype=np.float64)
+    return a.mean(axis=2) if a.ndim == 3 else a
+
+
+def _rot(theta_rad: float) -> np.ndarray:
+    c, s = math.cos(theta_rad), math.sin(theta_rad)
+    return np.array([[c, -s], [s, c]])
+
+
+def hr_template(hr_gray: np.ndarray, scale: float, rotation_deg: float = 0.0,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """HR frame resampled to LR sampling (anti-aliased), centred on the HR centre.
+
+    With a rotation, the template is the HR content seen on an LR-aligned grid, so it can be
+    compared with the LR frame directly.
+    """
+    h, w = hr_gray.shape
+    blurred = ndimage.gaussian_filter(hr_gray, sigma=scale / math.sqrt(12.0) + 0.3)
+    if size is None:
+        n_r, n_c = int(h // scale), int(w // scale)
+    else:
+        n_r, n_c = size
+    v, u = np.mgrid[0:n_r, 0:n_c].astype(np.float64)
+    u -= (n_c - 1) / 2.0
+    v -= (n_r - 1) / 2.0
+    # LR-grid offsets (u, v) -> HR offsets t = R(-theta) (u, v), in HR px = t * scale
+    r = _rot(-math.radians(rotation_deg))
+    tx = r[0, 0] * u + r[0, 1] * v
+    ty = r[1, 0] * u + r[1, 1] * v
+    coords = [(h - 1) / 2.0 + ty * scale, (w - 1) / 2.0 + tx * scale]
+    return ndimage.map_coordinates(blurred, coords, order=3, mode="nearest")
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    d = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+def _parabolic_peak(values: np.ndarray, i: int) -> float:
+    """Sub-sample position of a maximum from its two neighbours."""
+    if i <= 0 or i >= len(values) - 1:
+        return float(i)
+    y0, y1, y2 = values[i - 1], values[i], values[i + 1]
+    den = y0 - 2 * y1 + y2
+    return float(i) if den >= 0 else float(i + 0.5 * (y0 - y2) / den)
+
+
+def _coarse(lr_gray: np.ndarray, tmpl: np.ndarray) -> tuple[float, float, float]:
+    """Integer-pixel NCC search over the whole LR frame -> (dx, dy, peak)."""
+    h, w = lr_gray.shape
+    if tmpl.shape[0] >= h or tmpl.shape[1] >= w:
+        raise RegistrationError("the HR template is not smaller than the LR frame")
+    ncc = match_template(lr_gray, tmpl)
+    r0, c0 = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    cy = r0 + (tmpl.shape[0] - 1) / 2.0
+    cx = c0 + (tmpl.shape[1] - 1) / 2.0
+    return cx - (w - 1) / 2.0, cy - (h - 1) / 2.0, float(ncc[r0, c0])
+
+
+def _local_peak(lr_gray: np.ndarray, tmpl: np.ndarray, dx: float, dy: float,
+                margin: int = 4) -> float:
+    """Best NCC of the template within +-margin px of (dx, dy)."""
+    h, w = lr_gray.shape
+    th, tw = tmpl.shape
+    r0 = int(round((h - 1) / 2.0 + dy - (th - 1) / 2.0)) - margin
+    c0 = int(round((w - 1) / 2.0 + dx - (tw - 1) / 2.0)) - margin
+    r0, c0 = max(r0, 0), max(c0, 0)
+    win = lr_gray[r0:r0 + th + 2 * margin, c0:c0 + tw + 2 * margin]
+    if win.shape[0] < th or win.shape[1] < tw:
+        return -1.0
+    return float(match_template(win, tmpl).max())
+
+
+def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
+            dx: float, dy: float, theta: float, fit_rotation: bool,
+            iterations: int = 30) -> tuple[float, float, float, float]:
+    """Gauss-Newton fit of translation (+rotation), gain and bias; returns (dx, dy, th, ncc)."""
+    h, w = lr_s.shape
+    th_, tw_ = tmpl.shape
+    v, u = np.mgrid[0:th_, 0:tw_].astype(np.float64)
+    u = (u - (tw_ - 1) / 2.0).ravel()
+    v = (v - (th_ - 1) / 2.0).ravel()
+    t = tmpl.ravel()
+    cx0, cy0 = (w - 1) / 2.0, (h - 1) / 2.0
+    gain, bias = 1.0, 0.0
+    sampled = t
+    ok = np.ones_like(t, dtype=bool)
+    for _ in range(iterations):
+        c, s = math.cos(theta), math.sin(theta)
+        x = cx0 + dx + c * u - s * v
+        y = cy0 + dy + s * u + c * v
+        ok = (x >= 1) & (x <= w - 2) & (y >= 1) & (y <= h - 2)
+        if ok.mean() < 0.5:
+            raise RegistrationError("the HR field lies outside the LR frame")
+        coords = [y[ok], x[ok]]
+        sampled = ndimage.map_coordinates(lr_s, coords, order=3, mode="nearest", prefilter=False)
+        lx = ndimage.map_coordinates(gx, coords, order=1)
+        ly = ndimage.map_coordinates(gy, coords, order=1)
+        if _ == 0:  # initial photometric match by least squares
+            a = np.vstack([sampled, np.ones_like(sampled)]).T
+            gain, bias = np.linalg.lstsq(a, t[ok], rcond=None)[0]
+        resid = gain * sampled + bias - t[ok]
+        cols = [gain * lx, gain * ly]
+        if fit_rotation:
+            uu, vv = u[ok], v[ok]
+            cols.append(gain * (lx * (-s * uu - c * vv) + ly * (c * uu - s * vv)))
+        cols += [sampled, np.ones_like(sampled)]
+        jac = np.vstack(cols).T
+        step = np.linalg.lstsq(jac, -resid, rcond=None)[0]
+        dx += step[0]
+        dy += step[1]
+        k = 2
+        if fit_rotation:
+            theta += step[2]
+            k = 3
+        gain += step[k]
+        bias += step[k + 1]
+        if abs(step[0]) < 1e-4 and abs(step[1]) < 1e-4 and (not fit_rotation or abs(step[2]) < 1e-6):
+            break
+    return dx, dy, theta, _ncc(sampled, t[ok])
+
+
+def register(lr: np.ndarray, hr: np.ndarray, scale: float, rotation_deg_hint: float = 0.0,
+             *, estimate_rotation: bool = True, angle_span_deg: float = 1.0,
+             guess_lr: tuple[float, float] | None = None) -> Registration:
+    """Locate the HR frame inside the LR frame (see the module docstring for the convention).
+
+    ``scale`` = LR pixel size / HR pixel size. With ``estimate_rotation`` the rotation is
+    searched within ``rotation_deg_hint +- angle_span_deg`` and then fitted; otherwise it is
+    held at the hint. ``guess_lr`` (dx, dy) restricts nothing but is used when the whole-frame
+    search is ambiguous (peak below 0.3).
+    """
+    if scale <= 1.0:
+        raise RegistrationError(f"scale must be > 1 (got {scale:g})")
+    lr_g = to_gray(lr)
+    hr_g = to_gray(hr)
+    # light, equal smoothing of the LR side: suppresses noise and widens the capture range
+    lr_s0 = ndimage.gaussian_filter(lr_g, 0.6)
+    tmpl = hr_template(hr_g, scale, rotation_deg_hint)
+    tmpl = ndimage.gaussian_filter(tmpl, 0.6)
+    dx, dy, peak = _coarse(lr_s0, tmpl)
+    if peak < 0.3 and guess_lr is not None:
+        dx, dy = guess_lr
+    theta_deg = rotation_deg_hint
+    if estimate_rotation:
+        angles = rotation_deg_hint + np.linspace(-angle_span_deg, angle_span_deg, 9)
+        vals = np.array([
+            _local_peak(lr_s0, ndimage.gaussian_filter(hr_template(hr_g, scale, a), 0.6), dx, dy)
+            for a in angles
+        ])
+        i = int(np.argmax(vals))
+        pos = _parabolic_peak(vals, i)
+        theta_deg = float(np.interp(pos, np.arange(len(angles)), angles))
+        tmpl = ndimage.gaussian_filter(hr_template(hr_g, scale, theta_deg), 0.6)
+    lr_s = ndimage.spline_filter(lr_s0, order=3)
+    gy, gx = np.gradient(lr_s0)
+    # refine in two rounds: translation first (robust), then with rotation from the
+    # rotation-free template (the template must not already carry the rotation twice)
+    dx, dy, _, _ = _refine(lr_s, gx, gy, tmpl, dx, dy, 0.0, False)
+    tmpl0 = ndimage.gaussian_filter(hr_template(hr_g, scale, 0.0), 0.6)
+    dx, dy, theta, corr = _refine(lr_s, gx, gy, tmpl0, dx, dy, math.radians(theta_deg),
+                                  estimate_rotation)
+    return Registration(float(dx), float(dy), float(math.degrees(theta)), float(corr))
+
+
+def cut_patches(lr: np.ndarray, hr: np.ndarray, reg: Registration, scale: float,
+                side: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Matched patches: an LR crop (side x side, native grid) centred on the HR field and
+    the HR frame resampled (cubic) onto ``scale`` x that crop grid.
+
+    Returns (lr_patch, hr_patch, (row0, col0) of the crop in the LR frame). Dtypes follow the
+    camera frames.
+    """
+    m = round(side * scale)
+    if abs(side * scale - m) > 1e-6:
+        raise ValueError(f"side {side} * scale {scale:g} is not an integer")
+    h, w = lr.shape[:2]
+    hh, hw = hr.shape[:2]
+    cx = (w - 1) / 2.0 + reg.dx_lr
+    cy = (h - 1) / 2.0 + reg.dy_lr
+    c0 = int(round(cx - (side - 1) / 2.0))
+    r0 = int(round(cy - (side - 1) / 2.0))
+    if r0 < 0 or c0 < 0 or r0 + side > h or c0 + side > w:
+        raise RegistrationError("the patch would extend beyond the LR frame")
+    lr_patch = np.ascontiguousarray(lr[r0:r0 + side, c0:c0 + side])
+    k = (np.arange(m, dtype=np.float64) + 0.5) / scale - 0.5  # LR coords of HR-grid centres
+    yy, xx = np.meshgrid(r0 + k - cy, c0 + k - cx, indexing="ij")
+    r = _rot(-math.radians(reg.rotation_deg))
+    tx = r[0, 0] * xx + r[0, 1] * yy
+    ty = r[1, 0] * xx + r[1, 1] * yy
+    coords = np.array([(hh - 1) / 2.0 + ty * scale, (hw - 1) / 2.0 + tx * scale])
+    margin_ok = (coords[0].min() >= -0.5 and coords[0].max() <= hh - 0.5
+                 and coords[1].min() >= -0.5 and coords[1].max() <= hw - 0.5)
+    if not margin_ok:
+        raise RegistrationError("the patch extends beyond the HR field")
+    chans = [hr] if hr.ndim == 2 else [hr[..., ch] for ch in range(hr.shape[2])]
+    out = [ndimage.map_coordinates(c.astype(np.float32), coords, order=3, mode="nearest")
+           for c in chans]
+    hr_patch = out[0] if hr.ndim == 2 else np.stack(out, axis=-1)
+    if np.issubdtype(hr.dtype, np.integer):
+        info = np.iinfo(hr.dtype)
+        hr_patch = np.clip(np.rint(hr_patch), info.min, info.max)
+    return lr_patch, hr_patch.astype(hr.dtype), (r0, c0)

@@ -1,0 +1,505 @@
+"""The durable HDF5 pair store (layout documented in docs/PAIRSTORE.md).
+
+Why it looks like this: operators run acquisitions unattended for hours, so a crash or a
+``kill -9`` must lose at most the pair in flight. Every record is appended (datasets grow
+along axis 0), the file is flushed, and only then a *committed count* attribute is raised
+and flushed again. Readers and resumed writers ignore rows past the committed count, and
+a resumed writer truncates them. Plain gzip-chunked datasets keep the file readable by
+h5py, napari and Fiji without plugins.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT = "thinkscope-pairs"
+FORMAT_VERSION = 1
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1}
+_STR = h5py.string_dtype()
+
+
+class StoreError(RuntimeError):
+    """The store cannot be created, opened or written; the message says why."""
+
+
+class StoreMismatchError(StoreError):
+    """An existing file holds pairs of a different objective pair / sampling."""
+
+
+class StoreFullError(StoreError):
+    """The disk is full (ENOSPC) or the file became unwritable while appending."""
+
+
+@dataclass(frozen=True)
+class StoreHeader:
+    """File-level facts fixed at creation; a resumed run must match them exactly."""
+
+    lr_profile_json: str
+    hr_profile_json: str
+    scale: float
+    lr_frame_shape: tuple[int, ...]
+    hr_frame_shape: tuple[int, ...]
+    patch_lr_px: int
+    dtype: str
+    bit_depth: int
+    plan_json: str = "{}"
+    profiles_json: str = "{}"
+    camera_json: str = "{}"
+    software_json: str = "{}"
+    source: str = ""
+
+    @property
+    def patch_hr_px(self) -> int:
+        """HR patch side: ``patch_lr_px * scale`` (integral by construction)."""
+        return int(round(self.patch_lr_px * self.scale))
+
+    @property
+    def channels(self) -> int:
+        """Colour channels (1 for mono frames)."""
+        return int(self.lr_frame_shape[2]) if len(self.lr_frame_shape) == 3 else 1
+
+
+@dataclass
+class LRTileRecord:
+    """One raw LR frame with where and how it was taken."""
+
+    tile_index: int
+    ix: int
+    iy: int
+    stage_xy_um: tuple[float, float]
+    z_um: float
+    focus_score: float
+    tissue_fraction: float
+    frame: np.ndarray
+    timestamp: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PairRecord:
+    """One matched pair (accepted or rejected) with its provenance."""
+
+    tile_index: int
+    lr_tile: int
+    ix: int
+    iy: int
+    stage_xy_um: tuple[float, float]
+    hr_stage_xy_um: tuple[float, float]
+    z_um: tuple[float, float]
+    focus_score: tuple[float, float]
+    transform: tuple[float, float, float]
+    correlation: float
+    crop_origin: tuple[int, int]
+    accepted: bool
+    reason: str
+    tissue: bool
+    lr_patch: np.ndarray
+    hr_patch: np.ndarray
+    hr_frame: np.ndarray
+    timestamp: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able metadata (the ``meta_json`` row and ``PairStore.meta``)."""
+        return {
+            "tile_index": self.tile_index, "lr_tile": self.lr_tile,
+            "tile_ix": self.ix, "tile_iy": self.iy,
+            "stage_xy_um": list(self.stage_xy_um), "hr_stage_xy_um": list(self.hr_stage_xy_um),
+            "z_um": self.z_um[1], "lr_z_um": self.z_um[0],
+            "focus_score": self.focus_score[1], "lr_focus_score": self.focus_score[0],
+            "correlation": self.correlation,
+            "transform": {"dx_lr": self.transform[0], "dy_lr": self.transform[1],
+                          "rotation_deg": self.transform[2]},
+            "crop_origin": list(self.crop_origin),
+            "accepted": self.accepted, "reason": self.reason, "tissue": self.tissue,
+            "timestamp": self.timestamp, **self.extra,
+        }
+
+
+def _os_error(exc: OSError, path: Path, what: str) -> StoreError:
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space" in str(exc):
+        return StoreFullError(f"disk full while {what} {path}: {exc}")
+    return StoreError(f"cannot {what} {path}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------
+# writer
+# ---------------------------------------------------------------------------------------
+_TILE_SCALARS = {
+    "tile_index": ("i4", ()), "tile_ixy": ("i4", (2,)), "stage_xy_um": ("f8", (2,)),
+    "z_um": ("f8", ()), "focus_score": ("f8", ()), "tissue_fraction": ("f8", ()),
+    "timestamp": ("f8", ()),
+}
+_PAIR_SCALARS = {
+    "tile_index": ("i4", ()), "lr_tile": ("i4", ()), "tile_ixy": ("i4", (2,)),
+    "stage_xy_um": ("f8", (2,)), "hr_stage_xy_um": ("f8", (2,)), "z_um": ("f8", (2,)),
+    "focus_score": ("f8", (2,)), "transform": ("f8", (3,)), "correlation": ("f8", ()),
+    "crop_origin": ("i4", (2,)), "accepted": ("u1", ()), "tissue": ("u1", ()),
+    "timestamp": ("f8", ()),
+}
+
+
+class PairWriter:
+    """Appends LR tiles and pairs with commit-after-flush durability.
+
+    Open with :meth:`open`; a ``resume`` open truncates uncommitted rows and refuses a file
+    made with other objectives or sampling.
+    """
+
+    def __init__(self, f: h5py.File, path: Path, header: StoreHeader) -> None:
+        self._f = f
+        self.path = path
+        self.header = header
+
+    # --- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, header: StoreHeader, *, resume: bool = False) -> PairWriter:
+        """Create a new store, or (``resume``) reopen an existing one for appending."""
+        path = Path(path)
+        try:
+            if path.exists():
+                if not resume:
+                    raise StoreError(f"{path} already exists; use resume to continue it or "
+                                     "choose another output path")
+                f = h5py.File(path, "r+")
+                try:
+                    _check_compatible(f, header, path)
+                    _truncate_to_committed(f)
+                    f.flush()
+                except BaseException:
+                    f.close()
+                    raise
+                return cls(f, path, header)
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+            f = h5py.File(path, "w")
+            _init_file(f, header)
+            f.flush()
+            return cls(f, path, header)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise _os_error(exc, path, "open for writing") from exc
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def committed_tiles(self) -> int:
+        """LR tiles durably stored."""
+        return int(self._f.attrs["committed_lr_tiles"])
+
+    @property
+    def committed_pairs(self) -> int:
+        """Pairs durably stored."""
+        return int(self._f.attrs["committed_pairs"])
+
+    def stored_tiles(self) -> dict[int, int]:
+        """plan tile index -> row in /lr_tiles, for the committed LR tiles."""
+        n = self.committed_tiles
+        idx = self._f["lr_tiles/tile_index"][:n]
+        return {int(t): i for i, t in enumerate(idx)}
+
+    def lr_tile(self, row: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """A stored raw LR frame and its metadata (used when resuming into the HR phase)."""
+        g = self._f["lr_tiles"]
+        return g["frames"][row], json.loads(g["meta_json"][row])
+
+    def stored_pair_tiles(self) -> set[int]:
+        """Plan tile indices that already have a committed pair."""
+        n = self.committed_pairs
+        return {int(t) for t in self._f["pairs/tile_index"][:n]}
+
+    def set_attr(self, name: str, value: Any) -> None:
+        """Record a file-level fact (e.g. the measured inter-objective offset) durably."""
+        self._guard(lambda: self._f.attrs.__setitem__(name, value), "write attribute")
+        self._guard(self._f.flush, "flush")
+
+    def get_attr(self, name: str, default: Any = None) -> Any:
+        """Read a file-level attribute."""
+        return self._f.attrs.get(name, default)
+
+    # --- appending ---------------------------------------------------------------------
+    def append_tile(self, rec: LRTileRecord) -> int:
+        """Store a raw LR frame durably; returns its row."""
+        g = self._f["lr_tiles"]
+        n = self.committed_tiles
+        meta = {"tile_index": rec.tile_index, "tile_ix": rec.ix, "tile_iy": rec.iy,
+                "stage_xy_um": list(rec.stage_xy_um), "z_um": rec.z_um,
+                "focus_score": rec.focus_score, "tissue_fraction": rec.tissue_fraction,
+                "timestamp": rec.timestamp, **rec.extra}
+        values = {"tile_index": rec.tile_index, "tile_ixy": (rec.ix, rec.iy),
+                  "stage_xy_um": rec.stage_xy_um, "z_um": rec.z_um,
+                  "focus_score": rec.focus_score, "tissue_fraction": rec.tissue_fraction,
+                  "timestamp": rec.timestamp, "frames": rec.frame,
+                  "meta_json": json.dumps(meta)}
+        self._append(g, n, values, "committed_lr_tiles")
+        return n
+
+    def append_pair(self, rec: PairRecord) -> int:
+        """Store a pair durably (patches, raw HR frame, metadata); returns its id."""
+        g = self._f["pairs"]
+        n = self.committed_pairs
+        values = {"tile_index": rec.tile_index, "lr_tile": rec.lr_tile,
+                  "tile_ixy": (rec.ix, rec.iy), "stage_xy_um": rec.stage_xy_um,
+                  "hr_stage_xy_um": rec.hr_stage_xy_um, "z_um": rec.z_um,
+                  "focus_score": rec.focus_score, "transform": rec.transform,
+                  "correlation": rec.correlation, "crop_origin": rec.crop_origin,
+                  "accepted": int(rec.accepted), "tissue": int(rec.tissue),
+                  "timestamp": rec.timestamp, "reason": rec.reason,
+                  "lr": rec.lr_patch, "hr": rec.hr_patch, "hr_raw": rec.hr_frame,
+                  "meta_json": json.dumps(rec.meta())}
+        self._append(g, n, values, "committed_pairs")
+        return n
+
+    def _append(self, g: h5py.Group, n: int, values: dict[str, Any], counter: str) -> None:
+        def write() -> None:
+            for name, v in values.items():
+                ds = g[name]
+                if ds.shape[0] < n + 1:
+                    ds.resize(n + 1, axis=0)
+                ds[n] = v
+            self._f.flush()  # data and grown shapes reach the disk first ...
+            self._f.attrs[counter] = n + 1
+            self._f.flush()  # ... then the commit mark
+
+        self._guard(write, "append to")
+
+    def _guard(self, fn: Any, what: str) -> None:
+        try:
+            fn()
+        except OSError as exc:
+            raise _os_error(exc, self.path, what) from exc
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice and after a write error."""
+        try:
+            if self._f.id.valid:
+                self._f.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> PairWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _init_file(f: h5py.File, h: StoreHeader) -> None:
+    a = f.attrs
+    a["format"] = FORMAT
+    a["format_version"] = FORMAT_VERSION
+    lr = json.loads(h.lr_profile_json)
+    hr = json.loads(h.hr_profile_json)
+    a["lr_objective"] = lr["label"]
+    a["hr_objective"] = hr["label"]
+    a["lr_profile_json"] = h.lr_profile_json
+    a["hr_profile_json"] = h.hr_profile_json
+    a["lr_pixel_size_um"] = float(lr["pixel_size_um"])
+    a["hr_pixel_size_um"] = float(hr["pixel_size_um"])
+    a["scale"] = float(h.scale)
+    a["lr_frame_shape"] = np.asarray(h.lr_frame_shape, dtype="i4")
+    a["hr_frame_shape"] = np.asarray(h.hr_frame_shape, dtype="i4")
+    a["patch_lr_px"] = int(h.patch_lr_px)
+    a["patch_hr_px"] = int(h.patch_hr_px)
+    a["channels"] = int(h.channels)
+    a["dtype"] = h.dtype
+    a["bit_depth"] = int(h.bit_depth)
+    a["plan_json"] = h.plan_json
+    a["profiles_json"] = h.profiles_json
+    a["camera_json"] = h.camera_json
+    a["software_json"] = h.software_json
+    a["source"] = h.source
+    a["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    a["committed_lr_tiles"] = 0
+    a["committed_pairs"] = 0
+    dt = np.dtype(h.dtype)
+    tail = (h.channels,) if h.channels > 1 or len(h.lr_frame_shape) == 3 else ()
+    lr_hw = tuple(h.lr_frame_shape[:2])
+    hr_hw = tuple(h.hr_frame_shape[:2])
+    p, q = h.patch_lr_px, h.patch_hr_px
+
+    def grow(g: h5py.Group, name: str, shape: tuple[int, ...], dtype: Any,
+             compress: bool = False) -> None:
+        kw: dict[str, Any] = dict(_COMPRESSION) if compress else {}
+        chunks = (1, *shape) if compress else (max(1, 4096 // max(1, int(np.prod(shape)))),
+                                               *shape)
+        g.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                         chunks=chunks, **kw)
+
+    t = f.create_group("lr_tiles")
+    t.attrs["description"] = "raw LR frames, one per planned tile, in acquisition order"
+    grow(t, "frames", (*lr_hw, *tail), dt, compress=True)
+    for name, (d, shp) in _TILE_SCALARS.items():
+        grow(t, name, shp, d)
+    grow(t, "meta_json", (), _STR)
+    pg = f.create_group("pairs")
+    pg.attrs["description"] = ("registered pairs: lr = native LR crop, hr = HR frame resampled "
+                               "onto scale x the LR crop grid; hr_raw = raw HR frame")
+    grow(pg, "lr", (p, p, *tail), dt, compress=True)
+    grow(pg, "hr", (q, q, *tail), dt, compress=True)
+    grow(pg, "hr_raw", (*hr_hw, *tail), dt, compress=True)
+    for name, (d, shp) in _PAIR_SCALARS.items():
+        grow(pg, name, shp, d)
+    grow(pg, "reason", (), _STR)
+    grow(pg, "meta_json", (), _STR)
+
+
+def _check_compatible(f: h5py.File, h: StoreHeader, path: Path) -> None:
+    a = f.attrs
+    if a.get("format") != FORMAT:
+        raise StoreMismatchError(f"{path} is not a ThinkScope pair store")
+    lr = json.loads(h.lr_profile_json)
+    hr = json.loads(h.hr_profile_json)
+    checks = [
+        ("LR objective", a["lr_objective"], lr["label"]),
+        ("HR objective", a["hr_objective"], hr["label"]),
+        ("LR pixel size (µm)", float(a["lr_pixel_size_um"]), float(lr["pixel_size_um"])),
+        ("HR pixel size (µm)", float(a["hr_pixel_size_um"]), float(hr["pixel_size_um"])),
+        ("LR frame shape", tuple(int(v) for v in a["lr_frame_shape"]), tuple(h.lr_frame_shape)),
+        ("HR frame shape", tuple(int(v) for v in a["hr_frame_shape"]), tuple(h.hr_frame_shape)),
+        ("patch size (LR px)", int(a["patch_lr_px"]), int(h.patch_lr_px)),
+        ("dtype", str(a["dtype"]), h.dtype),
+    ]
+    for what, have, want in checks:
+        same = abs(have - want) < 1e-9 if isinstance(have, float) else have == want
+        if not same:
+            raise StoreMismatchError(
+                f"{path} holds pairs with {what} = {have}, but this run has {want}; "
+                "pairs from different objectives or sampling are never mixed - "
+                "choose another output file")
+
+
+def _truncate_to_committed(f: h5py.File) -> None:
+    """Drop rows written after the last commit (the pair in flight at a crash)."""
+    for group, counter in (("lr_tiles", "committed_lr_tiles"), ("pairs", "committed_pairs")):
+        n = int(f.attrs[counter])
+        for ds in f[group].values():
+            if isinstance(ds, h5py.Dataset) and ds.shape[0] != n:
+                ds.resize(n, axis=0)
+
+
+# ---------------------------------------------------------------------------------------
+# reader (the API learn/ uses)
+# ---------------------------------------------------------------------------------------
+class PairStore:
+    """Read-only view of a pair store; rows past the committed count are invisible."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise StoreError(f"cannot open pair store {self.path}: {exc}") from exc
+        if self._f.attrs.get("format") != FORMAT:
+            self._f.close()
+            raise StoreError(f"{self.path} is not a ThinkScope pair store")
+        self._n = int(self._f.attrs["committed_pairs"])
+        self._accepted = np.asarray(self._f["pairs/accepted"][: self._n], dtype=bool)
+
+    def __enter__(self) -> PairStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._f.id.valid:
+            self._f.close()
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """All root attributes (plan, camera, software, ...)."""
+        return dict(self._f.attrs)
+
+    @property
+    def scale(self) -> float:
+        """HR/LR sampling ratio (from the profiles' pixel sizes)."""
+        return float(self._f.attrs["scale"])
+
+    @property
+    def lr_profile(self) -> Any:
+        """ObjectiveProfile of the LR (input) objective."""
+        from hardware.profiles import ObjectiveProfile
+
+        return ObjectiveProfile.model_validate_json(self._f.attrs["lr_profile_json"])
+
+    @property
+    def hr_profile(self) -> Any:
+        """ObjectiveProfile of the HR (target) objective."""
+        from hardware.profiles import ObjectiveProfile
+
+        return ObjectiveProfile.model_validate_json(self._f.attrs["hr_profile_json"])
+
+    @property
+    def channels(self) -> int:
+        """Colour channels per pixel."""
+        return int(self._f.attrs["channels"])
+
+    @property
+    def bit_depth(self) -> int:
+        """Camera bit depth of the stored frames."""
+        return int(self._f.attrs["bit_depth"])
+
+    @property
+    def plan_json(self) -> str:
+        """The acquisition plan that produced the file."""
+        return str(self._f.attrs["plan_json"])
+
+    def pair_ids(self, accepted_only: bool = True) -> list[int]:
+        """Ids of committed pairs (only accepted ones by default)."""
+        if accepted_only:
+            return [int(i) for i in np.flatnonzero(self._accepted)]
+        return list(range(self._n))
+
+    def _check(self, i: int) -> int:
+        if not 0 <= i < self._n:
+            raise IndexError(f"pair {i} not in store (committed pairs: {self._n})")
+        return i
+
+    def lr(self, i: int) -> np.ndarray:
+        """Registered LR patch (h, w, C), native LR sampling, camera dtype."""
+        return self._f["pairs/lr"][self._check(i)]
+
+    def hr(self, i: int) -> np.ndarray:
+        """HR patch (round(h*scale), round(w*scale), C) on scale x the LR patch grid."""
+        return self._f["pairs/hr"][self._check(i)]
+
+    def hr_raw(self, i: int) -> np.ndarray:
+        """The raw HR camera frame of pair i."""
+        return self._f["pairs/hr_raw"][self._check(i)]
+
+    def lr_raw(self, i: int) -> np.ndarray:
+        """The raw LR camera frame pair i was cut from."""
+        row = int(self._f["pairs/lr_tile"][self._check(i)])
+        return self._f["lr_tiles/frames"][row]
+
+    def meta(self, i: int) -> dict[str, Any]:
+        """Per-pair metadata (tile_ix/iy, stage_xy_um, z_um, focus_score, correlation,
+        transform, accepted, reason, tissue, timestamps, ...)."""
+        return json.loads(self._f["pairs/meta_json"][self._check(i)])
+
+    def fingerprint(self) -> str:
+        """sha256 over the accepted pairs' pixels and metadata: names the training data."""
+        h = hashlib.sha256()
+        a = self._f.attrs
+        h.update(f"{a['lr_objective']}|{a['hr_objective']}|{self.scale!r}".encode())
+        for i in self.pair_ids(True):
+            h.update(np.ascontiguousarray(self.lr(i)).tobytes())
+            h.update(np.ascontiguousarray(self.hr(i)).tobytes())
+            m = self.meta(i)
+            m.pop("timestamp", None)
+            h.update(json.dumps(m, sort_keys=True).encode())
+        return h.hexdigest()

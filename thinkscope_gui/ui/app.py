@@ -1,0 +1,136 @@
+"""GUI entry point: ``run_gui(source, screenshot=None)`` (called by main.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QMessageBox
+
+from .settings import APP_NAME, ORG_NAME
+
+SCREENSHOT_SENSOR = (1024, 1024)
+#: --screenshot: seconds to let fps settle after the first enhanced frame, then to measure
+SETTLE_S = 3.0
+MEASURE_S = 4.0
+TIMEOUT_S = 120.0
+
+
+def _app() -> QApplication:
+    os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationName(APP_NAME)
+    return app  # type: ignore[return-value]
+
+
+def open_scope(source: str, sensor: tuple[int, int] | None = None) -> Any:
+    """Open the microscope facade; errors propagate with the backend's message."""
+    from hardware import open_microscope
+
+    return open_microscope(source, sensor=sensor, mechanical_delays=False)
+
+
+class ScreenshotRun:
+    """Drives --screenshot: live + lens enhancement, wait for steady fps, grab, report."""
+
+    def __init__(self, window: Any, path: str) -> None:
+        self.window = window
+        self.path = Path(path)
+        self.rc = 1
+        self.result: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._t_first: float | None = None
+        self._measure_from: float | None = None
+        self._counts = (0, 0)
+        self._enabled = False
+        self._timer = QTimer(window)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(100)
+
+    def _tick(self) -> None:
+        w = self.window
+        now = time.perf_counter()
+        if now - self._t0 > TIMEOUT_S:
+            self._finish("timed out waiting for enhanced frames")
+            return
+        if not self._enabled:
+            if w.models.enhancer is None:
+                if not w.models.loading():
+                    self._finish("no model could be loaded")
+                return
+            w.set_overlay_mode("enhancement lens")
+            w.set_enhancing(True)
+            self._enabled = w.live.enhancing
+            return
+        if self._t_first is None:
+            if w.live.frames_enhanced > 0:
+                self._t_first = now
+            return
+        if self._measure_from is None and now - self._t_first >= SETTLE_S:
+            self._measure_from = now
+            self._counts = (w.live.frames_shown, w.live.frames_enhanced)
+            w.live.latency.reset()
+            return
+        if self._measure_from is not None and now - self._measure_from >= MEASURE_S:
+            dt = now - self._measure_from
+            self.result = {
+                "camera_fps": (w.live.frames_shown - self._counts[0]) / dt,
+                "enhanced_fps": (w.live.frames_enhanced - self._counts[1]) / dt,
+                "latency_ms": w.live.latency.mean,
+            }
+            self._finish(None)
+
+    def _finish(self, error: str | None) -> None:
+        self._timer.stop()
+        w = self.window
+        w._update_hud()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ok = w.grab().save(str(self.path))
+        if error:
+            print(f"screenshot: {error}", file=sys.stderr)
+            self.rc = 1 if not ok else 2
+        else:
+            r = self.result
+            print(f"camera fps: {r['camera_fps']:.1f}")
+            print(f"enhanced fps (lens): {r['enhanced_fps']:.1f}")
+            print(f"latency ms: {r['latency_ms']:.1f}")
+            print(f"screenshot: {self.path}" + ("" if ok else " (save FAILED)"))
+            self.rc = 0 if ok else 1
+        w.close()
+        QApplication.instance().quit()
+
+
+def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
+    """Open the main window on ``source``; with ``screenshot`` run the timed demo and exit."""
+    from .errors import install_excepthook
+    from .main_window import MainWindow
+
+    app = _app()
+    try:
+        scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and source == "sim" else None)
+    except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback
+        if screenshot:
+            print(f"cannot open microscope '{source}': {exc}", file=sys.stderr)
+        else:
+            QMessageBox.critical(None, "ThinkScope", f"Cannot open microscope '{source}':\n{exc}")
+        return 1
+    try:
+        window = MainWindow(scope, modal_errors=screenshot is None)
+        install_excepthook(window.reporter)
+        window.show()
+        window.set_live(True)
+        if screenshot:
+            run = ScreenshotRun(window, screenshot)
+            app.exec()
+            return run.rc
+        return int(app.exec())
+    finally:
+        sys.excepthook = sys.__excepthook__
+        with contextlib.suppress(Exception):
+            scope.close()

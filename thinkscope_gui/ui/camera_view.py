@@ -1,0 +1,282 @@
+"""The live image display: camera frame, LUT, scale bar, cursor read-out and overlays.
+
+All composition happens in the scene graph (items placed in camera-pixel coordinates,
+enhanced images scaled by 1/scale), so no full-size composite is ever built per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import QPointF, QRectF, Qt, Signal
+from qtpy.QtGui import QPen, QTransform
+from qtpy.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+class OverlayMode(str, Enum):
+    """How the enhanced image is shown against the camera frame."""
+
+    OFF = "off"
+    SIDE_BY_SIDE = "side by side"
+    WIPE = "split wipe"
+    BLEND = "blend"
+    LENS = "enhancement lens"
+    CONSISTENCY = "consistency map"
+
+
+NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+
+
+def nice_scale_length(view_width_px: float, pixel_size_um: float) -> float:
+    """A round length in µm close to a fifth of the visible width."""
+    target = max(view_width_px, 1.0) * pixel_size_um / 5.0
+    return min(NICE_LENGTHS_UM, key=lambda v: abs(math.log(v / target)))
+
+
+class CameraView(QWidget):
+    """Shows frames; emits the cursor position in camera pixels for the lens overlay."""
+
+    cursorMoved = Signal(float, float)  # col, row in camera pixels
+    readout = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._glw = pg.GraphicsLayoutWidget()
+        self.view: pg.ViewBox = self._glw.addViewBox(lockAspect=True, invertY=True)
+        self.image_item = pg.ImageItem()
+        self.view.addItem(self.image_item)
+        self.overlay_item = pg.ImageItem()
+        self.overlay_item.setZValue(10)
+        self.view.addItem(self.overlay_item)
+        self.heat_item = pg.ImageItem()
+        self.heat_item.setZValue(11)
+        self.heat_item.setOpacity(0.6)
+        self.heat_item.setColorMap(pg.colormap.get("inferno"))
+        self.view.addItem(self.heat_item)
+        self.lens_outline = QGraphicsRectItem()
+        pen = QPen(Qt.GlobalColor.yellow)
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        self.lens_outline.setPen(pen)
+        self.lens_outline.setZValue(12)
+        self.view.addItem(self.lens_outline)
+        self.divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("y", width=2))
+        self.divider.setZValue(13)
+        self.view.addItem(self.divider)
+        self.contrast_roi = pg.RectROI([0, 0], [64, 64], pen=pg.mkPen("c"))
+        self.contrast_roi.setZValue(14)
+        self.view.addItem(self.contrast_roi)
+        self.contrast_roi.hide()
+        self.hist = pg.HistogramLUTItem(image=self.image_item)
+        self._glw.addItem(self.hist)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._glw)
+
+        self.frame: np.ndarray | None = None
+        self.pixel_size_um = 1.0
+        self.mode = OverlayMode.OFF
+        self.scale = 1.0
+        self.blend_alpha = 0.5
+        self.lens_size = 128
+        self.lens_center = (0.0, 0.0)  # col, row
+        self.scale_bar_um = 0.0
+        self._scale_bar: pg.ScaleBar | None = None
+        self._levels: tuple[float, float] | None = None
+        self._enhanced: np.ndarray | None = None
+        self._enhanced_origin = (0, 0)
+        self._last_shape: tuple[int, ...] | None = None
+        self.hist.sigLevelsChanged.connect(self._levels_from_histogram)
+        self.view.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
+        self.divider.sigPositionChanged.connect(lambda *_: self._refresh_overlay())
+        self._glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self._apply_mode_visibility()
+
+    # ----------------------------------------------------------------- frames
+    def set_frame(self, image: np.ndarray, pixel_size_um: float) -> None:
+        """Display a new camera frame (never blocks on enhancement)."""
+        first = self.frame is None or image.shape != self._last_shape
+        self.frame = image
+        if self._levels is None:
+            self._levels = self._default_levels(image)
+        self.image_item.setImage(image, autoLevels=False, levels=self._levels)
+        if first:
+            self._last_shape = image.shape
+            self.hist.setLevels(*self._levels)
+            self.divider.setValue(image.shape[1] / 2)
+            self.lens_center = (image.shape[1] / 2, image.shape[0] / 2)
+            self._fit_view()
+            self._refresh_overlay()
+        if pixel_size_um != self.pixel_size_um or self._scale_bar is None:
+            self.pixel_size_um = pixel_size_um
+            self._update_scale_bar(force=True)
+
+    @staticmethod
+    def _default_levels(image: np.ndarray) -> tuple[float, float]:
+        if np.issubdtype(image.dtype, np.integer):
+            return (0.0, float(np.iinfo(image.dtype).max))
+        return (0.0, 1.0)
+
+    def auto_contrast(self, low_pct: float = 0.5, high_pct: float = 99.5) -> tuple[float, float]:
+        """Set levels from percentiles of the contrast ROI if shown, else of the visible area."""
+        if self.frame is None:
+            return (0.0, 1.0)
+        h, w = self.frame.shape[:2]
+        if self.contrast_roi.isVisible():
+            (x0, y0), (sx, sy) = self.contrast_roi.pos(), self.contrast_roi.size()
+            x1, y1 = x0 + sx, y0 + sy
+        else:
+            (x0, x1), (y0, y1) = self.view.viewRange()
+        c0, c1 = int(np.clip(x0, 0, w - 1)), int(np.clip(math.ceil(x1), 1, w))
+        r0, r1 = int(np.clip(y0, 0, h - 1)), int(np.clip(math.ceil(y1), 1, h))
+        region = self.frame[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)]
+        step = max(1, int(math.sqrt(region.shape[0] * region.shape[1] / 65536)))
+        sample = region[::step, ::step]
+        lo, hi = np.percentile(sample, [low_pct, high_pct])
+        if hi <= lo:
+            hi = lo + 1
+        self.set_levels(float(lo), float(hi))
+        return self._levels  # type: ignore[return-value]
+
+    def set_levels(self, lo: float, hi: float) -> None:
+        self._levels = (lo, hi)
+        self.hist.setLevels(lo, hi)
+        self.image_item.setLevels(self._levels)
+        self._apply_overlay_levels()
+
+    def _levels_from_histogram(self, *_: object) -> None:
+        self._levels = tuple(self.hist.getLevels())  # type: ignore[assignment]
+        self._apply_overlay_levels()
+
+    def _apply_overlay_levels(self) -> None:
+        if self._levels is not None and self.overlay_item.image is not None:
+            self.overlay_item.setLevels(self._levels)
+
+    def _fit_view(self) -> None:
+        if self.frame is None:
+            return
+        h, w = self.frame.shape[:2]
+        width = 2 * w if self.mode == OverlayMode.SIDE_BY_SIDE else w
+        self.view.setRange(QRectF(0, 0, width, h), padding=0.0)
+
+    # -------------------------------------------------------------- scale bar
+    def _update_scale_bar(self, force: bool = False) -> None:
+        (x0, x1), _ = self.view.viewRange()
+        length = nice_scale_length(x1 - x0, self.pixel_size_um)
+        if not force and length == self.scale_bar_um and self._scale_bar is not None:
+            return
+        if self._scale_bar is not None:
+            self._scale_bar.setParentItem(None)
+            self._glw.scene().removeItem(self._scale_bar)
+        self.scale_bar_um = float(length)
+        bar = pg.ScaleBar(size=length / self.pixel_size_um, suffix="", offset=(-20, -20),
+                          brush="w", pen="k")
+        bar.text.setText(f"{length:g} µm")
+        bar.setParentItem(self.view)
+        self._scale_bar = bar
+
+    @property
+    def scale_bar_px(self) -> float:
+        """Length of the scale bar in camera pixels (scale_bar_um / pixel size)."""
+        return self.scale_bar_um / self.pixel_size_um
+
+    # ---------------------------------------------------------------- cursor
+    def _mouse_moved(self, pos: QPointF) -> None:
+        if self.frame is None or not self.view.sceneBoundingRect().contains(pos):
+            return
+        p = self.view.mapSceneToView(pos)
+        col, row = p.x(), p.y()
+        self.cursorMoved.emit(col, row)
+        if self.mode == OverlayMode.LENS:
+            self.set_lens_center(col, row)
+        h, w = self.frame.shape[:2]
+        r, c = int(math.floor(row)), int(math.floor(col))
+        if 0 <= r < h and 0 <= c < w:
+            value = self.frame[r, c]
+            text = ",".join(str(v) for v in np.atleast_1d(value).tolist())
+            self.readout.emit(f"px ({c}, {r})  value ({text})")
+
+    # --------------------------------------------------------------- overlays
+    def set_mode(self, mode: OverlayMode | str) -> None:
+        self.mode = OverlayMode(mode)
+        self._enhanced = None
+        self.overlay_item.clear()
+        self.heat_item.clear()
+        self._apply_mode_visibility()
+        self._fit_view()
+
+    def _apply_mode_visibility(self) -> None:
+        m = self.mode
+        self.overlay_item.setVisible(m not in (OverlayMode.OFF, OverlayMode.CONSISTENCY))
+        self.heat_item.setVisible(m == OverlayMode.CONSISTENCY)
+        self.lens_outline.setVisible(m == OverlayMode.LENS)
+        self.divider.setVisible(m == OverlayMode.WIPE)
+        self.overlay_item.setOpacity(self.blend_alpha if m == OverlayMode.BLEND else 1.0)
+        self._update_lens_outline()
+
+    def set_blend_alpha(self, alpha: float) -> None:
+        self.blend_alpha = float(np.clip(alpha, 0.0, 1.0))
+        if self.mode == OverlayMode.BLEND:
+            self.overlay_item.setOpacity(self.blend_alpha)
+
+    def set_lens_center(self, col: float, row: float) -> None:
+        self.lens_center = (col, row)
+        self._update_lens_outline()
+
+    def lens_rect(self) -> tuple[int, int, int, int]:
+        """(row0, col0, height, width) of the lens in camera pixels, clamped to the frame."""
+        if self.frame is None:
+            return (0, 0, self.lens_size, self.lens_size)
+        h, w = self.frame.shape[:2]
+        size_r, size_c = min(self.lens_size, h), min(self.lens_size, w)
+        c0 = int(np.clip(round(self.lens_center[0] - size_c / 2), 0, w - size_c))
+        r0 = int(np.clip(round(self.lens_center[1] - size_r / 2), 0, h - size_r))
+        # even sizes keep round(size*scale) exact for the usual 2.5
+        return (r0, c0, size_r - size_r % 2, size_c - size_c % 2)
+
+    def _update_lens_outline(self) -> None:
+        r0, c0, hh, ww = self.lens_rect()
+        self.lens_outline.setRect(QRectF(c0, r0, ww, hh))
+
+    def set_enhanced(self, enhanced: np.ndarray, origin: tuple[int, int], scale: float) -> None:
+        """Show an enhanced image whose top-left sits at camera pixel ``origin`` (row, col)."""
+        self._enhanced = enhanced
+        self._enhanced_origin = origin
+        self.scale = scale
+        self._refresh_overlay()
+
+    def set_consistency(self, heat: np.ndarray, vmax: float | None = None) -> None:
+        """Show |re-imaged - measured| as a heat map over the camera frame."""
+        top = float(vmax if vmax is not None else max(np.percentile(heat, 99.5), 1e-6))
+        self.heat_item.setImage(heat, autoLevels=False, levels=(0.0, top))
+        self.heat_item.setTransform(QTransform())
+
+    def _refresh_overlay(self) -> None:
+        img = self._enhanced
+        if img is None or self.mode in (OverlayMode.OFF, OverlayMode.CONSISTENCY):
+            return
+        r0, c0 = self._enhanced_origin
+        s = self.scale
+        if self.mode == OverlayMode.WIPE:
+            cut = int(round(np.clip(self.divider.value(), 0, img.shape[1] / s) * s))
+            img = img[:, :max(cut, 1)]
+        if self.mode == OverlayMode.SIDE_BY_SIDE and self.frame is not None:
+            c0 = c0 + self.frame.shape[1]
+        tr = QTransform()
+        tr.translate(c0, r0)
+        tr.scale(1.0 / s, 1.0 / s)
+        self.overlay_item.setImage(img, autoLevels=False, levels=self._levels)
+        self.overlay_item.setTransform(tr)
+
+    def overlay_image(self) -> np.ndarray | None:
+        """The array the current overlay shows (for tests and export)."""
+        if self.mode == OverlayMode.CONSISTENCY:
+            return self.heat_item.image
+        if self.mode == OverlayMode.OFF:
+            return None
+        return self.overlay_item.image

@@ -1,0 +1,346 @@
+"""The ThinkScope main window: live view, microscope controls, enhancement and panels."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QByteArray, Qt, QTimer
+from qtpy.QtGui import QAction, QKeySequence, QShortcut
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .camera_view import CameraView, OverlayMode
+from .errors import ErrorReporter
+from .live_controller import LiveController
+from .microscope_widgets import ExposureWidget, FocusWidget, ObjectiveWidget, StageWidget
+from .model_manager import ModelManager
+from .scope_signals import ScopeSignals
+from .settings import app_settings, read_bool, read_float
+from .tiff_io import save_tiff
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """Composes the camera view, controls and dock panels around one microscope."""
+
+    def __init__(self, scope: Any, *, modal_errors: bool = True, load_model: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ThinkScopeMain")
+        self.setWindowTitle(f"ThinkScope — {getattr(scope, 'source', 'microscope')}")
+        self.scope = scope
+        self.reporter = ErrorReporter(self, modal=modal_errors)
+        self.signals = ScopeSignals(scope, self)
+        self.view = CameraView(self)
+        self.setCentralWidget(self.view)
+        self.live = LiveController(scope, self.view, self)
+        self.live.failed.connect(lambda m: self.report("Live view", m))
+        self.models = ModelManager(self)
+        self.models.loaded.connect(self._model_loaded)
+        self.models.failed.connect(self._model_failed)
+        self.models.mismatch.connect(self._model_mismatch)
+        self.signals.objectiveChanged.connect(self._objective_changed)
+        self.model_status = QLabel("model: none")
+        self.hud = QLabel()
+        self.readout = QLabel()
+        self.view.readout.connect(self.readout.setText)
+        self.statusBar().addWidget(self.readout, 1)
+        self.statusBar().addPermanentWidget(self.model_status)
+        self.statusBar().addPermanentWidget(self.hud)
+        self._build_toolbar()
+        self._build_controls()
+        self.panels: dict[str, QWidget] = {}
+        self._build_panels()
+        self._build_shortcuts()
+        self._hud_timer = QTimer(self)
+        self._hud_timer.timeout.connect(self._update_hud)
+        self._hud_timer.start(500)
+        self._restore_settings()
+        if load_model:
+            self.models.load(self._settings_model_path())
+
+    # ------------------------------------------------------------------ errors
+    def report(self, title: str, detail: str) -> None:
+        """Show an error without killing anything (dialog or status bar)."""
+        self.reporter.report(title, detail)
+
+    # ----------------------------------------------------------------- toolbar
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Camera", self)
+        tb.setObjectName("cameraToolbar")
+        self.addToolBar(tb)
+        self.act_snap = QAction("Snap", self)
+        self.act_snap.triggered.connect(self.snap)
+        self.act_live = QAction("Live", self, checkable=True)
+        self.act_live.toggled.connect(self.set_live)
+        self.act_save = QAction("Save TIFF…", self)
+        self.act_save.triggered.connect(self._save_dialog)
+        self.act_auto = QAction("Auto contrast", self)
+        self.act_auto.triggered.connect(lambda: self.view.auto_contrast())
+        self.act_roi = QAction("Contrast ROI", self, checkable=True)
+        self.act_roi.toggled.connect(self.view.contrast_roi.setVisible)
+        for a in (self.act_snap, self.act_live, self.act_save, self.act_auto, self.act_roi):
+            tb.addAction(a)
+        tb.addSeparator()
+        self.act_enhance = QAction("Enhance", self, checkable=True)
+        self.act_enhance.toggled.connect(self.set_enhancing)
+        tb.addAction(self.act_enhance)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems([m.value for m in OverlayMode if m != OverlayMode.OFF])
+        self.mode_combo.currentTextChanged.connect(self._mode_changed)
+        tb.addWidget(self.mode_combo)
+        self.blend = QSlider(Qt.Orientation.Horizontal)
+        self.blend.setRange(0, 100)
+        self.blend.setValue(50)
+        self.blend.setFixedWidth(80)
+        self.blend.setToolTip("blend: enhanced opacity")
+        self.blend.valueChanged.connect(lambda v: self.view.set_blend_alpha(v / 100))
+        tb.addWidget(self.blend)
+        self.lens_size = QSpinBox(minimum=16, maximum=1024, singleStep=16, value=128,
+                                  suffix=" px lens")
+        self.lens_size.valueChanged.connect(self._lens_size_changed)
+        tb.addWidget(self.lens_size)
+
+    def _lens_size_changed(self, v: int) -> None:
+        self.view.lens_size = int(v)
+        self.view.set_lens_center(*self.view.lens_center)
+
+    def _build_controls(self) -> None:
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        err = self.report
+        self.objective_widget = ObjectiveWidget(self.scope, self.signals, err)
+        self.stage_widget = StageWidget(self.scope, self.signals, err)
+        self.focus_widget = FocusWidget(self.scope, self.signals, err)
+        self.exposure_widget = ExposureWidget(self.scope, self.signals, err)
+        for title, w in (("Objective", self.objective_widget), ("Stage", self.stage_widget),
+                         ("Focus", self.focus_widget), ("Camera", self.exposure_widget)):
+            lay.addWidget(QLabel(f"<b>{title}</b>"))
+            lay.addWidget(w)
+        lay.addStretch(1)
+        self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+    def _add_dock(self, title: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_panels(self) -> None:
+        """Dock panels; one that cannot be built shows why instead of breaking the window."""
+        factories: list[tuple[str, Callable[[], QWidget]]] = []
+
+        def acq() -> QWidget:
+            from .panels.acquisition_panel import AcquisitionPanel
+            return AcquisitionPanel(self.scope, self)
+
+        def train() -> QWidget:
+            from .panels.training_panel import TrainingPanel
+            return TrainingPanel(self)
+
+        def models() -> QWidget:
+            from .panels.models_panel import ModelsPanel
+            return ModelsPanel(self)
+
+        def objectives() -> QWidget:
+            from .panels.objectives_panel import ObjectivesPanel
+            return ObjectivesPanel(self.scope, self)
+
+        factories = [("Acquisition", acq), ("Training", train), ("Models", models),
+                     ("Objectives", objectives)]
+        first: QDockWidget | None = None
+        for title, make in factories:
+            try:
+                widget = make()
+            except Exception as exc:  # noqa: BLE001 - a missing engine must not kill the GUI
+                log.exception("panel %s unavailable", title)
+                widget = QLabel(f"{title} unavailable:\n{type(exc).__name__}: {exc}")
+                widget.setWordWrap(True)
+            self.panels[title] = widget
+            dock = self._add_dock(title, widget)
+            if first is None:
+                first = dock
+            else:
+                self.tabifyDockWidget(first, dock)
+        if first is not None:
+            first.raise_()
+
+    def _build_shortcuts(self) -> None:
+        moves = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
+                 Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
+        for key, (dx, dy) in moves.items():
+            s = QShortcut(QKeySequence(key), self.view)
+            s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=False))
+            s = QShortcut(QKeySequence(Qt.KeyboardModifier.ShiftModifier | key), self.view)
+            s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=True))
+        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, lambda: self.focus_widget.nudge(+1))
+        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, lambda: self.focus_widget.nudge(-1))
+        QShortcut(QKeySequence("Ctrl+S"), self, self._save_dialog)
+        QShortcut(QKeySequence("Space"), self, self.snap)
+
+    # ---------------------------------------------------------------- camera
+    def snap(self) -> None:
+        """One frame (stops live first so the snap is not mixed with the stream)."""
+        if self.act_live.isChecked():
+            self.act_live.setChecked(False)
+        try:
+            image = self.scope.snap()
+        except Exception as exc:  # noqa: BLE001
+            self.report("Snap failed", str(exc))
+            return
+        self.live.show_image(image, self.scope.pixel_size_um())
+
+    def set_live(self, on: bool) -> None:
+        try:
+            if on:
+                self.scope.start_live()
+            else:
+                self.scope.stop_live()
+        except Exception as exc:  # noqa: BLE001
+            self.report("Live view", str(exc))
+        if self.act_live.isChecked() != on:
+            self.act_live.blockSignals(True)
+            self.act_live.setChecked(on)
+            self.act_live.blockSignals(False)
+
+    def save_frame(self, path: str | Path) -> Path | None:
+        """Save the displayed frame as TIFF with the current pixel size."""
+        if self.view.frame is None:
+            self.report("Save", "no frame to save yet")
+            return None
+        try:
+            return save_tiff(path, self.view.frame, self.view.pixel_size_um)
+        except Exception as exc:  # noqa: BLE001
+            self.report("Save failed", str(exc))
+            return None
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save frame", "frame.tif", "TIFF (*.tif)")
+        if path:
+            self.save_frame(path)
+
+    # ----------------------------------------------------------- enhancement
+    def set_enhancing(self, on: bool) -> None:
+        """Turn live enhancement on/off; refuses when no usable model is active."""
+        if on and (self.models.enhancer is None or not self.models.usable):
+            why = "model still loading" if self.models.loading() else "no usable model"
+            self.report("Enhancement", f"cannot enhance: {why}")
+            on = False
+        if self.act_enhance.isChecked() != on:
+            self.act_enhance.blockSignals(True)
+            self.act_enhance.setChecked(on)
+            self.act_enhance.blockSignals(False)
+        self.view.set_mode(self.mode_combo.currentText() if on else OverlayMode.OFF)
+        self.live.set_enhancing(on)
+
+    def set_overlay_mode(self, mode: OverlayMode | str) -> None:
+        self.mode_combo.setCurrentText(OverlayMode(mode).value)
+
+    def _mode_changed(self, text: str) -> None:
+        if self.live.enhancing:
+            self.view.set_mode(text)
+            self.live.reset_meters()
+
+    def activate_model(self, path: str | Path | None) -> None:
+        """Load a model in the background; the view keeps running meanwhile."""
+        self.model_status.setText("model: loading…")
+        self.models.load(path)
+
+    def _model_loaded(self, enhancer: Any) -> None:
+        name = self.models.path.name if self.models.path else "default"
+        self.model_status.setText(f"model: {name} (x{enhancer.scale:g})")
+        self.live.set_enhancer(enhancer)
+        self._objective_changed(self.scope.objective())
+
+    def _model_failed(self, msg: str) -> None:
+        self.model_status.setText("model: none")
+        self.report("Model", msg)
+
+    def _model_mismatch(self, msg: str) -> None:
+        self.set_enhancing(False)
+        name = self.models.path.name if self.models.path else "default"
+        self.model_status.setText(f"model: {name} (disabled: objective)")
+        self.report("Model disabled", msg)
+
+    def _objective_changed(self, label: str) -> None:
+        try:
+            profile = self.scope.profile(label)
+        except Exception:  # noqa: BLE001
+            return
+        if self.models.enhancer is not None and self.models.check(profile):
+            name = self.models.path.name if self.models.path else "default"
+            self.model_status.setText(f"model: {name} (x{self.models.enhancer.scale:g})")
+
+    def _update_hud(self) -> None:
+        self.hud.setText(self.live.heads_up())
+
+    # -------------------------------------------------------------- settings
+    def _settings_model_path(self) -> str | None:
+        value = app_settings().value("model/path", "")
+        return str(value) if value and Path(str(value)).exists() else None
+
+    def _restore_settings(self) -> None:
+        s = app_settings()
+        geo, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.stage_widget.step.setValue(read_float(s, "stage/step_um", 50.0))
+        self.stage_widget.by_fov.setChecked(read_bool(s, "stage/by_fov", False))
+        self.focus_widget.step.setValue(read_float(s, "focus/step_um", 0.5))
+        self.lens_size.setValue(int(read_float(s, "view/lens_px", 128)))
+        self.blend.setValue(int(read_float(s, "view/blend", 50)))
+        mode = str(s.value("view/mode", OverlayMode.LENS.value))
+        if mode in [m.value for m in OverlayMode]:
+            self.mode_combo.setCurrentText(mode)
+
+    def save_settings(self) -> None:
+        s = app_settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("stage/step_um", self.stage_widget.step.value())
+        s.setValue("stage/by_fov", self.stage_widget.by_fov.isChecked())
+        s.setValue("focus/step_um", self.focus_widget.step.value())
+        s.setValue("view/lens_px", self.lens_size.value())
+        s.setValue("view/blend", self.blend.value())
+        s.setValue("view/mode", self.mode_combo.currentText())
+        if self.models.path is not None:
+            s.setValue("model/path", str(self.models.path))
+        s.sync()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop timers, workers and engines; leaves the microscope open for its owner."""
+        self._hud_timer.stop()
+        for panel in self.panels.values():
+            stop = getattr(panel, "shutdown", None)
+            if callable(stop):
+                stop()
+        self.live.shutdown()
+        with contextlib.suppress(Exception):
+            self.scope.stop_live()
+        self.signals.disconnect_scope()

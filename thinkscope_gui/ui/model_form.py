@@ -1,0 +1,149 @@
+"""A pure editor widget for pydantic models (plans, training configs, profiles).
+
+It builds one input per field from the field's type and docstring, so new fields in the
+engines appear in the GUI without UI changes. No microscope access here.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+class ModelForm(QWidget):
+    """Edit a pydantic model instance; ``value()`` validates and returns a new instance."""
+
+    changed = Signal()
+
+    def __init__(self, model: BaseModel, parent: QWidget | None = None,
+                 exclude: tuple[str, ...] = ()) -> None:
+        super().__init__(parent)
+        self._cls = type(model)
+        self._exclude = exclude
+        self._editors: dict[str, tuple[QWidget, Any, bool]] = {}
+        self._subforms: dict[str, ModelForm] = {}
+        self._layout = QFormLayout(self)
+        self._build(model)
+
+    def _build(self, model: BaseModel) -> None:
+        for name, info in self._cls.model_fields.items():
+            if name in self._exclude:
+                continue
+            tp, optional = _unwrap_optional(info.annotation)
+            value = getattr(model, name)
+            tip = info.description or ""
+            if isinstance(tp, type) and issubclass(tp, BaseModel) and value is not None:
+                box = QGroupBox(name)
+                sub = ModelForm(value, box)
+                sub.changed.connect(self.changed)
+                lay = QFormLayout(box)
+                lay.addRow(sub)
+                self._subforms[name] = sub
+                self._layout.addRow(box)
+                continue
+            editor = self._make_editor(tp, value, optional)
+            editor.setToolTip(tip)
+            self._editors[name] = (editor, tp, optional)
+            self._layout.addRow(name.replace("_", " "), editor)
+
+    def _make_editor(self, tp: Any, value: Any, optional: bool) -> QWidget:
+        if tp is bool:
+            w = QCheckBox()
+            w.setChecked(bool(value))
+            w.toggled.connect(self.changed)
+            return w
+        if typing.get_origin(tp) is Literal:
+            w = QComboBox()
+            w.addItems([str(a) for a in typing.get_args(tp)])
+            w.setCurrentText(str(value))
+            w.currentTextChanged.connect(self.changed)
+            return w
+        if tp is int and not optional:
+            w = QSpinBox()
+            w.setRange(-10**9, 10**9)
+            w.setValue(int(value))
+            w.valueChanged.connect(self.changed)
+            return w
+        if tp is float and not optional:
+            w = QDoubleSpinBox()
+            w.setDecimals(4)
+            w.setRange(-1e9, 1e9)
+            w.setValue(float(value))
+            w.valueChanged.connect(self.changed)
+            return w
+        w = QLineEdit(self._to_text(value))
+        w.textChanged.connect(self.changed)
+        return w
+
+    @staticmethod
+    def _to_text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        return json.dumps(value)
+
+    def raw(self) -> dict[str, Any]:
+        """The edited values as a plain dict (not validated)."""
+        data: dict[str, Any] = {}
+        for name, (w, tp, optional) in self._editors.items():
+            if isinstance(w, QCheckBox):
+                data[name] = w.isChecked()
+            elif isinstance(w, QComboBox):
+                data[name] = w.currentText()
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                data[name] = w.value()
+            else:
+                text = w.text().strip()
+                if text == "" and optional:
+                    data[name] = None
+                elif tp is str:
+                    data[name] = text
+                else:
+                    try:
+                        data[name] = json.loads(text)
+                    except json.JSONDecodeError:
+                        data[name] = text
+        for name, sub in self._subforms.items():
+            data[name] = sub.raw()
+        return data
+
+    def value(self) -> BaseModel:
+        """Validated model; raises ValueError with pydantic's explanation on bad input."""
+        try:
+            return self._cls.model_validate(self.raw())
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def set_value(self, model: BaseModel) -> None:
+        """Replace all editors with the values of ``model``."""
+        while self._layout.rowCount():
+            self._layout.removeRow(0)
+        self._editors.clear()
+        self._subforms.clear()
+        self._cls = type(model)
+        self._build(model)

@@ -1,0 +1,1 @@
+"""Dock panels: acquisition, training, models and objectives."""
