@@ -13,6 +13,7 @@ find each other through the core's event object.
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import time
 import weakref
@@ -80,6 +81,20 @@ class SimWorld:
 
     def objective(self) -> str:
         return self.turret.current_label() if self.turret else "40x"
+
+    def optics_key(self, renderer: Any, label: str) -> str:
+        """Make sure the renderer knows ``label``; a relabelled turret (e.g. "20x") gets
+        plausible dry optics from the magnification in its name."""
+        optics = getattr(renderer, "optics", None)
+        if optics is None or label in optics:
+            return label
+        from hardware.sim.optics import SimOptics
+
+        m = re.search(r"(\d+(?:\.\d+)?)", label)
+        mag = float(m.group(1)) if m else 10.0
+        na = min(0.95, 0.1 + 0.02 * mag)
+        optics[label] = SimOptics(mag, na, "dry", CAMERA_PIXEL_UM / mag)
+        return label
 
     def light_reaches_camera(self) -> bool:
         """Lamp open (or held open by auto-shutter) and no turret rotation under way."""
@@ -456,8 +471,9 @@ class SimCamera(_SimPart, CameraDevice):
         if renderer is not None:
             extra = {"live": live} if world._render_takes_live else {}
             img = renderer.render(
-                x, y, z, objective, shape=(self._h, self._w), exposure_ms=self._exposure,
-                bit_depth=self._bits, noise=self._noise, rng=self._rng, lamp_on=lamp, **extra,
+                x, y, z, world.optics_key(renderer, objective), shape=(self._h, self._w),
+                exposure_ms=self._exposure, bit_depth=self._bits, noise=self._noise,
+                rng=self._rng, lamp_on=lamp, **extra,
             )
             buf[:] = img.reshape(buf.shape)
         else:  # renderer not available yet: flat grey proportional to exposure

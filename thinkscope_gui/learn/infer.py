@@ -45,6 +45,7 @@ class Enhancer:
         self.scale = float(meta.scale)
         self._q = scale_fraction(self.scale)[1]
         r = receptive_radius(meta.arch, meta.arch_params)
+        self.radius = r                                      # LR px spoiled at tile edges
         self.overlap = int(-(-2 * r // self._q) * self._q)   # LR px, multiple of q
         self.tile = max(int(tile) - int(tile) % self._q, 4 * self.overlap)
 
@@ -135,7 +136,7 @@ class Enhancer:
         H, W = self.output_shape(h, w)
         acc = np.zeros((H, W, x.shape[2]), np.float32)
         wsum = np.zeros((H, W, 1), np.float32)
-        r = max(1, m // 4)  # LR px at tile edges with zero weight (padding effects)
+        r = self.radius  # LR px at tile edges with zero weight (padding effects)
         for y0 in range(0, h, T):
             for x0 in range(0, w, T):
                 a0, a1 = max(0, y0 - m), min(h, y0 + T + m)

@@ -37,9 +37,20 @@ def out_size(h: int, w: int, scale: float) -> tuple[int, int]:
     return int(round(h * scale)), int(round(w * scale))
 
 
-def bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The baseline and the global skip: bicubic resample with antialiasing when shrinking."""
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+def bicubic(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """The baseline and the global skip: bicubic upsampling by exactly `scale`, output
+    round(H*scale) x round(W*scale).
+
+    Why not F.interpolate(size=...): for odd sizes round(H*s)/H != s, which would shift
+    the grid by a fraction of a pixel. The scale is passed explicitly and the input padded
+    at the bottom/right, so every output pixel sits at the same place for any size (and
+    tiles agree with whole frames)."""
+    h, w = x.shape[-2:]
+    oh, ow = out_size(h, w, scale)
+    xp = F.pad(x, (0, 2, 0, 2), mode="replicate")
+    y = F.interpolate(xp, scale_factor=scale, mode="bicubic", align_corners=False,
+                      recompute_scale_factor=False)
+    return y[..., :oh, :ow]
 
 
 class SubPixelUp(nn.Module):
@@ -90,7 +101,7 @@ class FastSR(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = out_size(x.shape[-2], x.shape[-1], self.scale)
-        return bicubic(x, size) + self.up(self.body(x), size)
+        return bicubic(x, self.scale) + self.up(self.body(x), size)
 
 
 class _ResBlock(nn.Module):
@@ -123,7 +134,7 @@ class QualitySR(nn.Module):
         size = out_size(x.shape[-2], x.shape[-1], self.scale)
         h = self.head(x)
         f = h + self.tail(self.blocks(h))
-        return bicubic(x, size) + self.up(f, size)
+        return bicubic(x, self.scale) + self.up(f, size)
 
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {

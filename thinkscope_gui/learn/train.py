@@ -33,7 +33,7 @@ from .errors import TrainingError
 from .meta import ModelMeta, Normalisation
 from .metrics import gradient_loss, psnr, ssim
 from .modelfile import load_model, save_model
-from .models import bicubic, build_model, out_size
+from .models import bicubic, build_model
 from .sources import FolderPairSource, PairSource, StorePairSource
 
 State = Literal["idle", "loading", "training", "validating", "done", "stopped_early",
@@ -120,7 +120,7 @@ def validate(model: torch.nn.Module, tiles: Sequence[Tile], norm: Normalisation,
         x = torch.from_numpy(t.lr01().transpose(2, 0, 1).copy())[None].to(device)
         y = torch.from_numpy(t.hr01().transpose(2, 0, 1).copy())[None].to(device)
         pred = denormalise(model(normalise(x, norm)), norm).clamp(0, 1)
-        bic = bicubic(x, out_size(x.shape[-2], x.shape[-1], scale)).clamp(0, 1)
+        bic = bicubic(x, scale).clamp(0, 1)
         h, w = min(pred.shape[-2], y.shape[-2]), min(pred.shape[-1], y.shape[-1])
         pred, bic, y = pred[..., :h, :w], bic[..., :h, :w], y[..., :h, :w]
         acc["psnr"] += psnr(pred, y)

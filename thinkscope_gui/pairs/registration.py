@@ -22,6 +22,15 @@ from scipy import ndimage
 from skimage.feature import match_template
 
 
+#: equal smoothing (LR px) of both sides: suppresses noise and the detail only the HR
+#: objective resolves, which otherwise biases the fit
+SMOOTH_LR = 0.6
+#: extra blur (LR px) of the HR template: the LR optics resolve less than the HR ones
+TEMPLATE_BLUR_LR = 0.0
+#: template border (LR px) left out of the fit: there the LR sees content from outside
+BORDER_PX = 0
+
+
 class RegistrationError(RuntimeError):
     """The HR field could not be located inside the LR field."""
 
@@ -59,7 +68,8 @@ def hr_template(hr_gray: np.ndarray, scale: float, rotation_deg: float = 0.0,
     compared with the LR frame directly.
     """
     h, w = hr_gray.shape
-    blurred = ndimage.gaussian_filter(hr_gray, sigma=scale / math.sqrt(12.0) + 0.3)
+    sigma = math.hypot(scale / math.sqrt(12.0) + 0.3, TEMPLATE_BLUR_LR * scale)
+    blurred = ndimage.gaussian_filter(hr_gray, sigma=sigma)
     if size is None:
         n_r, n_c = int(h // scale), int(w // scale)
     else:
@@ -120,54 +130,70 @@ def _local_peak(lr_gray: np.ndarray, tmpl: np.ndarray, dx: float, dy: float,
 def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
             dx: float, dy: float, theta: float, fit_rotation: bool,
             iterations: int = 30) -> tuple[float, float, float, float]:
-    """Gauss-Newton fit of translation (+rotation), gain and bias; returns (dx, dy, th, ncc)."""
+    """Gauss-Newton fit of translation (+rotation) with a smooth gain field and a bias.
+
+    The gain is a quadratic polynomial over the template because the two frames carry
+    different vignetting (the HR corners are dark, the LR is flat there): a single global
+    gain would let that shading pull the translation. Returns (dx, dy, theta, ncc).
+    """
     h, w = lr_s.shape
     th_, tw_ = tmpl.shape
     v, u = np.mgrid[0:th_, 0:tw_].astype(np.float64)
     u = (u - (tw_ - 1) / 2.0).ravel()
     v = (v - (th_ - 1) / 2.0).ravel()
+    un, vn = u / (tw_ / 2.0), v / (th_ / 2.0)
+    basis = np.vstack([np.ones_like(un), un, vn, un * un, vn * vn, un * vn])  # gain field
     t = tmpl.ravel()
     cx0, cy0 = (w - 1) / 2.0, (h - 1) / 2.0
-    gain, bias = 1.0, 0.0
+    coef = np.zeros(basis.shape[0])
+    bias = 0.0
     sampled = t
     ok = np.ones_like(t, dtype=bool)
-    for _ in range(iterations):
+    theta0 = theta
+    inner = ((np.abs(u) <= (tw_ - 1) / 2.0 - BORDER_PX)
+             & (np.abs(v) <= (th_ - 1) / 2.0 - BORDER_PX))
+    for it in range(iterations):
         c, s = math.cos(theta), math.sin(theta)
         x = cx0 + dx + c * u - s * v
         y = cy0 + dy + s * u + c * v
-        ok = (x >= 1) & (x <= w - 2) & (y >= 1) & (y <= h - 2)
-        if ok.mean() < 0.5:
+        ok = inner & (x >= 1) & (x <= w - 2) & (y >= 1) & (y <= h - 2)
+        if ok.mean() < 0.3:
             raise RegistrationError("the HR field lies outside the LR frame")
         coords = [y[ok], x[ok]]
         sampled = ndimage.map_coordinates(lr_s, coords, order=3, mode="nearest", prefilter=False)
         lx = ndimage.map_coordinates(gx, coords, order=1)
         ly = ndimage.map_coordinates(gy, coords, order=1)
-        if _ == 0:  # initial photometric match by least squares
-            a = np.vstack([sampled, np.ones_like(sampled)]).T
-            gain, bias = np.linalg.lstsq(a, t[ok], rcond=None)[0]
+        b = basis[:, ok]
+        if it == 0:  # initial photometric match by linear least squares
+            a = np.vstack([b * sampled, np.ones_like(sampled)]).T
+            sol = np.linalg.lstsq(a, t[ok], rcond=None)[0]
+            coef, bias = sol[:-1], sol[-1]
+        gain = coef @ b
         resid = gain * sampled + bias - t[ok]
         cols = [gain * lx, gain * ly]
         if fit_rotation:
             uu, vv = u[ok], v[ok]
             cols.append(gain * (lx * (-s * uu - c * vv) + ly * (c * uu - s * vv)))
-        cols += [sampled, np.ones_like(sampled)]
-        jac = np.vstack(cols).T
+        jac = np.vstack([*cols, b * sampled, np.ones_like(sampled)]).T
         step = np.linalg.lstsq(jac, -resid, rcond=None)[0]
         dx += step[0]
         dy += step[1]
         k = 2
         if fit_rotation:
-            theta += step[2]
+            # the angle scan already bracketed the rotation: keep the fit inside it
+            theta = float(np.clip(theta + step[2], theta0 - math.radians(0.3),
+                                  theta0 + math.radians(0.3)))
             k = 3
-        gain += step[k]
-        bias += step[k + 1]
+        coef = coef + step[k:k + len(coef)]
+        bias += step[-1]
         if abs(step[0]) < 1e-4 and abs(step[1]) < 1e-4 and (not fit_rotation or abs(step[2]) < 1e-6):
             break
-    return dx, dy, theta, _ncc(sampled, t[ok])
+    model = (coef @ basis[:, ok]) * sampled + bias
+    return dx, dy, theta, _ncc(model, t[ok])
 
 
 def register(lr: np.ndarray, hr: np.ndarray, scale: float, rotation_deg_hint: float = 0.0,
-             *, estimate_rotation: bool = True, angle_span_deg: float = 1.0,
+             *, estimate_rotation: bool = True, angle_span_deg: float = 1.5,
              guess_lr: tuple[float, float] | None = None) -> Registration:
     """Locate the HR frame inside the LR frame (see the module docstring for the convention).
 
@@ -181,29 +207,29 @@ def register(lr: np.ndarray, hr: np.ndarray, scale: float, rotation_deg_hint: fl
     lr_g = to_gray(lr)
     hr_g = to_gray(hr)
     # light, equal smoothing of the LR side: suppresses noise and widens the capture range
-    lr_s0 = ndimage.gaussian_filter(lr_g, 0.6)
+    lr_s0 = ndimage.gaussian_filter(lr_g, SMOOTH_LR)
     tmpl = hr_template(hr_g, scale, rotation_deg_hint)
-    tmpl = ndimage.gaussian_filter(tmpl, 0.6)
+    tmpl = ndimage.gaussian_filter(tmpl, SMOOTH_LR)
     dx, dy, peak = _coarse(lr_s0, tmpl)
     if peak < 0.3 and guess_lr is not None:
         dx, dy = guess_lr
     theta_deg = rotation_deg_hint
     if estimate_rotation:
-        angles = rotation_deg_hint + np.linspace(-angle_span_deg, angle_span_deg, 9)
+        angles = rotation_deg_hint + np.linspace(-angle_span_deg, angle_span_deg, 13)
         vals = np.array([
-            _local_peak(lr_s0, ndimage.gaussian_filter(hr_template(hr_g, scale, a), 0.6), dx, dy)
+            _local_peak(lr_s0, ndimage.gaussian_filter(hr_template(hr_g, scale, a), SMOOTH_LR), dx, dy)
             for a in angles
         ])
         i = int(np.argmax(vals))
         pos = _parabolic_peak(vals, i)
         theta_deg = float(np.interp(pos, np.arange(len(angles)), angles))
-        tmpl = ndimage.gaussian_filter(hr_template(hr_g, scale, theta_deg), 0.6)
+        tmpl = ndimage.gaussian_filter(hr_template(hr_g, scale, theta_deg), SMOOTH_LR)
     lr_s = ndimage.spline_filter(lr_s0, order=3)
     gy, gx = np.gradient(lr_s0)
     # refine in two rounds: translation first (robust), then with rotation from the
     # rotation-free template (the template must not already carry the rotation twice)
     dx, dy, _, _ = _refine(lr_s, gx, gy, tmpl, dx, dy, 0.0, False)
-    tmpl0 = ndimage.gaussian_filter(hr_template(hr_g, scale, 0.0), 0.6)
+    tmpl0 = ndimage.gaussian_filter(hr_template(hr_g, scale, 0.0), SMOOTH_LR)
     dx, dy, theta, corr = _refine(lr_s, gx, gy, tmpl0, dx, dy, math.radians(theta_deg),
                                   estimate_rotation)
     return Registration(float(dx), float(dy), float(math.degrees(theta)), float(corr))

@@ -49,6 +49,8 @@ class ScreenshotRun:
         self._measure_from: float | None = None
         self._counts = (0, 0)
         self._enabled = False
+        self._focused = False
+        self._af_started = False
         self._timer = QTimer(window)
         self._timer.timeout.connect(self._tick)
         self._timer.start(100)
@@ -59,14 +61,26 @@ class ScreenshotRun:
         if now - self._t0 > TIMEOUT_S:
             self._finish("timed out waiting for enhanced frames")
             return
+        if not self._focused:
+            # focus first so the screenshot shows a sharp specimen (cancellable worker)
+            if not self._af_started:
+                self._af_started = True
+                w.focus_widget.toggle_autofocus()
+            self._focused = not w.focus_widget.is_running()
+            return
         if not self._enabled:
             if w.models.enhancer is None:
                 if not w.models.loading():
                     self._finish("no model could be loaded")
                 return
             w.set_overlay_mode("enhancement lens")
+            if w.view.frame is not None:
+                h, wd = w.view.frame.shape[:2]
+                w.view.set_lens_center(wd / 2, h / 2)
             w.set_enhancing(True)
             self._enabled = w.live.enhancing
+            if not self._enabled:
+                self._finish("enhancement could not be enabled")
             return
         if self._t_first is None:
             if w.live.frames_enhanced > 0:

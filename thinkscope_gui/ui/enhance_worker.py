@@ -42,6 +42,16 @@ class EnhanceResult:
     heat: np.ndarray | None = None
 
 
+def _limit_torch_threads(n: int) -> None:
+    """Small live crops run fastest single-threaded when the GUI and camera share the CPU."""
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(n)))
+    except Exception:  # noqa: BLE001, S110 - torch missing: the enhancer will say so
+        pass
+
+
 class LiveEnhanceWorker(QThread):
     """Enhances the newest job with the current enhancer; stale jobs are dropped."""
 
@@ -56,6 +66,8 @@ class LiveEnhanceWorker(QThread):
         self._stop = False
         self.dropped = 0
         self.done = 0
+        #: intra-op threads for live inference; one avoids fighting the GUI and the camera
+        self.torch_threads = 1
 
     def set_enhancer(self, enhancer: Any) -> None:
         """Swap the model (or None to idle); takes effect from the next job."""
@@ -86,6 +98,7 @@ class LiveEnhanceWorker(QThread):
         self.wait(5000)
 
     def run(self) -> None:  # noqa: D401 - Qt override
+        _limit_torch_threads(self.torch_threads)
         while True:
             with self._cond:
                 while self._job is None and not self._stop:

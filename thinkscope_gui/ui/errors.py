@@ -17,6 +17,7 @@ class ErrorReporter(QObject):
     """Receives errors from any thread and shows them on the GUI thread."""
 
     error = Signal(str, str)  # title, detail
+    notices = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None, *, modal: bool = True) -> None:
         super().__init__(parent)
@@ -24,10 +25,23 @@ class ErrorReporter(QObject):
         self.modal = modal  # tests and --screenshot turn dialogs off
         self.messages: list[str] = []
         self.error.connect(self._show)
+        self.notices.connect(self._show_notice)
 
     def report(self, title: str, detail: str) -> None:
         """Thread-safe: emit; the slot runs on the GUI thread."""
         self.error.emit(title, detail)
+
+    def notify(self, title: str, detail: str) -> None:
+        """A non-blocking notice (status bar + log), for expected events such as a model
+        being disabled after an objective change during an unattended run."""
+        self.notices.emit(title, detail)
+
+    def _show_notice(self, title: str, detail: str) -> None:
+        self.messages.append(f"{title}: {detail}")
+        log.info("%s: %s", title, detail)
+        window = self._parent
+        if window is not None and hasattr(window, "statusBar"):
+            window.statusBar().showMessage(f"{title}: {detail}", 15000)
 
     def _show(self, title: str, detail: str) -> None:
         self.messages.append(f"{title}: {detail}")

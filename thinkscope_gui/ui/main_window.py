@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self._hud_timer.timeout.connect(self._update_hud)
         self._hud_timer.start(500)
         self._restore_settings()
+        self._startup_load = load_model
         if load_model:
             self.models.load(self._settings_model_path())
 
@@ -133,7 +134,8 @@ class MainWindow(QMainWindow):
             lay.addWidget(QLabel(f"<b>{title}</b>"))
             lay.addWidget(w)
         lay.addStretch(1)
-        self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
+        dock = self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -181,6 +183,8 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(first, dock)
         if first is not None:
             first.raise_()
+            # the camera view gets most of the window; panels can be widened by the user
+            self.resizeDocks([first], [420], Qt.Orientation.Horizontal)
 
     def _build_shortcuts(self) -> None:
         moves = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
@@ -264,6 +268,7 @@ class MainWindow(QMainWindow):
         self.models.load(path)
 
     def _model_loaded(self, enhancer: Any) -> None:
+        self._startup_load = False
         name = self.models.path.name if self.models.path else "default"
         self.model_status.setText(f"model: {name} (x{enhancer.scale:g})")
         self.live.set_enhancer(enhancer)
@@ -271,13 +276,17 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, msg: str) -> None:
         self.model_status.setText("model: none")
-        self.report("Model", msg)
+        if self._startup_load:
+            self.reporter.notify("Model", msg)  # no dialog on start-up
+        else:
+            self.report("Model", msg)
+        self._startup_load = False
 
     def _model_mismatch(self, msg: str) -> None:
         self.set_enhancing(False)
         name = self.models.path.name if self.models.path else "default"
         self.model_status.setText(f"model: {name} (disabled: objective)")
-        self.report("Model disabled", msg)
+        self.reporter.notify("Model disabled", msg)
 
     def _objective_changed(self, label: str) -> None:
         try:
@@ -289,7 +298,9 @@ class MainWindow(QMainWindow):
             self.model_status.setText(f"model: {name} (x{self.models.enhancer.scale:g})")
 
     def _update_hud(self) -> None:
-        self.hud.setText(self.live.heads_up())
+        text = self.live.heads_up()
+        self.hud.setText(text)
+        self.view.set_hud(text)
 
     # -------------------------------------------------------------- settings
     def _settings_model_path(self) -> str | None:

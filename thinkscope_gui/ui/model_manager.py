@@ -35,7 +35,8 @@ class ModelManager(QObject):
         def done(enhancer: Any) -> None:
             self._worker = None
             self.enhancer = enhancer
-            self.path = Path(path) if path is not None else None
+            found = getattr(enhancer, "path", None) or path
+            self.path = Path(found) if found is not None else None
             self.usable = True
             self.loaded.emit(enhancer)
 

@@ -2,10 +2,10 @@
 
 Measures, against the reference objective (the first in the turret, 10x):
 pixel size (a known stage step versus the measured image shift), parfocal Z (autofocus
-on each objective) and parcentric XY + rotation (the objective's field registered inside
-the reference field with thinkscope_gui.pairs.register).
+on each objective) and parcentric XY + rotation (each objective's field registered inside
+the previous, lower-magnification field with thinkscope_gui.pairs.register).
 Offsets follow docs/CONTRACTS.md: the objective's field centre sees the specimen point
-``stage + offset``, so offset = reference offset + measured centre shift.
+``stage + offset``, so offset = previous offset + measured centre shift.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CalibrationResult:
     profiles: dict[str, Any]
 
 
-def measure_pixel_size(scope: Any, step_fraction: float = 0.1) -> float:
+def measure_pixel_size(scope: Any, step_fraction: float = 0.25) -> float:
     """Move the stage by a known step and measure the image shift (phase correlation)."""
     h, w = scope.image_shape()
     p0 = scope.pixel_size_um()
@@ -87,10 +87,12 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool, cancelled: Callable[[], b
     off: dict[str, tuple[float, float]] = {}
     parf: dict[str, float] = {}
     rot: dict[str, float] = {}
-    # dry objectives first, the oil ones last (the stand's safety rule)
-    order = [ref] + sorted(labels[1:], key=lambda lb: profiles[lb].immersion == "oil")
-    ref_img: np.ndarray | None = None
-    z_ref = 0.0
+    # dry objectives first, oil last (the stand's safety rule); each objective is
+    # registered inside the previous one (10x->40x->100x): modest scale factors keep the
+    # field large enough in the lower-magnification frame to measure rotation
+    order = [ref] + sorted(labels[1:], key=lambda lb: (profiles[lb].immersion == "oil",
+                                                       profiles[lb].magnification))
+    prev, prev_img, z_prev = ref, np.zeros(0), 0.0
     try:
         for label in order:
             go(label)
@@ -100,19 +102,20 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool, cancelled: Callable[[], b
             pix[label] = measure_pixel_size(scope)
             img = scope.snap()
             if label == ref:
-                ref_img, z_ref = img, z
                 off[label] = tuple(profiles[ref].offset_xy_um)  # type: ignore[assignment]
                 parf[label] = profiles[ref].parfocal_z_um
                 rot[label] = profiles[ref].rotation_deg
-                continue
-            check()
-            progress(f"{label}: registration")
-            scale = pix[ref] / pix[label]
-            reg = register(ref_img, img, scale, profiles[label].rotation_deg)
-            rx, ry = off[ref]
-            off[label] = (rx + reg.dx_lr * pix[ref], ry + reg.dy_lr * pix[ref])
-            parf[label] = parf[ref] + (z - z_ref)
-            rot[label] = reg.rotation_deg
+            else:
+                check()
+                progress(f"{label}: registration in {prev}")
+                scale = pix[prev] / pix[label]
+                hint = profiles[label].rotation_deg - profiles[prev].rotation_deg
+                reg = register(prev_img, img, scale, hint)
+                px, py = off[prev]
+                off[label] = (px + reg.dx_lr * pix[prev], py + reg.dy_lr * pix[prev])
+                parf[label] = parf[prev] + (z - z_prev)
+                rot[label] = rot[prev] + reg.rotation_deg
+            prev, prev_img, z_prev = label, img, z
     finally:
         if scope.objective() != start_obj:
             scope.set_objective(start_obj, confirm_oil_to_dry=confirm_oil_to_dry,

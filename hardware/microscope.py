@@ -1,0 +1,621 @@
+"""The microscope facade: the one object the rest of ThinkScope uses to drive a stand.
+
+It speaks the pymmcore-plus ``CMMCorePlus`` API to whatever core it is given (simulated,
+``.cfg``, or a pycromanager bridge) and adds what a bare core lacks: objective profiles,
+the stand's safety rules, RGB normalisation and a latest-frame live stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from hardware.errors import MicroscopeError, SafetyError
+from hardware.profiles import ObjectiveProfile, load_profiles
+
+__all__ = ["Frame", "Microscope", "MicroscopeEvents", "normalize_rgb"]
+
+log = logging.getLogger(__name__)
+
+_STATE_DEVICE = 4  # MM::StateDevice (pymmcore_plus.DeviceType.StateDevice)
+_INF = math.inf
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame plus where and how it was taken."""
+
+    image: np.ndarray
+    number: int  #: increases by one per new frame of this facade; repeats keep their number
+    timestamp: float  #: time.time() when the facade received the frame
+    pixel_size_um: float
+    objective: str
+    xy: tuple[float, float]
+    z: float
+
+
+class MicroscopeEvents(SignalGroup):
+    """Position/state changes, emitted from whatever thread made them."""
+
+    objective_changed = Signal(str)
+    xy_changed = Signal(float, float)
+    z_changed = Signal(float)
+    exposure_changed = Signal(float)
+
+
+def normalize_rgb(img: np.ndarray) -> np.ndarray:
+    """Any camera image as (H, W, 3) RGB: BGRA drops alpha and swaps, grey is replicated."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 4:  # Micro-Manager RGB32 is BGRA
+        return np.ascontiguousarray(img[..., [2, 1, 0]])
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    raise MicroscopeError(f"Unsupported camera image shape {img.shape}")
+
+
+def _md_get(md: Any, key: str) -> str | None:
+    with contextlib.suppress(Exception):
+        if isinstance(md, Mapping) or hasattr(md, "get"):
+            val = md.get(key)
+            return None if val is None else str(val)
+    return None
+
+
+def _magnification_from_label(label: str) -> float:
+    m = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", label)
+    return float(m.group(1)) if m else 1.0
+
+
+class Microscope:
+    """Safe, profile-aware access to one microscope (see docs/CONTRACTS.md)."""
+
+    def __init__(
+        self,
+        core: Any,
+        source: str,
+        profiles: Mapping[str, ObjectiveProfile] | None = None,
+        *,
+        turret: str | None = None,
+        stage_limits: tuple[float, float, float, float] | None = None,
+        z_limits: tuple[float, float] | None = None,
+        safe_z: float | None = None,
+        owns_core: bool = True,
+        move_timeout_s: float = 30.0,
+    ) -> None:
+        self.core = core
+        self.source = source
+        self.events = MicroscopeEvents()
+        self._owns_core = owns_core
+        self._closed = False
+        self._lock = threading.RLock()
+        self._quiet = 0  # >0 while the facade itself moves things: relays stay silent
+        self._timeout = move_timeout_s
+        self._turret = turret if turret is not None else self._find_turret()
+        self._xy_dev = self._safe_call(core.getXYStageDevice, "")
+        self._z_dev = self._safe_call(core.getFocusDevice, "")
+        self._stage_limits = stage_limits or self._device_xy_limits()
+        self._z_limits = z_limits or self._device_z_limits()
+        self._safe_z = safe_z
+        self._profiles: dict[str, ObjectiveProfile] = dict(
+            profiles if profiles is not None else load_profiles()
+        )
+        self._add_missing_profiles()
+        self._live = False
+        self._frame_lock = threading.Lock()
+        self._frame: Frame | None = None
+        self._frame_no = 0
+        self._last_image_key: tuple[Any, ...] | None = None
+        self._connect_core_events()
+
+    # ------------------------------------------------------------------ discovery
+
+    @staticmethod
+    def _safe_call(fn: Any, default: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            return default
+
+    def _find_turret(self) -> str:
+        """The state device behind the "Objective" group, else behind the pixel-size presets."""
+        core = self.core
+        candidates: list[str] = []
+        groups = self._safe_call(core.getAvailableConfigGroups, ())
+        for group in groups:
+            if group.lower() in ("objective", "objectives"):
+                for preset in self._safe_call(core.getAvailableConfigs, (), group):
+                    data = self._safe_call(core.getConfigData, [], group, preset)
+                    candidates += [s[0] for s in data]
+        for res_id in self._safe_call(core.getAvailablePixelSizeConfigs, ()):
+            data = self._safe_call(core.getPixelSizeConfigData, [], res_id)
+            candidates += [s[0] for s in data]
+        for dev in candidates:
+            if int(self._safe_call(core.getDeviceType, -1, dev)) == _STATE_DEVICE:
+                return dev
+        return ""
+
+    def _prop_float(self, dev: str, prop: str) -> float | None:
+        if not dev:
+            return None
+        with contextlib.suppress(Exception):
+            if self.core.hasProperty(dev, prop):
+                return float(self.core.getProperty(dev, prop))
+        return None
+
+    def _device_xy_limits(self) -> tuple[float, float, float, float]:
+        names = ("LimitXMin_um", "LimitXMax_um", "LimitYMin_um", "LimitYMax_um")
+        vals = [self._prop_float(self._xy_dev, n) for n in names]
+        defaults = (-_INF, _INF, -_INF, _INF)
+        return tuple(d if v is None else v for v, d in zip(vals, defaults, strict=True))  # type: ignore[return-value]
+
+    def _device_z_limits(self) -> tuple[float, float]:
+        lo = self._prop_float(self._z_dev, "LimitMin_um")
+        hi = self._prop_float(self._z_dev, "LimitMax_um")
+        return (-_INF if lo is None else lo, _INF if hi is None else hi)
+
+    def _pixel_config_for(self, label: str) -> str:
+        if not self._turret:
+            return ""
+        for res_id in self._safe_call(self.core.getAvailablePixelSizeConfigs, ()):
+            for dev, prop, value in self._safe_call(
+                self.core.getPixelSizeConfigData, [], res_id
+            ):
+                if dev == self._turret and prop == "Label" and value == label:
+                    return res_id
+        return ""
+
+    def _add_missing_profiles(self) -> None:
+        """Turret labels without a profile get one from the core's pixel-size preset."""
+        for label in self.objectives():
+            if label in self._profiles:
+                continue
+            res_id = self._pixel_config_for(label)
+            ps = float(self._safe_call(self.core.getPixelSizeUmByID, 0.0, res_id)) if res_id else 0
+            mag = _magnification_from_label(label)
+            self._profiles[label] = ObjectiveProfile(
+                label=label,
+                magnification=mag,
+                na=0.1,  # unknown: edit the profile file
+                immersion="oil" if "oil" in label.lower() else "dry",
+                pixel_size_um=ps if ps > 0 else 6.5 / mag,
+            )
+
+    # ------------------------------------------------------------------ events
+
+    def _connect_core_events(self) -> None:
+        ev = getattr(self.core, "events", None)
+        if ev is None:
+            return
+        with contextlib.suppress(Exception):
+            ev.XYStagePositionChanged.connect(self._on_core_xy)
+            ev.stagePositionChanged.connect(self._on_core_z)
+            ev.exposureChanged.connect(self._on_core_exposure)
+            ev.propertyChanged.connect(self._on_core_property)
+
+    def _disconnect_core_events(self) -> None:
+        ev = getattr(self.core, "events", None)
+        if ev is None:
+            return
+        for sig, cb in (
+            ("XYStagePositionChanged", self._on_core_xy),
+            ("stagePositionChanged", self._on_core_z),
+            ("exposureChanged", self._on_core_exposure),
+            ("propertyChanged", self._on_core_property),
+        ):
+            with contextlib.suppress(Exception):
+                getattr(ev, sig).disconnect(cb)
+
+    def _on_core_xy(self, dev: str, x: float, y: float) -> None:
+        if not self._quiet and dev == self._xy_dev:
+            self.events.xy_changed.emit(float(x), float(y))
+
+    def _on_core_z(self, dev: str, z: float) -> None:
+        if not self._quiet and dev == self._z_dev:
+            self.events.z_changed.emit(float(z))
+
+    def _on_core_exposure(self, dev: str, ms: float) -> None:
+        if not self._quiet:
+            self.events.exposure_changed.emit(float(ms))
+
+    def _on_core_property(self, dev: str, prop: str, value: Any) -> None:
+        if not self._quiet and dev == self._turret and prop == "Label" and value:
+            self.events.objective_changed.emit(str(value))
+
+    @contextlib.contextmanager
+    def _acting(self) -> Any:
+        with self._lock:
+            self._check_open()
+            self._quiet += 1
+            try:
+                yield
+            finally:
+                self._quiet -= 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MicroscopeError(f"Microscope {self.source!r} is closed")
+
+    def _wait(self, dev: str) -> None:
+        if not dev:
+            return
+        deadline = time.monotonic() + self._timeout
+        while self._safe_call(self.core.deviceBusy, False, dev):
+            if time.monotonic() > deadline:
+                raise MicroscopeError(f"{dev} still moving after {self._timeout:.0f} s")
+            time.sleep(0.005)
+
+    # ------------------------------------------------------------------ objectives
+
+    def objectives(self) -> list[str]:
+        """Turret labels in turret order (the current profile's label if there is no turret)."""
+        if not self._turret:
+            return [next(iter(self._profiles))] if getattr(self, "_profiles", None) else []
+        return [str(s) for s in self.core.getStateLabels(self._turret)]
+
+    def objective(self) -> str:
+        """Label of the objective in the light path."""
+        if not self._turret:
+            return self.objectives()[0]
+        return str(self.core.getStateLabel(self._turret))
+
+    @property
+    def profiles(self) -> dict[str, ObjectiveProfile]:
+        """All known profiles by label (a copy)."""
+        return dict(self._profiles)
+
+    def profile(self, label: str | None = None) -> ObjectiveProfile:
+        """The profile of ``label``, or of the current objective."""
+        label = self.objective() if label is None else label
+        try:
+            return self._profiles[label]
+        except KeyError:
+            raise MicroscopeError(
+                f"No profile for objective {label!r}; known: {sorted(self._profiles)}"
+            ) from None
+
+    def set_profiles(self, profiles: Mapping[str, ObjectiveProfile]) -> None:
+        """Adopt edited/calibrated profiles and push their pixel sizes into the core."""
+        with self._lock:
+            self._profiles.update(profiles)
+            for label, prof in profiles.items():
+                res_id = self._pixel_config_for(label)
+                if res_id:
+                    with contextlib.suppress(Exception):
+                        self.core.setPixelSizeUm(res_id, prof.pixel_size_um)
+
+    def set_objective(
+        self, label: str, *, confirm_oil_to_dry: bool = False, apply_offsets: bool = True
+    ) -> None:
+        """Swap objectives the way an operator would: focus away, rotate, refocus.
+
+        Z goes to the safe position before the turret moves (a long objective must not
+        hit the slide), then returns to the previous focus plus the calibrated parfocal
+        difference; the stage moves by the parcentric difference so the same specimen
+        point stays centred.  Leaving oil for a dry objective needs ``confirm_oil_to_dry``
+        because the dry front lens would dip into the oil.
+        """
+        with self._acting():
+            if label not in self.objectives():
+                raise MicroscopeError(
+                    f"Objective {label!r} is not in the turret; available: {self.objectives()}"
+                )
+            current = self.objective()
+            if label == current:
+                return
+            if not self._turret:
+                raise MicroscopeError("This microscope has no objective turret")
+            src, dst = self.profile(current), self.profile(label)
+            if src.immersion == "oil" and dst.immersion == "dry" and not confirm_oil_to_dry:
+                raise SafetyError(
+                    f"Refusing to go from oil objective {current!r} back to dry objective "
+                    f"{label!r}: clean the oil first and confirm (confirm_oil_to_dry=True)"
+                )
+            z0 = self.z()
+            x0, y0 = self.xy()
+            if apply_offsets:
+                z1 = z0 + (dst.parfocal_z_um - src.parfocal_z_um)
+                # specimen point seen at the centre = stage + offset: keep it constant
+                x1 = x0 - (dst.offset_xy_um[0] - src.offset_xy_um[0])
+                y1 = y0 - (dst.offset_xy_um[1] - src.offset_xy_um[1])
+            else:
+                z1, x1, y1 = z0, x0, y0
+            self._check_z(z1)
+            self._check_xy(x1, y1)
+            self.set_z(self.safe_z())
+            self.core.setStateLabel(self._turret, label)
+            self._wait(self._turret)
+            self.events.objective_changed.emit(label)
+            if (x1, y1) != (x0, y0):
+                self.set_xy(x1, y1)
+            self.set_z(z1)
+
+    def safe_z(self) -> float:
+        """Where focus goes before a turret move: configured, else the lower Z limit."""
+        if self._safe_z is not None:
+            return self._safe_z
+        lo = self._z_limits[0]
+        if math.isfinite(lo):
+            return lo
+        raise SafetyError(
+            "No safe focus position is known for an objective change: pass safe_z= or "
+            "z_limits= to open_microscope"
+        )
+
+    # ------------------------------------------------------------------ stage
+
+    def stage_limits(self) -> tuple[float, float, float, float]:
+        """XY travel limits (xmin, xmax, ymin, ymax) in µm."""
+        return self._stage_limits
+
+    def _check_xy(self, x: float, y: float) -> None:
+        xmin, xmax, ymin, ymax = self._stage_limits
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise SafetyError(f"Stage target ({x}, {y}) µm is not a finite position")
+        if not (xmin <= x <= xmax and ymin <= y <= ymax):
+            raise SafetyError(
+                f"Stage target ({x:.1f}, {y:.1f}) µm is outside the stage limits "
+                f"x [{xmin:g}, {xmax:g}] µm, y [{ymin:g}, {ymax:g}] µm"
+            )
+
+    def xy(self) -> tuple[float, float]:
+        """Stage position in µm."""
+        x, y = self.core.getXYPosition()
+        return float(x), float(y)
+
+    def set_xy(self, x: float, y: float) -> None:
+        """Move the stage and wait for it; refuses targets outside the limits."""
+        with self._acting():
+            x, y = float(x), float(y)
+            self._check_xy(x, y)
+            try:
+                self.core.setXYPosition(x, y)
+                self._wait(self._xy_dev)
+            except MicroscopeError:
+                raise
+            except Exception as e:
+                raise MicroscopeError(f"Stage move to ({x:.1f}, {y:.1f}) µm failed: {e}") from e
+            self.events.xy_changed.emit(x, y)
+
+    def move_xy_by(self, dx: float, dy: float) -> None:
+        """Relative stage move (same limits)."""
+        with self._lock:
+            x, y = self.xy()
+            self.set_xy(x + dx, y + dy)
+
+    def z_limits(self) -> tuple[float, float]:
+        """Focus travel (lo, hi) in µm."""
+        return self._z_limits
+
+    def _check_z(self, z: float) -> None:
+        lo, hi = self._z_limits
+        if not (math.isfinite(z) and lo <= z <= hi):
+            raise SafetyError(
+                f"Focus target {z:.2f} µm is outside the Z limits [{lo:g}, {hi:g}] µm"
+            )
+
+    def z(self) -> float:
+        """Focus position in µm."""
+        return float(self.core.getPosition())
+
+    def set_z(self, z: float) -> None:
+        """Move focus and wait for it; refuses targets outside the limits."""
+        with self._acting():
+            z = float(z)
+            self._check_z(z)
+            try:
+                self.core.setPosition(z)
+                self._wait(self._z_dev)
+            except MicroscopeError:
+                raise
+            except Exception as e:
+                raise MicroscopeError(f"Focus move to {z:.2f} µm failed: {e}") from e
+            self.events.z_changed.emit(z)
+
+    # ------------------------------------------------------------------ camera
+
+    def exposure(self) -> float:
+        """Exposure in ms."""
+        return float(self.core.getExposure())
+
+    def set_exposure(self, ms: float) -> None:
+        """Set exposure in ms (also changes the live frame rate of the simulator)."""
+        with self._acting():
+            if not ms > 0:
+                raise MicroscopeError(f"Exposure must be positive, got {ms} ms")
+            self.core.setExposure(float(ms))
+            self.events.exposure_changed.emit(float(ms))
+
+    def pixel_size_um(self) -> float:
+        """Sample-plane pixel size of the current objective (from its calibrated profile)."""
+        with contextlib.suppress(MicroscopeError):
+            return self.profile().pixel_size_um
+        return float(self.core.getPixelSizeUm())
+
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of camera frames."""
+        return int(self.core.getImageHeight()), int(self.core.getImageWidth())
+
+    def bit_depth(self) -> int:
+        """Bits per colour channel of camera frames."""
+        return int(self.core.getImageBitDepth())
+
+    def snap(self) -> np.ndarray:
+        """One (H, W, 3) RGB frame; while live, the next fresh frame of the stream."""
+        self._check_open()
+        if self.is_live():
+            start = self._frame.number if self._frame else 0
+            deadline = time.monotonic() + max(5.0, 3 * self.exposure() / 1000.0)
+            while time.monotonic() < deadline:
+                frame = self.latest_frame()
+                if frame is not None and frame.number > start:
+                    return frame.image
+                time.sleep(0.002)
+            raise MicroscopeError("Live stream delivered no frame within 5 s")
+        with self._lock:
+            try:
+                self.core.snapImage()
+                return normalize_rgb(self.core.getImage()).copy()
+            except Exception as e:
+                raise MicroscopeError(f"Snap failed: {e}") from e
+
+    def start_live(self) -> None:
+        """Start continuous acquisition; read it with :meth:`latest_frame`."""
+        with self._acting():
+            if self.is_live():
+                return
+            self._last_image_key = None
+            self.core.startContinuousSequenceAcquisition(0)
+            self._live = True
+
+    def stop_live(self) -> None:
+        """Stop continuous acquisition (idempotent)."""
+        with self._lock:
+            if self._live or self._safe_call(self.core.isSequenceRunning, False):
+                with contextlib.suppress(Exception):
+                    self.core.stopSequenceAcquisition()
+            self._live = False
+
+    def is_live(self) -> bool:
+        return self._live and not self._closed
+
+    def latest_frame(self) -> Frame | None:
+        """Newest live frame (latest-frame-wins); the same Frame again if nothing new came.
+
+        Safe to call from several threads (display and inference): numbering is serialised.
+        """
+        if not self.is_live():
+            return self._frame
+        with self._frame_lock:
+            return self._fetch_frame()
+
+    def _fetch_frame(self) -> Frame | None:
+        core = self.core
+        try:
+            if not core.getRemainingImageCount():
+                return self._frame
+            img, md = core.getLastImageAndMD()
+        except Exception as e:  # empty buffer between frames, or a transient bridge error
+            log.debug("no live frame: %s", e)
+            return self._frame
+        number = _md_get(md, "ImageNumber")
+        key = (number, _md_get(md, "ElapsedTime-ms")) if number is not None else (id(img),)
+        if key == self._last_image_key:
+            return self._frame
+        self._last_image_key = key
+        image = normalize_rgb(np.array(img, copy=True))
+        sx, sy, sz = (_md_get(md, k) for k in ("SimX_um", "SimY_um", "SimZ_um"))
+        if sx is not None and sy is not None and sz is not None:
+            xy, z = (float(sx), float(sy)), float(sz)
+        else:
+            xy, z = self.xy(), self.z()
+        objective = _md_get(md, "SimObjective") or self.objective()
+        prof = self._profiles.get(objective)
+        self._frame_no += 1
+        self._frame = Frame(
+            image=image,
+            number=self._frame_no,
+            timestamp=time.time(),
+            pixel_size_um=prof.pixel_size_um if prof else float(core.getPixelSizeUm()),
+            objective=objective,
+            xy=xy,
+            z=z,
+        )
+        return self._frame
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Stop live view and release the core (idempotent)."""
+        if self._closed:
+            return
+        self.stop_live()
+        self._disconnect_core_events()
+        self._closed = True
+        if self._owns_core:
+            from hardware.cores import close_core
+
+            close_core(self.core)
+
+    def __enter__(self) -> Microscope:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Microscope {self.source!r} {state}>"
+
+
+def open_microscope(
+    source: str = "sim",
+    *,
+    sensor: tuple[int, int] | None = None,
+    mechanical_delays: bool = False,
+    user_profiles: Path | None = None,
+    stage_limits: tuple[float, float, float, float] | None = None,
+    z_limits: tuple[float, float] | None = None,
+    safe_z: float | None = None,
+) -> Microscope:
+    """Open ``"sim"``, a ``.cfg`` path, or ``"pycromanager[:port]"`` behind one facade.
+
+    ``sensor`` is (height, width) and applies to the simulator.  ``stage_limits``,
+    ``z_limits`` and ``safe_z`` override what the devices report; for real stands they
+    default to ``$THINKSCOPE_HOME/stage.json`` (see :mod:`hardware.stage_settings`).
+    """
+    profiles = load_profiles(user_profiles)
+    src = source.strip()
+    opts: dict[str, Any] = {}
+    if src not in ("sim", ""):  # the simulator reports its own; real stands use stage.json
+        from hardware.stage_settings import load_stage_settings
+
+        opts.update(load_stage_settings())
+    given = {"stage_limits": stage_limits, "z_limits": z_limits, "safe_z": safe_z}
+    opts.update({k: v for k, v in given.items() if v is not None})
+    if src == "sim" or src == "":
+        from hardware.cores import make_sim_core
+
+        core = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
+        return _wrap(core, "sim", profiles, opts)
+    if src.startswith("pycromanager"):
+        from hardware.pycro import connect_pycromanager, parse_port
+
+        port = parse_port(src)
+        core = connect_pycromanager(port)
+        return _wrap(core, f"pycromanager:{port}", profiles, opts, owns_core=False)
+    from hardware.cores import load_cfg_core
+
+    core = load_cfg_core(src)
+    if sensor is not None:
+        cam = core.getCameraDevice()
+        with contextlib.suppress(Exception):
+            core.setProperty(cam, "SensorHeight", int(sensor[0]))
+            core.setProperty(cam, "SensorWidth", int(sensor[1]))
+    return _wrap(core, src, profiles, opts)
+
+
+def _wrap(
+    core: Any, source: str, profiles: Mapping[str, ObjectiveProfile], opts: dict[str, Any],
+    owns_core: bool = True,
+) -> Microscope:
+    try:
+        return Microscope(core, source, profiles, owns_core=owns_core, **opts)
+    except Exception:
+        if owns_core:
+            from hardware.cores import close_core
+
+            close_core(core)
+        raise

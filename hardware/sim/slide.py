@@ -1,0 +1,496 @@
+"""The simulated slide: a procedural, deterministic, effectively unbounded stained specimen.
+
+Everything is a function of continuous slide coordinates (µm) and fixed seeds, so any stage
+position, objective or sampling sees the same specimen. Stain *amounts* are returned per
+sampling grid; optics.py turns them into Beer–Lambert transmission per colour channel.
+
+Anti-aliasing: every feature has a physical edge width combined with a prefilter of
+0.4 x the grid spacing, so content finer than the sampling grid is attenuated instead of
+folding back into the optical passband (which would give the low-NA image detail it
+physically cannot have).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import sparse
+
+from hardware.sim import texture
+
+REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "epithelium": (0.0, 10000.0, -5000.0, 5000.0),
+    "stroma": (10000.0, 20000.0, -5000.0, 5000.0),
+    "lymphoid": (-10000.0, 0.0, -5000.0, 5000.0),
+    "bar_target": (-12000.0, -11000.0, -500.0, 500.0),
+}
+GLASS_Y_UM = 6000.0
+"""Beyond |y| > this there is only clean glass."""
+TISSUE_EDGE_Y_UM = 5500.0
+"""The section's ragged edge sits around |y| = 5500 ± 300 µm."""
+
+STAINS = ("hematoxylin", "eosin", "fibre", "neutral")
+STAIN_OD_RGB = np.array(
+    [
+        [0.65, 0.70, 0.29],  # hematoxylin (Ruifrok & Johnston 2001 OD vector)
+        [0.07, 0.99, 0.11],  # eosin
+        [0.20, 0.95, 0.40],  # fibre: eosinophilic collagen, slightly more orange
+        [1.00, 1.00, 1.00],  # neutral absorber: resolution-target bars
+    ],
+    dtype=np.float32,
+)
+"""Optical density per unit stain amount for the (R, G, B) channels."""
+
+BAR_OD = 4.6
+"""Natural-log optical density of the target bars (T ≈ 1 %): near-opaque like chrome."""
+BAR_PERIODS_UM = (
+    0.16, 0.18, 0.20, 0.22, 0.25, 0.28, 0.32, 0.36, 0.40, 0.50, 0.60, 0.80, 1.00,
+    1.25, 1.60, 2.00, 2.50, 3.20, 4.00,
+)
+BAR_GROUP_SIZE_UM = 30.0
+TILT_UM_PER_MM = (0.5, -0.3)
+
+
+@dataclass(frozen=True)
+class BarGroup:
+    """One square patch of equal bars on glass; 'v' bars are vertical (contrast along x)."""
+
+    period_um: float
+    orientation: str
+    center_xy_um: tuple[float, float]
+    size_um: float
+
+
+def tissue_at(x_um: float, y_um: float) -> str:
+    """Name of what lies at a slide point: a REGIONS key or 'glass'."""
+    xmin, xmax, ymin, ymax = REGIONS["bar_target"]
+    if xmin <= x_um < xmax and ymin <= y_um < ymax:
+        return "bar_target"
+    if abs(y_um) > GLASS_Y_UM:
+        return "glass"
+    return _band(x_um)
+
+
+def _band(x_um: float) -> str:
+    if x_um < 0.0:
+        return "lymphoid"
+    return "epithelium" if x_um < 10000.0 else "stroma"
+
+
+@lru_cache(maxsize=1)
+def bar_groups() -> list[BarGroup]:
+    """Resolution target: vertical bars in the row y=-100, horizontal bars in y=+100."""
+    groups = []
+    for i, period in enumerate(BAR_PERIODS_UM):
+        x = -11950.0 + 50.0 * i
+        groups.append(BarGroup(period, "v", (x, -100.0), BAR_GROUP_SIZE_UM))
+        groups.append(BarGroup(period, "h", (x, 100.0), BAR_GROUP_SIZE_UM))
+    return groups
+
+
+def slide_surface_z(x_um: float, y_um: float) -> float:
+    """Height (µm) of the specimen plane: a tilt plus a gentle waviness, so focus must track."""
+    tx, ty = TILT_UM_PER_MM
+    wave = 0.6 * math.sin(x_um / 2300.0 + 0.7) * math.cos(y_um / 3100.0 - 0.4)
+    return float(tx * x_um / 1000.0 + ty * y_um / 1000.0 + wave)
+
+
+# --------------------------------------------------------------------------- sampling grids
+@dataclass(frozen=True)
+class Grid:
+    """Sampling lattice: sample (i, j) sits at origin + R(theta) @ (j*d, i*d) on the slide."""
+
+    x0: float
+    y0: float
+    d: float
+    nr: int
+    nc: int
+    theta: float = 0.0
+
+    def point(self, i: float, j: float) -> tuple[float, float]:
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        u, v = j * self.d, i * self.d
+        return self.x0 + c * u - s * v, self.y0 + s * u + c * v
+
+    def index_of(self, x: float, y: float) -> tuple[float, float]:
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        dx, dy = x - self.x0, y - self.y0
+        return (-s * dx + c * dy) / self.d, (c * dx + s * dy) / self.d
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        pts = [self.point(i, j) for i in (0, self.nr - 1) for j in (0, self.nc - 1)]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        return min(xs), max(xs), min(ys), max(ys)
+
+    def local_xy(self, xr: float, yr: float, rows: slice, cols: slice) -> tuple[np.ndarray, ...]:
+        """float32 coordinates relative to (xr, yr) for a sub-block (precise far from 0)."""
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        jj = np.arange(cols.start, cols.stop, dtype=np.float32)[None, :] * np.float32(self.d)
+        ii = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None] * np.float32(self.d)
+        ox, oy = np.float32(self.x0 - xr), np.float32(self.y0 - yr)
+        return ox + np.float32(c) * jj - np.float32(s) * ii, oy + np.float32(s) * jj + np.float32(
+            c
+        ) * ii
+
+
+def aa_width(d: float, physical: float = 0.015) -> float:
+    """Logistic edge width: a physical edge combined with the sampling prefilter."""
+    sigma = math.hypot(physical * 1.6, 0.4 * d)
+    return sigma / 1.6
+
+
+# --------------------------------------------------------------------------- hashing / noise
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
+    """SplitMix-style integer hash of lattice cells -> uint64 (wraps silently)."""
+    with np.errstate(over="ignore"):
+        h = (np.asarray(ix, np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (
+            np.asarray(iy, np.int64).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+        )
+        h = h ^ np.uint64((seed * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _uniforms(ix: np.ndarray, iy: np.ndarray, seed: int, n: int) -> np.ndarray:
+    """n independent U[0,1) per cell, shape (n, *ix.shape)."""
+    out = []
+    for k in range(n):
+        h = _hash(ix, iy, seed * 7919 + k * 104729 + 1)
+        out.append((h >> np.uint64(11)).astype(np.float64) / float(1 << 53))
+    return np.stack(out)
+
+
+def value_noise(x: np.ndarray, y: np.ndarray, scale: float, seed: int) -> np.ndarray:
+    """Smooth lattice noise in [-1, 1] with feature size `scale` µm (float64 coordinates)."""
+    fx, fy = np.asarray(x, np.float64) / scale, np.asarray(y, np.float64) / scale
+    ix, iy = np.floor(fx), np.floor(fy)
+    tx, ty = fx - ix, fy - iy
+    tx, ty = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
+    ix, iy = ix.astype(np.int64), iy.astype(np.int64)
+
+    def corner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (_hash(a, b, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 52) - 1.0
+
+    v00, v10 = corner(ix, iy), corner(ix + 1, iy)
+    v01, v11 = corner(ix, iy + 1), corner(ix + 1, iy + 1)
+    return (v00 * (1 - tx) + v10 * tx) * (1 - ty) + (v01 * (1 - tx) + v11 * tx) * ty
+
+
+def fbm(x: np.ndarray, y: np.ndarray, scale: float, seed: int, octaves: int = 3) -> np.ndarray:
+    """Fractal sum of value noise, roughly in [-1, 1]."""
+    total, amp, norm = 0.0, 1.0, 0.0
+    for o in range(octaves):
+        total = total + amp * value_noise(x, y, scale / 2**o, seed + 31 * o)
+        norm += amp
+        amp *= 0.5
+    return total / norm
+
+
+def _smooth01(t: np.ndarray) -> np.ndarray:
+    return np.clip(t, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- large-scale fields
+def tissue_fields(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Slowly varying fields (scale >= ~8 µm) at slide points (float64 arrays).
+
+    Returns per-point weights of each tissue type (0..1; 0 on glass, in lumens and in the
+    bar-target window) and the eosin (cytoplasm/stroma) density.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    edge = TISSUE_EDGE_Y_UM + 300.0 * fbm(x, y, 400.0, 11, 2)
+    present = _smooth01((edge - np.abs(y)) / 3.0)
+    bx0, bx1, by0, by1 = REGIONS["bar_target"]
+    inside_bar = (
+        _smooth01((x - bx0) / 2.0)
+        * _smooth01((bx1 - x) / 2.0)
+        * _smooth01((y - by0) / 2.0)
+        * _smooth01((by1 - y) / 2.0)
+    )
+    present = present * (1.0 - inside_bar)
+    # soft (2 µm) boundaries between the x bands
+    w_epi_right = _smooth01((10000.0 - x) / 2.0 + 0.5)
+    w_lym = _smooth01((0.0 - x) / 2.0 + 0.5)
+    w_str = 1.0 - w_epi_right
+    w_epi = w_epi_right - w_lym
+    # epithelium: glands with lumens and a little stroma between them
+    lumen_n = fbm(x, y, 70.0, 21, 2)
+    lumen = _smooth01((lumen_n - 0.35) / 0.012)
+    w_epi_lumen = w_epi * (1.0 - lumen)
+    # lymphoid: a few vessels / clear spaces
+    clear = _smooth01((fbm(x, y, 120.0, 41, 2) - 0.55) / 0.04)
+    w_lym = w_lym * (1.0 - clear)
+    var = fbm(x, y, 25.0, 51, 3)
+    eosin = present * (
+        w_epi_lumen * (0.45 + 0.12 * var)
+        + w_str * (0.22 + 0.08 * var)
+        + w_lym * (0.18 + 0.06 * var)
+    )
+    return {
+        "present": present,
+        "epithelium": present * w_epi_lumen,
+        "stroma": present * w_str,
+        "lymphoid": present * w_lym,
+        "eosin": eosin,
+    }
+
+
+def _interp_matrix(coord: np.ndarray, n0: int, m: int) -> sparse.csr_matrix:
+    """Sparse (len(coord), m) linear interpolation from lattice nodes n0..n0+m-1 (unit spacing)."""
+    f = np.floor(coord)
+    t = (coord - f).astype(np.float32)
+    k = f.astype(np.int64) - n0
+    rows = np.repeat(np.arange(coord.size), 2)
+    cols = np.stack([k, k + 1], axis=1).ravel()
+    vals = np.stack([1.0 - t, t], axis=1).ravel()
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(coord.size, m))
+
+
+class _Coarse:
+    """Smooth fields on a coarse lattice, linearly interpolated onto a Grid.
+
+    The lattice is fixed in the slide frame rotated by the grid's angle (node (m, n) at
+    R(theta) @ (n*h, m*h)), so every grid of one objective interpolates identical values at
+    a given slide point: tiles and whole frames agree exactly.
+    """
+
+    def __init__(self, grid: Grid, h: float) -> None:
+        self.grid, self.h = grid, h
+        c, s = math.cos(grid.theta), math.sin(grid.theta)
+        u0 = c * grid.x0 + s * grid.y0
+        v0 = -s * grid.x0 + c * grid.y0
+        uc = (u0 + np.arange(grid.nc) * grid.d) / h
+        vr = (v0 + np.arange(grid.nr) * grid.d) / h
+        n0, m0 = math.floor(uc[0]), math.floor(vr[0])
+        nn, mm = math.floor(uc[-1]) + 2 - n0, math.floor(vr[-1]) + 2 - m0
+        self.ac = _interp_matrix(uc, n0, nn)
+        self.ar = _interp_matrix(vr, m0, mm)
+        un = (n0 + np.arange(nn))[None, :] * h
+        vm = (m0 + np.arange(mm))[:, None] * h
+        self.x = c * un - s * vm
+        self.y = s * un + c * vm
+
+    def up(self, field: np.ndarray) -> np.ndarray:
+        tmp = self.ar @ field.astype(np.float32)  # (nr, nn)
+        return np.ascontiguousarray((self.ac @ tmp.T).T, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- features
+@dataclass(frozen=True)
+class _NucleusKind:
+    cell_um: float
+    density: float
+    a_um: tuple[float, float]
+    b_um: tuple[float, float]
+    od: tuple[float, float]
+    chromatin: float
+    nucleoli: int
+    seed: int
+
+
+NUCLEI = {
+    "epithelium": _NucleusKind(9.0, 0.92, (3.0, 4.2), (2.2, 3.0), (0.45, 0.75), 0.7, 2, 101),
+    "stroma": _NucleusKind(16.0, 0.55, (4.5, 7.0), (0.9, 1.4), (0.6, 0.9), 0.5, 0, 202),
+    "lymphoid": _NucleusKind(6.4, 0.95, (2.0, 2.7), (1.9, 2.5), (0.9, 1.35), 1.0, 1, 303),
+}
+
+
+def stain_maps(grid: Grid) -> np.ndarray:
+    """Stain amounts (len(STAINS), nr, nc) float32 sampled on `grid` (anti-aliased)."""
+    out = np.zeros((len(STAINS), grid.nr, grid.nc), np.float32)
+    xmin, xmax, ymin, ymax = grid.bbox()
+    pad = 10.0
+    tissue_possible = min(abs(ymin), abs(ymax)) <= GLASS_Y_UM or ymin < 0 < ymax
+    if tissue_possible:
+        _tissue(grid, out, (xmin - pad, xmax + pad, ymin - pad, ymax + pad))
+    _bars(grid, out)
+    return out
+
+
+def _tissue(grid: Grid, out: np.ndarray, bbox: tuple[float, float, float, float]) -> None:
+    co = _Coarse(grid, max(1.0, 4.0 * grid.d))
+    f = tissue_fields(co.x, co.y)
+    if float(f["present"].max()) <= 0.0:
+        return
+    xr, yr = _ref_point(grid)
+    rows, cols = slice(0, grid.nr), slice(0, grid.nc)
+    xl, yl = grid.local_xy(xr, yr, rows, cols)
+    w = aa_width(grid.d)
+    # cytoplasm / stroma ground substance: eosin with granular texture
+    gran = texture.lookup("granular", xl, yl, grid.d)
+    eos = co.up(f["eosin"])
+    out[1] = eos * (0.75 + 0.5 * gran)
+    if float(f["stroma"].max()) > 0.0:
+        out[2] = _fibres(grid, co, f, xl, yl, xr, yr)
+    del xl, yl, gran
+    for name, kind in NUCLEI.items():
+        if float(f[name].max()) > 0.0:
+            _nuclei(grid, out, kind, name, bbox, w)
+
+
+def _ref_point(grid: Grid) -> tuple[float, float]:
+    """A reference point on the texture period lattice near the grid (keeps float32 exact)."""
+    per = texture.PERIOD_UM
+    cx, cy = grid.point(grid.nr / 2, grid.nc / 2)
+    return per * round(cx / per), per * round(cy / per)
+
+
+_FIBRE_ORIENT = (0.35, 1.25, 2.3)
+
+
+def _fibres(grid: Grid, co: _Coarse, f: dict, xl: np.ndarray, yl: np.ndarray,
+            xr: float, yr: float) -> np.ndarray:
+    """Collagen fibres: wavy periodic ridges in three orientation families with patchy weights."""
+    acc = np.zeros((grid.nr, grid.nc), np.float32)
+    sig_aa = 0.4 * grid.d
+    for n, phi in enumerate(_FIBRE_ORIENT):
+        lam = 1.3 + 0.5 * n
+        width = 0.10 + 0.07 * n
+        weight = f["stroma"] * _smooth01((fbm(co.x, co.y, 45.0, 601 + n, 2) + 0.05) * 4.0)
+        if float(weight.max()) <= 0.0:
+            continue
+        warp = 3.0 * fbm(co.x, co.y, 18.0, 621 + n, 3)
+        c, s = math.cos(phi), math.sin(phi)
+        # world-consistent offsets, reduced modulo the texture period in each lookup axis
+        ph0 = math.fmod((xr * c + yr * s) / lam, texture.PERIOD_UM / 0.4)
+        al0 = math.fmod(-xr * s + yr * c, texture.PERIOD_UM / 0.04)
+        along = xl * np.float32(-s) + yl * np.float32(c) + np.float32(al0)
+        phase = (xl * np.float32(c / lam) + yl * np.float32(s / lam)) + np.float32(ph0)
+        phase += co.up(warp)
+        # per-fibre brightness that varies along the fibre: anisotropic texture lookup
+        seg = texture.lookup("granular", along * np.float32(0.04), phase * np.float32(0.4), 0.1)
+        phase -= np.round(phase)
+        phase *= np.float32(lam)
+        sig = math.hypot(width, sig_aa)
+        np.square(phase, out=phase)
+        phase *= np.float32(-0.5 / sig**2)
+        np.exp(phase, out=phase)
+        seg -= np.float32(0.35)
+        np.clip(seg, 0.0, None, out=seg)
+        phase *= seg
+        phase *= co.up(weight * (2.4 * width / sig))
+        acc += phase
+    return acc
+
+
+def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
+            bbox: tuple[float, float, float, float], w: float) -> None:
+    L = kind.cell_um
+    amax = kind.a_um[1] + 1.0
+    xmin, xmax, ymin, ymax = bbox
+    ix = np.arange(math.floor((xmin - amax) / L), math.floor((xmax + amax) / L) + 1)
+    iy = np.arange(math.floor((ymin - amax) / L), math.floor((ymax + amax) / L) + 1)
+    IX, IY = np.meshgrid(ix, iy)
+    IX, IY = IX.ravel(), IY.ravel()
+    u = _uniforms(IX, IY, kind.seed, 10)
+    cx = (IX + 0.15 + 0.7 * u[0]) * L
+    cy = (IY + 0.15 + 0.7 * u[1]) * L
+    weight = tissue_fields(cx, cy)[name]
+    keep = u[2] < kind.density * weight
+    if not np.any(keep):
+        return
+    cx, cy, u = cx[keep], cy[keep], u[:, keep]
+    uq_all = [_uniforms(IX[keep], IY[keep], kind.seed + 7 + 13 * q, 3)
+              for q in range(kind.nucleoli)]
+    a = kind.a_um[0] + (kind.a_um[1] - kind.a_um[0]) * u[3]
+    b = kind.b_um[0] + (kind.b_um[1] - kind.b_um[0]) * u[4]
+    if name == "stroma":  # align spindle nuclei with the local fibre family
+        psi = np.array(_FIBRE_ORIENT)[(u[5] * 3).astype(int)] + 0.3 * (u[6] - 0.5)
+    else:
+        psi = u[5] * math.pi
+    od = kind.od[0] + (kind.od[1] - kind.od[0]) * u[6]
+    offx, offy = u[7] * texture.PERIOD_UM, u[8] * texture.PERIOD_UM
+    c_t, s_t = math.cos(grid.theta), math.sin(grid.theta)
+    d = grid.d
+    for n in range(cx.size):
+        fi, fj = grid.index_of(cx[n], cy[n])
+        r = (a[n] + 4 * w + 0.1) / d
+        i0, i1 = max(0, int(fi - r)), min(grid.nr, int(fi + r) + 2)
+        j0, j1 = max(0, int(fj - r)), min(grid.nc, int(fj + r) + 2)
+        if i0 >= i1 or j0 >= j1:
+            continue
+        jj = np.arange(j0, j1, dtype=np.float32)[None, :] * np.float32(d)
+        ii = np.arange(i0, i1, dtype=np.float32)[:, None] * np.float32(d)
+        ox, oy = np.float32(grid.x0 - cx[n]), np.float32(grid.y0 - cy[n])
+        dx = ox + np.float32(c_t) * jj - np.float32(s_t) * ii
+        dy = oy + np.float32(s_t) * jj + np.float32(c_t) * ii
+        cp, sp = np.float32(math.cos(psi[n])), np.float32(math.sin(psi[n]))
+        up = dx * cp + dy * sp
+        vp = dy * cp - dx * sp
+        ia2, ib2 = np.float32(1 / a[n] ** 2), np.float32(1 / b[n] ** 2)
+        fimp = up * up * ia2 + vp * vp * ib2 - 1.0
+        grad = 2.0 * np.sqrt((up * ia2) ** 2 + (vp * ib2) ** 2) + 1e-6
+        mask = 0.5 - 0.5 * np.tanh(fimp / grad / np.float32(2 * w))
+        chrom = texture.lookup("chromatin", up + np.float32(offx[n]), vp + np.float32(offy[n]), d)
+        amt = mask * np.float32(od[n]) * (1.0 + np.float32(kind.chromatin) * (chrom - 0.5))
+        for q in range(kind.nucleoli):
+            uq = uq_all[q][:, n]
+            if uq[0] > 0.7:
+                continue
+            rq = 0.15 + 0.35 * uq[1]
+            pu = (uq[2] - 0.5) * a[n] * 0.8
+            pv = (uq[0] - 0.35) * b[n] * 0.8
+            dq = np.sqrt((up - np.float32(pu)) ** 2 + (vp - np.float32(pv)) ** 2) - np.float32(rq)
+            amt += np.float32(0.9) * (0.5 - 0.5 * np.tanh(dq / np.float32(2 * w)))
+        out[0, i0:i1, j0:j1] += amt
+        out[1, i0:i1, j0:j1] *= 1.0 - 0.6 * mask
+
+
+def _bars(grid: Grid, out: np.ndarray) -> None:
+    """Near-opaque bar groups of the resolution target, evaluated only where they appear."""
+    xmin, xmax, ymin, ymax = grid.bbox()
+    bx0, bx1, by0, by1 = REGIONS["bar_target"]
+    if xmax < bx0 or xmin > bx1 or ymax < by0 or ymin > by1:
+        return
+    w = aa_width(grid.d, physical=0.005)
+    c_t, s_t = math.cos(grid.theta), math.sin(grid.theta)
+    d = grid.d
+    for g in bar_groups():
+        gx, gy = g.center_xy_um
+        h = g.size_um / 2
+        if gx + h < xmin or gx - h > xmax or gy + h < ymin or gy - h > ymax:
+            continue
+        fi, fj = grid.index_of(gx, gy)
+        r = (h * 1.01 + 4 * w) / d + 2
+        i0, i1 = max(0, int(fi - r)), min(grid.nr, int(fi + r) + 2)
+        j0, j1 = max(0, int(fj - r)), min(grid.nc, int(fj + r) + 2)
+        if i0 >= i1 or j0 >= j1:
+            continue
+        jj = np.arange(j0, j1, dtype=np.float32)[None, :] * np.float32(d)
+        ii = np.arange(i0, i1, dtype=np.float32)[:, None] * np.float32(d)
+        dx = np.float32(grid.x0 - gx) + np.float32(c_t) * jj - np.float32(s_t) * ii
+        dy = np.float32(grid.y0 - gy) + np.float32(s_t) * jj + np.float32(c_t) * ii
+        along = dx if g.orientation == "v" else dy
+        wave = _bar_wave(along, g.period_um, d)
+        box = (0.5 + 0.5 * np.tanh((h - np.abs(dx)) / np.float32(2 * w))) * (
+            0.5 + 0.5 * np.tanh((h - np.abs(dy)) / np.float32(2 * w))
+        )
+        # anti-alias in transmission (not OD) so the mean transmission is sampling-invariant
+        trans = 1.0 - np.float32(1.0 - math.exp(-BAR_OD)) * np.clip(wave * box, 0.0, 1.0)
+        out[3, i0:i1, j0:j1] -= np.log(trans)
+
+
+def _bar_wave(u: np.ndarray, period: float, d: float) -> np.ndarray:
+    """Bar profile (1 on a bar, 0 between), band-limited below the grid's Nyquist.
+
+    A truncated, Gaussian-tapered Fourier series: a sampled square wave would fold its
+    harmonics back into the passband as false low-frequency beats.
+    """
+    sigma = 0.4 * d
+    f_lim = 0.9 / (2 * d)
+    wave = np.full(u.shape, 0.5, np.float32)
+    k = 1
+    while k / period < f_lim:
+        ck = (2 / (k * math.pi)) * (-1) ** ((k - 1) // 2)
+        ck *= math.exp(-2 * (math.pi * sigma * k / period) ** 2)
+        wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
+        k += 2
+    return wave

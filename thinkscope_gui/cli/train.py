@@ -1,0 +1,93 @@
+"""`main.py train`: train an enhancement model from pair stores, image folders or the
+simulator, with a tqdm progress bar; the exact command is recorded in the model file."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an enhancement model on matched pairs")
+    p.add_argument("--store", action="append", default=[], metavar="PAIRS.h5",
+                   help="HDF5 pair store from `main.py acquire` (repeatable)")
+    p.add_argument("--pairs-dir", action="append", default=[], metavar="DIR",
+                   help="folder with lr/ and hr/ images of the same names (repeatable)")
+    p.add_argument("--sim-pairs", type=int, default=0, metavar="N",
+                   help="add N simulator pairs rendered on the fly (development data)")
+    p.add_argument("--sim-tissues", default="epithelium,lymphoid",
+                   help="comma-separated simulator tissue regions for --sim-pairs")
+    p.add_argument("--sim-tile", type=int, default=128, help="LR tile size of simulator pairs")
+    p.add_argument("--arch", choices=["fast", "quality"], default="fast")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps per epoch")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=48, help="LR patch side")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--loss", choices=["l1", "mse"], default="l1")
+    p.add_argument("--ssim-weight", type=float, default=0.0)
+    p.add_argument("--grad-weight", type=float, default=0.0)
+    p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
+    p.add_argument("--patience", type=int, default=0, help="early stop after N flat epochs")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--warm-start", metavar="MODEL", help="start from this model file")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.safetensors")
+    p.add_argument("--out", default="model.safetensors", help="output model file")
+
+
+def command_line() -> str:
+    """The command as typed, for the model's provenance record."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("main.py"):
+        argv[0] = "main.py"
+    return "python " + shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from thinkscope_gui.learn.train import TrainConfig, Trainer, TrainStatus
+
+    cfg = TrainConfig(
+        stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
+        sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
+        arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
+        patch=args.patch, lr=args.lr, loss=args.loss, ssim_weight=args.ssim_weight,
+        grad_weight=args.grad_weight, schedule=args.schedule, patience=args.patience,
+        val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
+        device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
+        command=command_line(),
+    )
+    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True)
+
+    def on_event(st: TrainStatus) -> None:
+        done = max(st.epoch - 1, 0) * st.steps_per_epoch + st.step
+        bar.update(max(done - bar.n, 0))
+        post = {"ep": f"{st.epoch}/{st.epochs}", "loss": f"{st.loss:.4f}"}
+        if st.metrics:
+            post["val"] = f"{st.metrics['psnr']:.2f}dB"
+            post["bicubic"] = f"{st.metrics['bicubic_psnr']:.2f}dB"
+        bar.set_postfix(post, refresh=False)
+        if st.state in ("training",) and st.metrics and st.step == st.steps_per_epoch:
+            m = st.metrics
+            bar.write(f"epoch {st.epoch}: PSNR {m['psnr']:.2f} dB (bicubic "
+                      f"{m['bicubic_psnr']:.2f}), SSIM {m['ssim']:.4f} (bicubic "
+                      f"{m['bicubic_ssim']:.4f})")
+
+    trainer = Trainer(cfg, on_event)
+    try:
+        st = trainer.run()
+    except KeyboardInterrupt:
+        trainer.cancel()
+        st = trainer.status
+    bar.close()
+    print(f"{st.state}: {st.message}")
+    if st.state == "failed":
+        return 1
+    if st.out_path:
+        print(f"model: {st.out_path}")
+    return 0

@@ -1,0 +1,489 @@
+"""The acquisition engine: tiles -> autofocus -> snap -> register -> gate -> store.
+
+Why this order: all LR (dry) tiles first, then a single objective change, then all HR (oil)
+tiles. One swap means one retract, one oil contact, no oil on the dry objective, and the
+inter-objective offset is measured once (on the first HR tile) and reused. Raw LR frames are
+stored as they are taken, so a crash in the HR phase loses nothing already imaged.
+
+The engine is headless: it reports through ``on_event(AcquisitionEvent)`` callbacks carrying
+frozen status snapshots; the GUI turns them into signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from .autofocus import AutofocusCancelled, AutofocusResult, FocusMap, autofocus, focus_metric
+from .plan import AcquisitionPlan, PlanError, Tile, choose_patch_px
+from .quality import saturated_fraction, tissue_fraction
+from .registration import Registration, RegistrationError, cut_patches, register
+from .store import LRTileRecord, PairRecord, PairWriter, StoreError, StoreHeader
+
+#: a tile whose central field is less stained than this is "glass"
+MIN_TISSUE_FRACTION = 0.05
+PHASES = ("move", "focus", "snap", "register", "write", "swap")
+
+
+class RunState(str, Enum):
+    """Life cycle of a run (compare pymmcore-plus' MDA runner)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLING = "cancelling"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AcquisitionStatus:
+    """Immutable snapshot of a run, safe to hand to another thread."""
+
+    state: RunState = RunState.IDLE
+    phase: str = "idle"
+    done: int = 0
+    total: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    timings_s: tuple[tuple[str, float], ...] = ()
+    cancelled: bool = False
+    message: str = ""
+    measured_offset: tuple[float, float, float, float] | None = None
+    """(dx_um, dy_um, dz_um, rotation_deg) HR minus LR, measured on the first HR tile."""
+    output: str = ""
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds spent per phase (move, focus, snap, register, write, swap)."""
+        return dict(self.timings_s)
+
+
+@dataclass(frozen=True)
+class AcquisitionEvent:
+    """One thing that happened: kind in started, tile_done, pair_stored, pair_rejected,
+    finished, failed; ``data`` has details (tile, pair id, reason, error)."""
+
+    kind: str
+    status: AcquisitionStatus
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _software_versions() -> dict[str, str]:
+    import h5py
+    import scipy
+
+    out = {"numpy": np.__version__, "scipy": scipy.__version__, "h5py": h5py.__version__,
+           "hdf5": h5py.version.hdf5_version}
+    try:
+        from importlib.metadata import version
+
+        out["thinkscope"] = version("thinkscope")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        out["thinkscope"] = "0.1.0"
+    return out
+
+
+class AcquisitionEngine:
+    """Runs an AcquisitionPlan on a microscope facade, inline (run) or in a thread (start)."""
+
+    def __init__(self, plan: AcquisitionPlan | None = None, scope: Any = None,
+                 on_event: Callable[[AcquisitionEvent], None] | None = None, *,
+                 resume: bool = False) -> None:
+        self.plan = plan
+        self.scope = scope
+        self.on_event = on_event
+        self.resume_run = resume
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._state = RunState.IDLE
+        self._paused = False
+        self._cancel = False
+        self._thread: threading.Thread | None = None
+        self._timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self._reasons: Counter[str] = Counter()
+        self._accepted = self._rejected = self._done = self._total = 0
+        self._done_here = 0
+        self._phase = "idle"
+        self._t0 = 0.0
+        self._message = ""
+        self._offset: tuple[float, float, float, float] | None = None
+        self._cancelled = False
+
+    # --- control -----------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        """Current run state."""
+        return self._state
+
+    def start(self) -> threading.Thread:
+        """Run in a background thread; returns it (join it or use wait())."""
+        self._thread = threading.Thread(target=self.run, name="acquisition", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout: float | None = None) -> AcquisitionStatus:
+        """Block until a background run ends; returns the final status."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status()
+
+    def pause(self) -> None:
+        """Hold before the next tile (the current one completes)."""
+        with self._lock:
+            if self._state == RunState.RUNNING:
+                self._paused = True
+                self._state = RunState.PAUSED
+
+    def resume(self) -> None:
+        """Continue after pause()."""
+        with self._lock:
+            if self._state == RunState.PAUSED:
+                self._paused = False
+                self._state = RunState.RUNNING
+                self._wake.notify_all()
+
+    def cancel(self) -> None:
+        """Stop after the current step; stored pairs stay (resume the file later)."""
+        with self._lock:
+            if self._state in (RunState.RUNNING, RunState.PAUSED):
+                self._cancel = True
+                self._paused = False
+                self._state = RunState.CANCELLING
+                self._wake.notify_all()
+
+    def status(self) -> AcquisitionStatus:
+        """A frozen snapshot of the run."""
+        with self._lock:
+            elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
+            remaining = self._total - self._done
+            eta = None
+            if self._done_here and self._state in (RunState.RUNNING, RunState.PAUSED,
+                                                  RunState.CANCELLING):
+                eta = remaining * elapsed / self._done_here
+            elif self._state in (RunState.FINISHED, RunState.FAILED):
+                eta = 0.0
+            return AcquisitionStatus(
+                state=self._state, phase=self._phase, done=self._done, total=self._total,
+                accepted=self._accepted, rejected=self._rejected,
+                reasons=tuple(sorted(self._reasons.items())), eta_s=eta, elapsed_s=elapsed,
+                timings_s=tuple(self._timings.items()), cancelled=self._cancelled,
+                message=self._message, measured_offset=self._offset,
+                output=self.plan.output if self.plan else "")
+
+    # --- internals ---------------------------------------------------------------------
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(AcquisitionEvent(kind, self.status(), data))
+
+    @contextlib.contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._timings[name] += time.perf_counter() - t
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            while self._paused and not self._cancel:
+                self._wake.wait(0.2)
+            if self._cancel:
+                raise _Cancelled()
+
+    def _step_done(self) -> None:
+        with self._lock:
+            self._done += 1
+            self._done_here += 1
+
+    def _focus(self, settings: Any, x: float, y: float, fmap: FocusMap,
+               z_seed: float | None, full: bool) -> AutofocusResult:
+        scope = self.scope
+        if not settings.enabled:
+            z = z_seed if z_seed is not None else scope.z()
+            scope.set_z(z)
+            return AutofocusResult(float(z), float("nan"), 0, True)
+        rng = None if full else settings.seeded_range_um + 3.0 * fmap.residual_um()
+        return autofocus(scope, settings, z_seed, half_range_um=rng,
+                         cancel=lambda: self._cancel)
+
+    # --- the run -----------------------------------------------------------------------
+    def run(self, plan: AcquisitionPlan | None = None, scope: Any = None,
+            on_event: Callable[[AcquisitionEvent], None] | None = None) -> AcquisitionStatus:
+        """Carry out the plan inline; returns the final status (never raises for run
+        failures: the status is FAILED with a message and a 'failed' event is sent)."""
+        self.plan = plan or self.plan
+        self.scope = scope or self.scope
+        self.on_event = on_event or self.on_event
+        if self.plan is None or self.scope is None:
+            raise ValueError("AcquisitionEngine needs a plan and a scope")
+        with self._lock:
+            self._state = RunState.RUNNING
+            self._t0 = time.perf_counter()
+        writer: PairWriter | None = None
+        try:
+            writer = self._prepare()
+            self._emit("started", output=str(writer.path))
+            self._acquire(writer)
+            with self._lock:
+                self._state = RunState.FINISHED
+                self._phase = "done"
+                self._message = "finished"
+        except _Cancelled:
+            with self._lock:
+                self._state = RunState.FINISHED
+                self._cancelled = True
+                self._message = "cancelled; stored pairs are kept - resume to continue"
+        except (PlanError, StoreError) as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any device error ends the run cleanly
+            self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            if writer is not None:
+                writer.close()
+        if self._state == RunState.FAILED:
+            self._emit("failed", error=self._message)
+        else:
+            self._emit("finished")
+        return self.status()
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self._state = RunState.FAILED
+            self._message = message
+
+    def _prepare(self) -> PairWriter:
+        plan, scope = self.plan, self.scope
+        assert plan is not None
+        plan.validate_against(scope)
+        self._lr = scope.profile(plan.lr_objective)
+        self._hr = scope.profile(plan.hr_objective)
+        self._scale = self._lr.pixel_size_um / self._hr.pixel_size_um
+        h, w = scope.image_shape()
+        self._hr_field = (w * self._hr.pixel_size_um, h * self._hr.pixel_size_um)
+        self._tiles: list[Tile] = plan.tiles(self._hr_field)
+        patch = choose_patch_px(self._hr_field, self._lr.pixel_size_um, self._scale,
+                                plan.patch_lr_px)
+        if patch is None:
+            raise PlanError("no LR patch size fits the HR field")
+        self._patch = patch
+        bit_depth = int(scope.bit_depth())
+        self._bit_depth = bit_depth
+        dtype = "uint8" if bit_depth <= 8 else "uint16"
+        profiles = {k: json.loads(p.model_dump_json()) for k, p in scope.profiles.items()}
+        camera = {"bit_depth": bit_depth, "image_shape": [h, w, 3],
+                  "lr_exposure_ms": plan.lr_exposure_ms, "hr_exposure_ms": plan.hr_exposure_ms}
+        header = StoreHeader(
+            lr_profile_json=self._lr.model_dump_json(), hr_profile_json=self._hr.model_dump_json(),
+            scale=self._scale, lr_frame_shape=(h, w, 3), hr_frame_shape=(h, w, 3),
+            patch_lr_px=patch, dtype=dtype, bit_depth=bit_depth, plan_json=plan.to_json(),
+            profiles_json=json.dumps(profiles), camera_json=json.dumps(camera),
+            software_json=json.dumps(_software_versions()),
+            source=str(getattr(scope, "source", "")))
+        writer = PairWriter.open(plan.output, header, resume=self.resume_run)
+        with self._lock:
+            self._total = 2 * len(self._tiles)
+        return writer
+
+    def _acquire(self, writer: PairWriter) -> None:
+        plan, scope = self.plan, self.scope
+        assert plan is not None
+        stored = writer.stored_tiles()
+        paired = writer.stored_pair_tiles()
+        # account for work already in the file (resume)
+        with self._lock:
+            self._done = sum(1 for t in self._tiles if t.index in stored or t.index in paired)
+            self._done += len(paired)
+        self._count_existing(writer)
+        fmap = FocusMap(min_points_for_plane=plan.autofocus.min_seed_tiles)
+        for row in stored.values():
+            _, m = writer.lr_tile(row)
+            fmap.add(m["stage_xy_um"][0], m["stage_xy_um"][1], m["z_um"])
+
+        todo_lr = [t for t in self._tiles if t.index not in stored and t.index not in paired]
+        if todo_lr:
+            self._phase = "lr"
+            with self._timed("swap"):
+                if scope.objective() != plan.lr_objective:
+                    scope.set_objective(plan.lr_objective)
+                scope.set_exposure(plan.lr_exposure_ms)
+            for t in todo_lr:
+                self._checkpoint()
+                self._lr_tile(writer, t, fmap)
+                stored = writer.stored_tiles()
+        todo_hr = [t for t in self._tiles if t.index not in paired]
+        if not todo_hr:
+            return
+        self._phase = "swap"
+        self._checkpoint()
+        with self._timed("swap"):
+            scope.set_objective(plan.hr_objective)  # the facade retracts Z first
+            scope.set_exposure(plan.hr_exposure_ms)
+        self._phase = "hr"
+        measured = writer.get_attr("measured_offset_json")
+        if measured:
+            m = json.loads(measured)
+            self._offset = (m["dx_um"], m["dy_um"], m["dz_um"], m["rotation_deg"])
+        for t in todo_hr:
+            self._checkpoint()
+            self._hr_tile(writer, t, stored[t.index])
+
+    def _count_existing(self, writer: PairWriter) -> None:
+        n = writer.committed_pairs
+        if not n:
+            return
+        f = writer._f  # noqa: SLF001 - same module family
+        acc = np.asarray(f["pairs/accepted"][:n], dtype=bool)
+        reasons = f["pairs/reason"][:n]
+        with self._lock:
+            self._accepted = int(acc.sum())
+            self._rejected = int((~acc).sum())
+            for a, r in zip(acc, reasons, strict=True):
+                if not a:
+                    self._reasons[r.decode() if isinstance(r, bytes) else str(r)] += 1
+
+    def _lr_tile(self, writer: PairWriter, t: Tile, fmap: FocusMap) -> None:
+        plan, scope = self.plan, self.scope
+        assert plan is not None
+        with self._timed("move"):
+            scope.set_xy(t.x, t.y)
+        seed = fmap.predict(t.x, t.y)
+        with self._timed("focus"):
+            af = self._focus(plan.autofocus, t.x, t.y, fmap, seed, full=seed is None)
+        with self._timed("snap"):
+            frame = scope.snap()
+        score = focus_metric(frame, plan.autofocus.metric, plan.autofocus.roi_fraction)
+        if af.interior:
+            fmap.add(t.x, t.y, af.z)
+        tf = tissue_fraction(frame)
+        with self._timed("write"):
+            writer.append_tile(LRTileRecord(
+                tile_index=t.index, ix=t.ix, iy=t.iy, stage_xy_um=(t.x, t.y), z_um=af.z,
+                focus_score=score, tissue_fraction=tf, frame=frame,
+                extra={"focus_interior": af.interior, "focus_evaluations": af.evaluations,
+                       "objective": plan.lr_objective}))
+        self._step_done()
+        self._emit("tile_done", phase="lr", tile=t.index, ix=t.ix, iy=t.iy, z_um=af.z,
+                   focus_evaluations=af.evaluations, tissue_fraction=tf)
+
+    def _hr_tile(self, writer: PairWriter, t: Tile, lr_row: int) -> None:
+        plan, scope = self.plan, self.scope
+        assert plan is not None
+        lr_frame, lr_meta = writer.lr_tile(lr_row)
+        lx, ly = lr_meta["stage_xy_um"]
+        lz = float(lr_meta["z_um"])
+        tissue = float(lr_meta["tissue_fraction"]) >= MIN_TISSUE_FRACTION
+        base = dict(tile_index=t.index, lr_tile=lr_row, ix=t.ix, iy=t.iy, stage_xy_um=(lx, ly))
+        if plan.skip_empty and not tissue:
+            blank_lr = np.zeros((self._patch, self._patch, 3), lr_frame.dtype)
+            q = round(self._patch * self._scale)
+            self._store(writer, PairRecord(
+                **base, hr_stage_xy_um=(math.nan, math.nan), z_um=(lz, math.nan),
+                focus_score=(float(lr_meta["focus_score"]), math.nan),
+                transform=(math.nan, math.nan, math.nan), correlation=math.nan,
+                crop_origin=(-1, -1), accepted=False, reason="no tissue", tissue=False,
+                lr_patch=blank_lr, hr_patch=np.zeros((q, q, 3), lr_frame.dtype),
+                hr_frame=np.zeros_like(lr_frame), extra={"skipped": True}))
+            return
+        lr_p, hr_p = self._lr, self._hr
+        if self._offset is None:
+            ox = lr_p.offset_xy_um[0] - hr_p.offset_xy_um[0]
+            oy = lr_p.offset_xy_um[1] - hr_p.offset_xy_um[1]
+            oz = hr_p.parfocal_z_um - lr_p.parfocal_z_um
+            rot = hr_p.rotation_deg - lr_p.rotation_deg
+            first = True
+        else:
+            ox, oy, oz, rot = self._offset
+            first = False
+        hx, hy = lx + ox, ly + oy
+        with self._timed("move"):
+            scope.set_xy(hx, hy)
+        with self._timed("focus"):
+            af = self._focus(plan.autofocus, hx, hy, FocusMap(), lz + oz, full=first)
+        with self._timed("snap"):
+            hr_frame = scope.snap()
+        hr_score = focus_metric(hr_frame, plan.autofocus.metric, plan.autofocus.roi_fraction)
+        reg: Registration | None = None
+        reasons: list[str] = []
+        lr_patch = hr_patch = None
+        crop = (-1, -1)
+        with self._timed("register"):
+            try:
+                reg = register(lr_frame, hr_frame, self._scale, rot,
+                               estimate_rotation=plan.estimate_rotation)
+                lr_patch, hr_patch, crop = cut_patches(lr_frame, hr_frame, reg, self._scale,
+                                                       self._patch)
+            except RegistrationError as exc:
+                reasons.append(f"registration failed: {exc}")
+        g = plan.gates
+        lp = self._lr.pixel_size_um
+        if reg is not None:
+            if reg.correlation < g.min_correlation:
+                reasons.append(f"low correlation ({reg.correlation:.2f} < {g.min_correlation})")
+            if math.hypot(reg.dx_lr, reg.dy_lr) * lp > g.max_offset_um:
+                reasons.append("HR field too far from the LR centre")
+        if not af.interior or not lr_meta.get("focus_interior", True):
+            reasons.append("focus not found")
+        elif min(hr_score, float(lr_meta["focus_score"])) < g.min_focus:
+            reasons.append("low focus score")
+        sat = max(saturated_fraction(lr_frame, self._bit_depth),
+                  saturated_fraction(hr_frame, self._bit_depth))
+        if sat > g.max_saturated_fraction:
+            reasons.append(f"saturated ({100 * sat:.1f}% of pixels)")
+        if first and reg is not None and reg.correlation >= g.min_correlation:
+            # the real inter-objective offset: move so the HR centre sees the LR centre
+            self._offset = (ox - reg.dx_lr * lp, oy - reg.dy_lr * lp, af.z - lz,
+                            reg.rotation_deg)
+            writer.set_attr("measured_offset_json", json.dumps({
+                "dx_um": self._offset[0], "dy_um": self._offset[1], "dz_um": self._offset[2],
+                "rotation_deg": self._offset[3], "from_tile": t.index,
+                "lr_objective": plan.lr_objective, "hr_objective": plan.hr_objective}))
+        if lr_patch is None or hr_patch is None:
+            q = round(self._patch * self._scale)
+            lr_patch = np.zeros((self._patch, self._patch, 3), lr_frame.dtype)
+            hr_patch = np.zeros((q, q, 3), lr_frame.dtype)
+        transform = ((reg.dx_lr, reg.dy_lr, reg.rotation_deg) if reg is not None
+                     else (math.nan, math.nan, math.nan))
+        self._store(writer, PairRecord(
+            **base, hr_stage_xy_um=(hx, hy), z_um=(lz, af.z),
+            focus_score=(float(lr_meta["focus_score"]), hr_score), transform=transform,
+            correlation=reg.correlation if reg is not None else math.nan, crop_origin=crop,
+            accepted=not reasons, reason="; ".join(reasons), tissue=tissue,
+            lr_patch=lr_patch, hr_patch=hr_patch, hr_frame=hr_frame,
+            extra={"saturated_fraction": sat, "hr_focus_evaluations": af.evaluations,
+                   "scale": self._scale, "patch_lr_px": self._patch,
+                   "hr_objective": plan.hr_objective, "lr_objective": plan.lr_objective}))
+
+    def _store(self, writer: PairWriter, rec: PairRecord) -> None:
+        with self._timed("write"):
+            pid = writer.append_pair(rec)
+        with self._lock:
+            self._done += 1
+            self._done_here += 1
+            if rec.accepted:
+                self._accepted += 1
+            else:
+                self._rejected += 1
+                self._reasons[rec.reason] += 1
+        self._emit("tile_done", phase="hr", tile=rec.tile_index, ix=rec.ix, iy=rec.iy)
+        self._emit("pair_stored" if rec.accepted else "pair_rejected", pair_id=pid,
+                   tile=rec.tile_index, reason=rec.reason, correlation=rec.correlation,
+                   stage_xy_um=rec.stage_xy_um)

@@ -1,0 +1,249 @@
+"""Training panel: pick stores and settings, train in the background, watch curves/preview.
+
+The Trainer runs in its own thread and reports TrainStatus snapshots through a callback;
+an EventBridge turns those into queued Qt signals, so the microscope stays usable.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..model_form import ModelForm
+from ..settings import thinkscope_home
+from ..workers import EventBridge, FunctionWorker, start_worker
+
+EXCLUDE = ("stores", "folders", "command", "checkpoint", "arch_params", "sim_tissues",
+           "resume", "device")
+
+
+def default_output() -> str:
+    """A fresh model file name in $THINKSCOPE_HOME/models."""
+    return str(thinkscope_home() / "models" / time.strftime("model_%Y%m%d_%H%M%S.safetensors"))
+
+
+class TrainingPanel(QWidget):
+    """Start/stop a Trainer; live loss, validation PSNR vs bicubic, per-epoch preview."""
+
+    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from thinkscope_gui.learn.train import TrainConfig
+
+        self.window_ = window
+        self.stores = QListWidget()
+        add, remove = QPushButton("Add store…"), QPushButton("Remove")
+        add.clicked.connect(self._add_dialog)
+        remove.clicked.connect(lambda: [self.stores.takeItem(self.stores.row(i))
+                                        for i in self.stores.selectedItems()])
+        warm = QPushButton("Warm start from active model")
+        warm.clicked.connect(self._warm_from_active)
+        self.form = ModelForm(TrainConfig(out=default_output(), threads=1), exclude=EXCLUDE)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        self.start_button = QPushButton("Start training")
+        self.start_button.clicked.connect(self.toggle)
+        self.progress = QProgressBar()
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self.loss_plot = pg.PlotWidget(title="training loss")
+        self.loss_curve = self.loss_plot.plot(pen="y")
+        self.psnr_plot = pg.PlotWidget(title="validation PSNR (dB)")
+        self.psnr_plot.addLegend()
+        self.psnr_curve = self.psnr_plot.plot(pen="g", symbol="o", name="model")
+        self.bicubic_curve = self.psnr_plot.plot(pen="r", symbol="t", name="bicubic")
+        for p in (self.loss_plot, self.psnr_plot):
+            p.setMinimumHeight(120)
+        self.preview = pg.GraphicsLayoutWidget()
+        self.preview.setMinimumHeight(140)
+        self.preview_items = []
+        for title in ("input (LR)", "model", "target (HR)"):
+            vb = self.preview.addViewBox(lockAspect=True, invertY=True)
+            item = pg.ImageItem()
+            vb.addItem(item)
+            vb.setToolTip(title)
+            self.preview_items.append(item)
+
+        row = QHBoxLayout()
+        for w in (add, remove, warm):
+            row.addWidget(w)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Pair stores"))
+        lay.addWidget(self.stores)
+        lay.addLayout(row)
+        lay.addWidget(scroll, 2)
+        lay.addWidget(self.start_button)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(self.loss_plot, 1)
+        lay.addWidget(self.psnr_plot, 1)
+        lay.addWidget(self.preview, 1)
+
+        self.trainer: Any = None
+        self.last_status: Any = None
+        self._bridge = EventBridge(self)
+        self._bridge.event.connect(self._on_status)
+        self._losses: list[float] = []
+        self._epochs_seen = 0
+        self._val_tile: Any = None
+        self._preview_worker: FunctionWorker | None = None
+        self.previews = 0
+
+    # ---------------------------------------------------------------- inputs
+    def add_store(self, path: str | Path) -> None:
+        if str(path) not in self.store_paths():
+            self.stores.addItem(str(path))
+
+    def store_paths(self) -> list[str]:
+        return [self.stores.item(i).text() for i in range(self.stores.count())]
+
+    def _add_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Pair stores", "", "HDF5 (*.h5 *.hdf5)")
+        for p in paths:
+            self.add_store(p)
+
+    def _warm_from_active(self) -> None:
+        path = self.window_.models.path
+        if path is None:
+            from .model_catalog import RESOURCES_MODELS
+
+            path = RESOURCES_MODELS / "default_fast.safetensors"
+        raw = self.form.raw()
+        raw["warm_start"] = str(path)
+        self.form.set_value(type(self.form.value()).model_validate(raw))
+
+    def config(self, **overrides: Any) -> Any:
+        """The TrainConfig the form describes, with the listed stores."""
+        from thinkscope_gui.learn.train import TrainConfig
+
+        raw = self.form.raw()
+        raw.update(stores=self.store_paths(), **overrides)
+        if not raw.get("command"):
+            raw["command"] = "ThinkScope GUI training panel"
+        return TrainConfig.model_validate(raw)
+
+    # ---------------------------------------------------------------- control
+    def running(self) -> bool:
+        return self.trainer is not None
+
+    def toggle(self) -> None:
+        if self.trainer is not None:
+            self.trainer.cancel()
+            self.status.setText("stopping after this step…")
+            return
+        try:
+            cfg = self.config()
+        except Exception as exc:  # noqa: BLE001
+            self.window_.report("Training settings", str(exc))
+            return
+        self.start(cfg)
+
+    def start(self, cfg: Any) -> None:
+        """Start a Trainer on ``cfg`` in the background."""
+        from thinkscope_gui.learn.train import Trainer
+
+        if not cfg.stores and not cfg.folders and not cfg.sim_pairs:
+            self.window_.report("Training", "add at least one pair store")
+            return
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        self._losses.clear()
+        self._epochs_seen = 0
+        self._val_tile = None
+        self.loss_curve.setData([], [])
+        self.psnr_curve.setData([], [])
+        self.bicubic_curve.setData([], [])
+        self.cfg = cfg
+        self.trainer = Trainer(cfg, self._bridge)
+        self.start_button.setText("Stop training")
+        self.progress.setRange(0, cfg.epochs * cfg.steps_per_epoch)
+        self.trainer.start()
+
+    def _on_status(self, st: Any) -> None:
+        from thinkscope_gui.learn.train import FINAL_STATES
+
+        self.last_status = st
+        done_steps = max(0, (st.epoch - 1)) * st.steps_per_epoch + st.step
+        self.progress.setValue(min(done_steps, self.progress.maximum()))
+        eta = f", ETA {st.eta_s:.0f} s" if st.eta_s == st.eta_s and st.eta_s > 0 else ""
+        psnr = st.metrics.get("psnr")
+        bic = st.metrics.get("bicubic_psnr")
+        val = f", val PSNR {psnr:.2f} dB (bicubic {bic:.2f})" if psnr is not None else ""
+        self.status.setText(f"{st.state}: epoch {st.epoch}/{st.epochs}, loss {st.loss:.4g}"
+                            f"{val}{eta}. {st.message}")
+        if st.loss == st.loss and st.state == "training":
+            self._losses.append(st.loss)
+            self.loss_curve.setData(np.arange(len(self._losses)), np.array(self._losses))
+        if len(st.history) > self._epochs_seen:
+            self._epochs_seen = len(st.history)
+            ep = [h["epoch"] for h in st.history]
+            self.psnr_curve.setData(ep, [h.get("psnr", np.nan) for h in st.history])
+            self.bicubic_curve.setData(ep, [h.get("bicubic_psnr", np.nan) for h in st.history])
+            self._update_preview()
+        if st.state in FINAL_STATES:
+            self.trainer = None
+            self.start_button.setText("Start training")
+            if st.state == "failed":
+                self.window_.report("Training failed", st.message)
+            models = self.window_.panels.get("Models")
+            if models is not None and hasattr(models, "refresh"):
+                models.refresh()
+
+    # ---------------------------------------------------------------- preview
+    def _update_preview(self) -> None:
+        """Enhance one validation pair with the newest saved model (in a worker)."""
+        if self._preview_worker is not None:
+            return
+        cfg = self.cfg
+        out = Path(cfg.out)
+        if not out.is_file():
+            return
+        cached = self._val_tile
+
+        def job(token: Any, progress: Any) -> Any:
+            from thinkscope_gui.learn import Enhancer
+            from thinkscope_gui.learn.dataset import load_tiles, split_by_tile
+            from thinkscope_gui.learn.train import build_sources
+
+            tile = cached
+            if tile is None:
+                tiles = load_tiles(build_sources(cfg))
+                train, val = split_by_tile(tiles, cfg.val_fraction, cfg.seed)
+                tile = (val or train)[0]
+            enh = Enhancer.load(out, device="cpu")
+            return tile, enh.enhance(np.asarray(tile.lr))
+
+        def done(result: Any) -> None:
+            self._preview_worker = None
+            tile, pred = result
+            self._val_tile = tile
+            for item, img in zip(self.preview_items, (tile.lr, pred, tile.hr), strict=True):
+                item.setImage(np.asarray(img), autoLevels=True)
+            self.previews += 1
+
+        def failed(msg: str) -> None:
+            self._preview_worker = None
+            self.status.setText(self.status.text() + f" (preview: {msg})")
+
+        self._preview_worker = start_worker(self, job, done, failed)
+
+    def shutdown(self) -> None:
+        if self.trainer is not None:
+            self.trainer.cancel()
+            self.trainer.wait(10)
+        if self._preview_worker is not None:
+            self._preview_worker.wait(10000)
