@@ -52,6 +52,31 @@ def test_overlay_mode_renders(qtbot: Any, enhancing: Any, mode: OverlayMode) -> 
     assert "enhanced" in w.live.heads_up()
 
 
+def test_lens_follows_cursor_and_wipe_divider_cuts(qtbot: Any, enhancing: Any) -> None:
+    from qtpy.QtCore import QPointF
+
+    w = enhancing
+    view = w.view
+    w.lens_size.setValue(64)
+    w.set_overlay_mode(OverlayMode.LENS)
+    w.set_enhancing(True)
+    readouts: list[str] = []
+    view.readout.connect(readouts.append)
+    view._mouse_moved(view.view.mapViewToScene(QPointF(200.0, 60.0)))
+    r0, c0, h, wd = view.lens_rect()
+    assert (c0, r0, h, wd) == (168, 28, 64, 64)  # centred on the cursor
+    assert readouts and readouts[-1].startswith("px (200, 60)")
+    start = w.live.frames_enhanced
+    qtbot.waitUntil(lambda: w.live.frames_enhanced >= start + 2, timeout=60000)
+    assert view._enhanced_origin == (28, 168)
+    w.set_overlay_mode(OverlayMode.WIPE)
+    start = w.live.frames_enhanced
+    qtbot.waitUntil(lambda: w.live.frames_enhanced >= start + 1, timeout=60000)
+    view.divider.setValue(64)
+    s = w.models.enhancer.scale
+    assert view.overlay_image().shape[1] == round(64 * s)
+
+
 def test_latest_frame_wins_drops_stale_jobs(qtbot: Any, enhancing: Any) -> None:
     """With full frames the model is slower than the camera: stale frames are dropped."""
     w = enhancing

@@ -27,6 +27,15 @@ def pairs_file(qtbot: Any, window: Any, ui_env: Path) -> Path:
     assert len(panel.map.states) == 2  # planned tiles drawn before the run
     assert panel.start()
     assert not window.stage_widget.isEnabled()  # manual moves locked during the run
+    from thinkscope_gui.pairs.engine import RunState
+
+    engine = panel.engine
+    qtbot.waitUntil(lambda: engine.state != RunState.IDLE, timeout=10000)
+    if engine.state == RunState.RUNNING:
+        panel.toggle_pause()
+        assert engine.state == RunState.PAUSED and panel.pause_button.text() == "Resume"
+        panel.toggle_pause()
+        assert engine.state == RunState.RUNNING
     qtbot.waitUntil(lambda: not panel.running(), timeout=120000)
     return out
 
@@ -87,3 +96,12 @@ def test_retired_objective_marks_model_stale(qtbot: Any, window: Any, ui_env: Pa
     from thinkscope_gui.learn.modelfile import read_meta
 
     assert "retired" in staleness(read_meta(path), window.scope.profiles)
+
+
+def test_models_panel_imports_a_model(window: Any, ui_env: Path) -> None:
+    src = make_model(ui_env / "elsewhere" / "shared.safetensors", window.scope)
+    models = window.panels["Models"]
+    dest = models.import_model(src)
+    assert dest == ui_env / "home" / "models" / "shared.safetensors" and dest.is_file()
+    assert models.status_of(dest) == "ok"
+    assert "40x → 100x" in [models.table.item(r, 1).text() for r in range(len(models.entries))]

@@ -229,6 +229,7 @@ class SimRenderer:
                 self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw), lay, opt))
             img = image_from_spectrum(spec, lay, opt, dz)
             t = np.ascontiguousarray(img[:, mh : mh + h, mw : mw + w].transpose(1, 2, 0))
+            t.flags.writeable = False  # cached and shared: callers must copy to modify
             return self._exact_img.get_or(ikey, lambda: t)
 
     def clear_cache(self) -> None:

@@ -107,13 +107,15 @@ def denormalise(x: torch.Tensor, norm: Normalisation) -> torch.Tensor:
 class PatchDataset(Dataset):
     """Random aligned patches with flips and 90-degree rotations, in network space.
 
+    intensity_jitter j: per-channel gain in [1-j, 1+j] and offset in [-j/2, j/2] applied to
+    both images (physically valid, see __getitem__).
     Item idx of epoch e is drawn from a generator seeded by (seed, e, idx): reproducible,
     and independent of how a DataLoader batches it.
     """
 
     def __init__(self, tiles: Sequence[Tile], scale: float, norm: Normalisation,
                  patch: int = 48, length: int = 1024, augment: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, intensity_jitter: float = 0.0) -> None:
         if not tiles:
             raise ValueError("no training tiles")
         self.tiles = list(tiles)
@@ -126,6 +128,7 @@ class PatchDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
+        self.intensity_jitter = float(intensity_jitter)
         small = [t for t in self.tiles if min(t.lr.shape[:2]) < self.patch]
         if small:
             raise ValueError(f"patch {self.patch} is larger than a tile {small[0].lr.shape}")
@@ -152,6 +155,15 @@ class PatchDataset(Dataset):
             lr, hr = np.rot90(lr, k), np.rot90(hr, k)
             if rng.integers(2):
                 lr, hr = lr[:, ::-1], hr[:, ::-1]
+        if self.intensity_jitter:
+            # Incoherent imaging is linear in intensity per colour channel, so any per-channel
+            # affine map a*x+b of both images is again a valid pair: the net must learn the
+            # optics, not the stain statistics of the training tissue.
+            j = self.intensity_jitter
+            a = rng.uniform(1 - j, 1 + j, lr.shape[-1]).astype(np.float32)
+            b = rng.uniform(-j / 2, j / 2, lr.shape[-1]).astype(np.float32)
+            lr = (lr - 0.5) * a + 0.5 + b
+            hr = (hr - 0.5) * a + 0.5 + b
         x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))
         y = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
         return normalise(x[None], self.norm)[0], normalise(y[None], self.norm)[0]

@@ -62,6 +62,7 @@ class TrainConfig(BaseModel):
     loss: Literal["l1", "mse"] = "l1"
     ssim_weight: float = 0.0
     grad_weight: float = 0.0
+    intensity_jitter: float = 0.0                      # per-channel affine augmentation
     val_fraction: float = Field(0.2, ge=0, lt=1)
     max_val_tiles: int = 16
     patience: int = 0                                  # epochs without gain; 0 = off
@@ -220,7 +221,8 @@ class Trainer:
             self._emit(force=True, message=f"resumed from {ckpt} at epoch {start_epoch}")
 
         ds = PatchDataset(train_tiles, scale, norm, cfg.patch,
-                          cfg.steps_per_epoch * cfg.batch_size, True, cfg.seed)
+                          cfg.steps_per_epoch * cfg.batch_size, True, cfg.seed,
+                          cfg.intensity_jitter)
         meta_base = dict(
             arch=cfg.arch, arch_params=dict(getattr(model, "arch_params", cfg.arch_params)),
             scale=scale, channels=channels, lr_profile=sources[0].lr_profile,

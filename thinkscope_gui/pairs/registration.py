@@ -43,6 +43,10 @@ class Registration:
     dy_lr: float
     rotation_deg: float
     correlation: float
+    shift_std_lr: float = 0.0
+    """Standard error of the shift (LR px) from the fit: low texture -> large."""
+    rotation_std_deg: float = 0.0
+    """Standard error of the rotation (0 when the rotation was held at the hint)."""
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict for JSON metadata."""
@@ -129,7 +133,8 @@ def _local_peak(lr_gray: np.ndarray, tmpl: np.ndarray, dx: float, dy: float,
 
 def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
             dx: float, dy: float, theta: float, fit_rotation: bool,
-            iterations: int = 30) -> tuple[float, float, float, float]:
+            iterations: int = 30, theta_bounds: tuple[float, float] = (-0.1, 0.1),
+            ) -> tuple[float, float, float, float, np.ndarray]:
     """Gauss-Newton fit of translation (+rotation) with a smooth gain field and a bias.
 
     The gain is a quadratic polynomial over the template because the two frames carry
@@ -149,7 +154,6 @@ def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
     bias = 0.0
     sampled = t
     ok = np.ones_like(t, dtype=bool)
-    theta0 = theta
     inner = ((np.abs(u) <= (tw_ - 1) / 2.0 - BORDER_PX)
              & (np.abs(v) <= (th_ - 1) / 2.0 - BORDER_PX))
     for it in range(iterations):
@@ -180,16 +184,24 @@ def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
         dy += step[1]
         k = 2
         if fit_rotation:
-            # the angle scan already bracketed the rotation: keep the fit inside it
-            theta = float(np.clip(theta + step[2], theta0 - math.radians(0.3),
-                                  theta0 + math.radians(0.3)))
+            # stay inside the searched angle range
+            theta = float(np.clip(theta + step[2], *theta_bounds))
             k = 3
         coef = coef + step[k:k + len(coef)]
         bias += step[-1]
         if abs(step[0]) < 1e-4 and abs(step[1]) < 1e-4 and (not fit_rotation or abs(step[2]) < 1e-6):
             break
     model = (coef @ basis[:, ok]) * sampled + bias
-    return dx, dy, theta, _ncc(model, t[ok])
+    # parameter standard errors from the Gauss-Newton normal matrix (relative confidence:
+    # residuals of smoothed images are correlated, so these are optimistic)
+    dof = max(1, len(resid) - jac.shape[1])
+    sigma2 = float((resid * resid).sum()) / dof
+    try:
+        cov = sigma2 * np.linalg.inv(jac.T @ jac)
+        std = np.sqrt(np.abs(np.diag(cov)))[: 3 if fit_rotation else 2]
+    except np.linalg.LinAlgError:
+        std = np.full(3 if fit_rotation else 2, np.inf)
+    return dx, dy, theta, _ncc(model, t[ok]), std
 
 
 def register(lr: np.ndarray, hr: np.ndarray, scale: float, rotation_deg_hint: float = 0.0,
@@ -228,11 +240,15 @@ def register(lr: np.ndarray, hr: np.ndarray, scale: float, rotation_deg_hint: fl
     gy, gx = np.gradient(lr_s0)
     # refine in two rounds: translation first (robust), then with rotation from the
     # rotation-free template (the template must not already carry the rotation twice)
-    dx, dy, _, _ = _refine(lr_s, gx, gy, tmpl, dx, dy, 0.0, False)
+    dx, dy, _, _, _ = _refine(lr_s, gx, gy, tmpl, dx, dy, 0.0, False)
     tmpl0 = ndimage.gaussian_filter(hr_template(hr_g, scale, 0.0), SMOOTH_LR)
-    dx, dy, theta, corr = _refine(lr_s, gx, gy, tmpl0, dx, dy, math.radians(theta_deg),
-                                  estimate_rotation)
-    return Registration(float(dx), float(dy), float(math.degrees(theta)), float(corr))
+    bounds = (math.radians(rotation_deg_hint - angle_span_deg),
+              math.radians(rotation_deg_hint + angle_span_deg))
+    dx, dy, theta, corr, std = _refine(lr_s, gx, gy, tmpl0, dx, dy, math.radians(theta_deg),
+                                       estimate_rotation, theta_bounds=bounds)
+    rot_std = float(math.degrees(std[2])) if estimate_rotation else 0.0
+    return Registration(float(dx), float(dy), float(math.degrees(theta)), float(corr),
+                        float(math.hypot(std[0], std[1])), rot_std)
 
 
 def cut_patches(lr: np.ndarray, hr: np.ndarray, reg: Registration, scale: float,

@@ -6,6 +6,7 @@ an EventBridge. The live view and manual controls pause while the engine drives 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..model_form import ModelForm
-from ..settings import thinkscope_home
+from ..settings import app_settings, thinkscope_home
 from ..workers import EventBridge
 from .stage_map import StageMap
 
@@ -38,7 +39,13 @@ class AcquisitionPanel(QWidget):
         self.scope = scope
         self.window_ = window
         out = thinkscope_home() / "pairs" / "pairs.h5"
-        self.editor = ModelForm(AcquisitionPlan(output=str(out)))
+        plan = AcquisitionPlan(output=str(out))
+        saved = app_settings().value("acquisition/plan", "")
+        if saved:
+            # the last plan edited, as JSON in the settings; an invalid one is ignored
+            with contextlib.suppress(Exception):
+                plan = AcquisitionPlan.model_validate_json(str(saved))
+        self.editor = ModelForm(plan)
         self.editor.changed.connect(self.preview_plan)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -76,6 +83,7 @@ class AcquisitionPanel(QWidget):
         self.engine: Any = None
         self.last_status: Any = None
         self.events: list[Any] = []
+        self._lr_focus: dict[int, Any] = {}
         self._was_live = False
         self._bridge = EventBridge(self)
         self._bridge.event.connect(self._on_event)
@@ -190,17 +198,21 @@ class AcquisitionPanel(QWidget):
         d = ev.data
         if ev.kind == "tile_done" and d.get("phase") == "lr":
             self.map.set_state(int(d["tile"]), "lr")
+            self._lr_focus[int(d["tile"])] = d.get("z_um")
         elif ev.kind in ("pair_stored", "pair_rejected"):
             ok = ev.kind == "pair_stored"
             self.map.set_state(int(d["tile"]), "accepted" if ok else "rejected")
             corr = d.get("correlation")
             focus = d.get("focus_score")
+            lr_z = self._lr_focus.get(int(d["tile"]))
             text = f"last pair #{d.get('pair_id')} (tile {d.get('tile')}): "
             text += "accepted" if ok else f"rejected ({d.get('reason')})"
             if corr is not None:
                 text += f", registration correlation {corr:.3f}"
             if focus is not None:
                 text += f", focus {focus:.4g}"
+            if lr_z is not None:
+                text += f", LR autofocus z {lr_z:.2f} µm"
             self.last_pair.setText(text)
         elif ev.kind in ("finished", "failed"):
             self._finished(ev)
@@ -221,6 +233,13 @@ class AcquisitionPanel(QWidget):
             self.window_.set_live(True)
 
     def shutdown(self) -> None:
+        """Remember the plan; stop a run (stored pairs stay, the file can be resumed)."""
+        try:
+            s = app_settings()
+            s.setValue("acquisition/plan", self.plan().to_json())
+            s.sync()
+        except Exception:  # noqa: BLE001, S110 - an invalid edit is simply not saved
+            pass
         if self.engine is not None:
             self.engine.cancel()
             self.engine.wait(30)

@@ -6,6 +6,7 @@ an EventBridge turns those into queued Qt signals, so the microscope stays usabl
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..model_form import ModelForm
-from ..settings import thinkscope_home
+from ..settings import app_settings, thinkscope_home
 from ..workers import EventBridge, FunctionWorker, start_worker
 
 EXCLUDE = ("stores", "folders", "command", "checkpoint", "arch_params", "sim_tissues",
@@ -52,7 +53,14 @@ class TrainingPanel(QWidget):
                                         for i in self.stores.selectedItems()])
         warm = QPushButton("Warm start from active model")
         warm.clicked.connect(self._warm_from_active)
-        self.form = ModelForm(TrainConfig(out=default_output(), threads=1), exclude=EXCLUDE)
+        cfg = TrainConfig(out=default_output(), threads=1)
+        saved = app_settings().value("training/config", "")
+        if saved:
+            # last settings with a fresh output name; invalid ones are ignored
+            with contextlib.suppress(Exception):
+                cfg = TrainConfig.model_validate_json(str(saved)).model_copy(
+                    update={"out": default_output()})
+        self.form = ModelForm(cfg, exclude=EXCLUDE)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
@@ -79,6 +87,9 @@ class TrainingPanel(QWidget):
             vb.setToolTip(title)
             self.preview_items.append(item)
 
+        for store in cfg.stores:
+            if Path(store).exists():
+                self.stores.addItem(store)
         row = QHBoxLayout()
         for w in (add, remove, warm):
             row.addWidget(w)
@@ -242,6 +253,13 @@ class TrainingPanel(QWidget):
         self._preview_worker = start_worker(self, job, done, failed)
 
     def shutdown(self) -> None:
+        """Remember the settings; stop training (the best model so far is kept)."""
+        try:
+            s = app_settings()
+            s.setValue("training/config", self.config().model_dump_json())
+            s.sync()
+        except Exception:  # noqa: BLE001, S110 - invalid edits are not saved
+            pass
         if self.trainer is not None:
             self.trainer.cancel()
             self.trainer.wait(10)
