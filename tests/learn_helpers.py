@@ -39,7 +39,8 @@ def make_folder_pairs(root: Path, n: int = 6, lr_size: int = 40, seed: int = 0,
     tiles = {}
     for i in range(n):
         hr = synthetic_hr(rng, hr_size)
-        lr = resize(hr, (lr_size, lr_size, 3), anti_aliasing=True, anti_aliasing_sigma=(1.5, 1.5, 0))
+        lr = resize(hr, (lr_size, lr_size, 3), anti_aliasing=True,
+                    anti_aliasing_sigma=(1.5, 1.5, 0))
         name = f"t{i:02d}.png"
         Image.fromarray((hr * 255).round().astype(np.uint8)).save(root / "hr" / name)
         Image.fromarray((lr * 255).round().astype(np.uint8)).save(root / "lr" / name)

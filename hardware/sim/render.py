@@ -9,12 +9,20 @@ Live path: the same physics evaluated in 256-px tiles on a fixed, objective-rota
 lattice. Tiles are cached, so a still stage costs only noise (drawn from a pre-generated
 bank at a random offset) and a panning stage only the tiles that come into view. Live frames
 snap the stage position to the nearest whole pixel (<= 0.5 px), everything else is exact.
+Tile specimen spectra are cached, so a z change only redoes the OTF multiply and a small
+inverse FFT per tile (or, right after a snap at the same position, the exact frame).
+While the stage moves, tiles not yet rendered are filled from a cheap preview (specimen
+sampled COARSE x coarser, same optics, band-limited upsampling) and the exact tiles are
+rendered by one background worker, ahead in the direction of motion; once the stage is
+still, each live frame also renders at least one exact tile itself, so the live frame
+converges to the exact one within a few frames (`live_settled` says when it has).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +43,12 @@ VIGNETTING = 0.12
 MARGIN_PX = 32
 TILE_PX = 256
 WORKERS = 2
+COARSE = 4
+"""Preview tiles sample the specimen COARSE x coarser than exact tiles (every 2 pixels)."""
+PREFETCH_LEAD_S = 0.4
+"""While panning, the worker renders the tiles of the view predicted this far ahead first."""
+STILL_BUDGET_S = 0.03
+"""A still live frame keeps rendering missing exact tiles itself until this is spent."""
 
 
 def photon_rate_e_per_ms() -> float:
@@ -73,11 +87,10 @@ def _freq_maps(lay: _Layout, optics: SimOptics) -> tuple[np.ndarray, np.ndarray]
     return fr, box.astype(np.float32)
 
 
-def object_spectrum(grid: slide.Grid, lay: _Layout, optics: SimOptics) -> np.ndarray:
-    """Beer–Lambert transmission per channel -> rfft2 × pixel-box MTF, (3, 2Nh, Nw+1)."""
+def _transmission_spectra(grid: slide.Grid) -> np.ndarray:
+    """Beer–Lambert transmission per channel on `grid` -> rfft2, (3, nr, nc//2+1)."""
     amounts = slide.stain_maps(grid)
-    _, box = _freq_maps(lay, optics)
-    spec = np.empty((3, 2 * lay.nh, lay.nw + 1), np.complex64)
+    spec = np.empty((3, grid.nr, grid.nc // 2 + 1), np.complex64)
     od = np.empty(amounts.shape[1:], np.float32)
     for c in range(3):
         np.multiply(amounts[0], slide.STAIN_OD_RGB[0, c], out=od)
@@ -86,8 +99,56 @@ def object_spectrum(grid: slide.Grid, lay: _Layout, optics: SimOptics) -> np.nda
         np.negative(od, out=od)
         np.exp(od, out=od)
         spec[c] = fft.rfft2(od, workers=WORKERS)
-        spec[c] *= box
     return spec
+
+
+def object_spectrum(grid: slide.Grid, lay: _Layout, optics: SimOptics) -> np.ndarray:
+    """Beer–Lambert transmission per channel -> rfft2 × pixel-box MTF, (3, 2Nh, Nw+1)."""
+    _, box = _freq_maps(lay, optics)
+    spec = _transmission_spectra(grid)
+    spec *= box
+    return spec
+
+
+@lru_cache(maxsize=24)
+def _tile_otf(lay: _Layout, optics: SimOptics, dz_um: float) -> np.ndarray:
+    """OTF × defocus per channel on a (small) tile layout, (3, 2Nh, Nw+1) float32."""
+    fr, _ = _freq_maps(lay, optics)
+    return np.stack([otf_2d(optics, dz_um, c, fr) for c in range(3)])
+
+
+@lru_cache(maxsize=4)
+def _coarse_maps(nc: int, d_um: float, pixel_um: float) -> tuple[np.ndarray, np.ndarray]:
+    """Radial frequency and pixel-box MTF on the rfft2 grid of an nc x nc preview sampling."""
+    fy = fft.fftfreq(nc, d=d_um).astype(np.float32)
+    fx = fft.rfftfreq(nc, d=d_um).astype(np.float32)
+    fr = np.hypot(fy[:, None], fx[None, :])
+    box = np.sinc(fy * pixel_um)[:, None] * np.sinc(fx * pixel_um)[None, :]
+    box[nc // 2, :] = 0.0  # Nyquist row/column carry no unambiguous phase: drop them
+    box[:, nc // 2] = 0.0
+    return fr, box.astype(np.float32)
+
+
+def preview_image(spec: np.ndarray, n_px: int, d_um: float, pixel_um: float,
+                  optics: SimOptics, dz_um: float) -> np.ndarray:
+    """Preview tile (3, n_px, n_px) from the transmission rfft2 of an nc x nc sampling.
+
+    The samples sit on every (n_px/nc)-th pixel centre; the blurred spectrum is zero-padded
+    to the pixel grid (band-limited interpolation), so the preview is the exact image of
+    the specimen low-passed at the preview's Nyquist frequency.
+    """
+    nc = spec.shape[-2]
+    fr, box = _coarse_maps(nc, d_um, pixel_um)
+    h = nc // 2
+    out = np.empty((3, n_px, n_px), np.float32)
+    pad = np.zeros((n_px, n_px // 2 + 1), np.complex64)
+    scale = np.float32((n_px / nc) ** 2)
+    for c in range(3):
+        prod = spec[c] * (otf_2d(optics, dz_um, c, fr) * box * scale)
+        pad[:h, : h + 1] = prod[:h, : h + 1]
+        pad[n_px - h :, : h + 1] = prod[h:, : h + 1]
+        out[c] = fft.irfft2(pad, s=(n_px, n_px), workers=WORKERS)
+    return out
 
 
 def fold_to_pixels(p: np.ndarray, nh: int, nw: int) -> np.ndarray:
@@ -99,12 +160,12 @@ def fold_to_pixels(p: np.ndarray, nh: int, nw: int) -> np.ndarray:
 
 
 def image_from_spectrum(spec: np.ndarray, lay: _Layout, optics: SimOptics,
-                        dz_um: float) -> np.ndarray:
-    """Pixel-integrated transmission image (3, Nh, Nw) at defocus dz_um."""
+                        dz_um: float, otf: np.ndarray | None = None) -> np.ndarray:
+    """Pixel-integrated transmission image (3, Nh, Nw) at defocus dz_um (otf: precomputed)."""
     fr, _ = _freq_maps(lay, optics)
     out = np.empty((3, lay.nh, lay.nw), np.float32)
     for c in range(3):
-        prod = spec[c] * otf_2d(optics, dz_um, c, fr)
+        prod = spec[c] * (otf[c] if otf is not None else otf_2d(optics, dz_um, c, fr))
         out[c] = fft.irfft2(fold_to_pixels(prod, lay.nh, lay.nw), s=(lay.nh, lay.nw),
                             workers=WORKERS)
     return out
@@ -147,11 +208,22 @@ class SimRenderer:
         self._lock = threading.RLock()
         self._spec = _LRU(2)  # exact path: (obj, x, y, h, w) -> spectrum
         self._exact_img = _LRU(2)  # (spec key, dz) -> transmission (H, W, 3)
-        self._tile_spec = _LRU(40)  # (obj, ti, tj) -> spectrum
+        self._tile_spec = _LRU(56)  # (obj, ti, tj) -> spectrum
         self._tile_img = _LRU(160)  # (obj, ti, tj, dz_q) -> (T, T, 3)
+        self._prev_spec = _LRU(256)  # preview: (obj, ti, tj) -> coarse transmission spectrum
+        self._prev_img = _LRU(96)  # preview: (obj, ti, tj, dz_q) -> (T, T, 3)
         self._live_key = None
         self._live = None  # (clean_dn, std_dn)
         self._rng = np.random.default_rng()
+        # live motion state and the background tile worker (all guarded by self._lock)
+        self._last = None  # (objective, shape, anchor, time) of the last live frame
+        self._vel = (0.0, 0.0)  # lattice px/s, smoothed
+        self._settled = True
+        self._wanted: list[tuple] = []  # exact tile jobs, most urgent first
+        self._inflight: set = set()
+        self._gen = 0  # bumped by clear_cache: stale worker results are dropped
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Event()
 
     # ------------------------------------------------------------------ public API
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
@@ -172,11 +244,18 @@ class SimRenderer:
                 key = (objective, *self._live_anchor(x_um, y_um, objective, shape), z_um, h, w,
                        exposure_ms, lamp_on, bit_depth)
                 if key != self._live_key:
-                    e = self.render_clean(x_um, y_um, z_um, objective, shape, exposure_ms,
-                                          lamp_on, live=True)
-                    clean_dn = e * np.float32(k)
-                    std_dn = np.sqrt(e + np.float32(READ_NOISE_E**2)) * np.float32(k)
-                    self._live_key, self._live = key, (clean_dn, std_dn)
+                    clean_dn = self.render_clean(x_um, y_um, z_um, objective, shape,
+                                                 exposure_ms, lamp_on, live=True)
+                    clean_dn *= np.float32(k)  # a fresh array: scale in place
+                    std_dn = clean_dn * np.float32(k)  # = e·k², so std = sqrt(e + r²)·k
+                    std_dn += np.float32((READ_NOISE_E * k) ** 2)
+                    np.sqrt(std_dn, out=std_dn)
+                    clean_dn += np.float32(0.5)  # rounding offset, applied once per frame
+                    # a frame with preview tiles is re-assembled next time (it will refine)
+                    self._live_key = key if self._settled else None
+                    self._live = (clean_dn, std_dn)
+                else:
+                    self._note_live_frame(objective, shape, key[1:3])
                 clean_dn, std_dn = self._live
                 if not noise:
                     out = clean_dn.copy()
@@ -195,7 +274,7 @@ class SimRenderer:
                     out *= np.float32(k)
                 else:
                     out = e * np.float32(k)
-        out += np.float32(0.5)
+                out += np.float32(0.5)
         np.clip(out, 0.0, maxdn + 0.49, out=out)
         return out.astype(dtype)
 
@@ -235,9 +314,19 @@ class SimRenderer:
     def clear_cache(self) -> None:
         """Drop every cached spectrum and image (frees memory)."""
         with self._lock:
-            for c in (self._spec, self._exact_img, self._tile_spec, self._tile_img):
+            for c in (self._spec, self._exact_img, self._tile_spec, self._tile_img,
+                      self._prev_spec, self._prev_img):
                 c.clear()
-            self._live_key = self._live = None
+            self._live_key = self._live = self._last = None
+            self._wanted, self._inflight = [], set()
+            self._gen += 1
+            self._settled = True
+
+    @property
+    def live_settled(self) -> bool:
+        """True when the last live frame was made only of exact tiles (no preview tiles)."""
+        with self._lock:
+            return self._settled
 
     # ------------------------------------------------------------------ exact frames
     @staticmethod
@@ -273,44 +362,197 @@ class SimRenderer:
         h, w = shape
         return round(ic - (h - 1) / 2), round(jc - (w - 1) / 2)
 
+    def _note_live_frame(self, objective: str, shape: tuple[int, int],
+                         anchor: tuple[int, int]) -> str:
+        """Track stage motion between live frames: 'first', 'still' or 'moving'."""
+        now = time.perf_counter()
+        last, self._last = self._last, (objective, shape, tuple(anchor), now)
+        if last is None or last[0] != objective or last[1] != shape:
+            self._vel = (0.0, 0.0)
+            return "first"
+        di, dj = anchor[0] - last[2][0], anchor[1] - last[2][1]
+        if di == 0 and dj == 0:
+            self._vel = (0.5 * self._vel[0], 0.5 * self._vel[1])
+            return "still"
+        dt = max(now - last[3], 1e-3)
+        self._vel = (0.5 * (self._vel[0] + di / dt), 0.5 * (self._vel[1] + dj / dt))
+        return "moving"
+
+    @staticmethod
+    def _view_tiles(i0: float, j0: float, h: int, w: int) -> list[tuple[int, int]]:
+        """Tiles covering a view, nearest to its centre first."""
+        T = TILE_PX
+        i0, j0 = math.floor(i0), math.floor(j0)
+        ci, cj = i0 + h / 2, j0 + w / 2
+        tiles = [(ti, tj) for ti in range(i0 // T, (i0 + h - 1) // T + 1)
+                 for tj in range(j0 // T, (j0 + w - 1) // T + 1)]
+        tiles.sort(key=lambda t: (t[0] * T + T / 2 - ci) ** 2 + (t[1] * T + T / 2 - cj) ** 2)
+        return tiles
+
     def _live_transmission(self, x: float, y: float, z: float, objective: str,
                            shape: tuple[int, int]) -> np.ndarray:
         opt = self.optics[objective]
         h, w = shape
-        i0, j0 = self._live_anchor(x, y, objective, shape)
+        anchor = self._live_anchor(x, y, objective, shape)
+        mode = self._note_live_frame(objective, shape, anchor)
+        i0, j0 = anchor
+        tiles = self._view_tiles(i0, j0, h, w)
+        missing = [t for t in tiles if (objective, *t) not in self._tile_spec]
+
+        if missing and (objective, float(x), float(y), h, w) in self._spec:
+            # a snap was taken right here: its cached spectrum re-focuses the frame exactly
+            self._request(objective, opt, missing)
+            self._settled = True
+            return self.transmission(x, y, z, objective, shape)
+
+        if mode == "first":  # nothing to show yet (or a new objective): exact tiles now
+            for t in missing:
+                self._ensure_spec(objective, opt, *t)
+            missing = []
+        elif mode == "still":  # refine: at least one exact tile per frame, within a budget
+            deadline = time.perf_counter() + STILL_BUDGET_S
+            for t in list(missing):
+                if (objective, *t) in self._inflight:
+                    continue
+                self._ensure_spec(objective, opt, *t)
+                missing.remove(t)
+                if time.perf_counter() > deadline:
+                    break
+            missing = [t for t in missing if (objective, *t) not in self._tile_spec]
+        if mode == "moving":
+            vi, vj = self._vel
+            ahead = self._view_tiles(i0 + vi * PREFETCH_LEAD_S, j0 + vj * PREFETCH_LEAD_S, h, w)
+            self._request(objective, opt, ahead + missing)
+        else:
+            self._request(objective, opt, missing)
+
         out = np.empty((h, w, 3), np.float32)
         T = TILE_PX
-        for ti in range(i0 // T, (i0 + h - 1) // T + 1):
-            for tj in range(j0 // T, (j0 + w - 1) // T + 1):
-                tile = self._tile(objective, opt, ti, tj, z)
-                r0, r1 = max(i0, ti * T), min(i0 + h, (ti + 1) * T)
-                c0, c1 = max(j0, tj * T), min(j0 + w, (tj + 1) * T)
-                out[r0 - i0 : r1 - i0, c0 - j0 : c1 - j0] = tile[
-                    r0 - ti * T : r1 - ti * T, c0 - tj * T : c1 - tj * T
-                ]
+        for ti, tj in tiles:
+            dzq = self._tile_dz(opt, ti, tj, z)
+            if (objective, ti, tj) in self._tile_spec:
+                tile = self._exact_tile(objective, opt, ti, tj, dzq)
+            else:
+                tile = self._preview_tile(objective, opt, ti, tj, dzq)
+            r0, r1 = max(i0, ti * T), min(i0 + h, (ti + 1) * T)
+            c0, c1 = max(j0, tj * T), min(j0 + w, (tj + 1) * T)
+            out[r0 - i0 : r1 - i0, c0 - j0 : c1 - j0] = tile[
+                r0 - ti * T : r1 - ti * T, c0 - tj * T : c1 - tj * T
+            ]
+        self._settled = not missing
         return out
 
-    def _tile(self, objective: str, opt: SimOptics, ti: int, tj: int, z: float) -> np.ndarray:
-        T, M = TILE_PX, MARGIN_PX
-        p = opt.pixel_size_um
+    # ---- one tile
+    @staticmethod
+    def _tile_origin(opt: SimOptics, ti: int, tj: int) -> tuple[float, float, float]:
+        """Slide position of the tile's first (margin) pixel centre and the lattice angle."""
+        T, M, p = TILE_PX, MARGIN_PX, opt.pixel_size_um
+        th = math.radians(opt.true_rotation_deg)
+        u0, v0 = (tj * T - M) * p, (ti * T - M) * p
+        return math.cos(th) * u0 - math.sin(th) * v0, math.sin(th) * u0 + math.cos(th) * v0, th
+
+    @staticmethod
+    def _tile_dz(opt: SimOptics, ti: int, tj: int, z: float) -> float:
+        """Defocus at the tile centre (the slide is tilted), quantised to 0.02 µm."""
+        T, p = TILE_PX, opt.pixel_size_um
         th = math.radians(opt.true_rotation_deg)
         c, s = math.cos(th), math.sin(th)
-        # tile centre on the slide -> its own focus (the slide is tilted)
         uc, vc = (tj * T + T / 2) * p, (ti * T + T / 2) * p
         sx = c * uc - s * vc - opt.true_offset_xy_um[0]
         sy = s * uc + c * vc - opt.true_offset_xy_um[1]
         dz = z - (slide.slide_surface_z(sx, sy) + opt.true_parfocal_z_um)
-        dzq = round(dz / 0.02) * 0.02
-        lay = _Layout(T + 2 * M, T + 2 * M, p)
+        return round(round(dz / 0.02) * 0.02, 3)
 
-        def make_spec() -> np.ndarray:
-            u0, v0 = (tj * T - M) * p, (ti * T - M) * p
-            grid = slide.Grid(c * u0 - s * v0, s * u0 + c * v0, p / 2, *lay.fine, th)
-            return object_spectrum(grid, lay, opt)
+    @staticmethod
+    def _tile_layout(opt: SimOptics) -> _Layout:
+        return _Layout(TILE_PX + 2 * MARGIN_PX, TILE_PX + 2 * MARGIN_PX, opt.pixel_size_um)
 
-        def make_img() -> np.ndarray:
-            spec = self._tile_spec.get_or((objective, ti, tj), make_spec)
-            img = image_from_spectrum(spec, lay, opt, dzq)
+    @classmethod
+    def _exact_tile_spectrum(cls, opt: SimOptics, ti: int, tj: int) -> np.ndarray:
+        lay = cls._tile_layout(opt)
+        x0, y0, th = cls._tile_origin(opt, ti, tj)
+        grid = slide.Grid(x0, y0, opt.pixel_size_um / 2, *lay.fine, th)
+        return object_spectrum(grid, lay, opt)
+
+    def _ensure_spec(self, objective: str, opt: SimOptics, ti: int, tj: int) -> np.ndarray:
+        return self._tile_spec.get_or((objective, ti, tj),
+                                      lambda: self._exact_tile_spectrum(opt, ti, tj))
+
+    def _exact_tile(self, objective: str, opt: SimOptics, ti: int, tj: int,
+                    dzq: float) -> np.ndarray:
+        T, M = TILE_PX, MARGIN_PX
+
+        def make() -> np.ndarray:
+            lay = self._tile_layout(opt)
+            spec = self._ensure_spec(objective, opt, ti, tj)
+            img = image_from_spectrum(spec, lay, opt, dzq, otf=_tile_otf(lay, opt, dzq))
             return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
 
-        return self._tile_img.get_or((objective, ti, tj, round(dzq, 3)), make_img)
+        return self._tile_img.get_or((objective, ti, tj, dzq), make)
+
+    def _preview_tile(self, objective: str, opt: SimOptics, ti: int, tj: int,
+                      dzq: float) -> np.ndarray:
+        """Cheap stand-in while the stage moves: specimen sampled COARSE x coarser."""
+        T, M, p = TILE_PX, MARGIN_PX, opt.pixel_size_um
+        n_px = T + 2 * M
+        nc, d = 2 * n_px // COARSE, COARSE * p / 2
+
+        def make_spec() -> np.ndarray:
+            x0, y0, th = self._tile_origin(opt, ti, tj)
+            return _transmission_spectra(slide.Grid(x0, y0, d, nc, nc, th))
+
+        def make() -> np.ndarray:
+            spec = self._prev_spec.get_or((objective, ti, tj), make_spec)
+            img = preview_image(spec, n_px, d, p, opt, dzq)
+            return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
+
+        return self._prev_img.get_or((objective, ti, tj, dzq), make)
+
+    # ---- background worker (exact tile spectra; never holds the lock while computing)
+    def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
+        """Replace the worker's queue with these tiles (most urgent first)."""
+        seen, jobs = set(), []
+        for t in tiles:
+            key = (objective, *t)
+            if key in seen or key in self._tile_spec or key in self._inflight:
+                continue
+            seen.add(key)
+            jobs.append((key, opt))
+        self._wanted = jobs[: self._tile_spec.maxsize - 16]
+        if self._wanted:
+            self._wake.set()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="sim-tile-prefetch",
+                                                daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                job = None
+                while self._wanted and job is None:
+                    key, opt = self._wanted.pop(0)
+                    if key not in self._tile_spec and key not in self._inflight:
+                        job = key, opt
+                if job is None:
+                    self._wake.clear()
+                else:
+                    self._inflight.add(job[0])
+                gen = self._gen
+            if job is None:
+                if self._wake.wait(1.0):
+                    continue
+                with self._lock:
+                    if not self._wanted:  # idle for a while: end (restarted on demand)
+                        self._worker = None
+                        return
+                continue
+            (objective, ti, tj), opt = job
+            try:
+                spec = self._exact_tile_spectrum(opt, ti, tj)
+            except Exception:  # noqa: BLE001 - the frame path will render it itself
+                spec = None
+            with self._lock:
+                self._inflight.discard(job[0])
+                if spec is not None and gen == self._gen and self.optics.get(objective) == opt:
+                    self._tile_spec.get_or(job[0], lambda s=spec: s)

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output HDF5 file (default: the plan's, else pairs.h5)")
     p.add_argument("--grid", type=lambda s: _pair(s, "x", int), help="tiles NxM, e.g. 4x4")
     p.add_argument("--center", type=lambda s: _pair(s, ",", float), metavar="X,Y",
-                   help="grid centre in µm (default 5000,0: epithelium)")
+                   help="grid centre in µm (default 5000,0: epithelium); negative values: "
+                   "--center=-3000,100")
     p.add_argument("--overlap", type=float, help="overlap between HR fields, 0..0.9")
     p.add_argument("--lr", help="LR objective label (default 40x)")
     p.add_argument("--hr", help="HR objective label (default 100x)")

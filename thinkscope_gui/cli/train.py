@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=["l1", "mse"], default="l1")
     p.add_argument("--ssim-weight", type=float, default=0.0)
     p.add_argument("--grad-weight", type=float, default=0.0)
+    p.add_argument("--jitter", type=float, default=0.0,
+                   help="per-channel affine intensity augmentation strength (e.g. 0.5)")
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     p.add_argument("--patience", type=int, default=0, help="early stop after N flat epochs")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
         arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
         patch=args.patch, lr=args.lr, loss=args.loss, ssim_weight=args.ssim_weight,
-        grad_weight=args.grad_weight, schedule=args.schedule, patience=args.patience,
+        grad_weight=args.grad_weight, intensity_jitter=args.jitter, schedule=args.schedule,
+        patience=args.patience,
         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
         device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
         command=command_line(),

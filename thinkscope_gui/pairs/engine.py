@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .autofocus import AutofocusCancelled, AutofocusResult, FocusMap, autofocus, focus_metric
+from .autofocus import AutofocusResult, FocusMap, autofocus, focus_metric
 from .plan import AcquisitionPlan, PlanError, Tile, choose_patch_px
 from .quality import saturated_fraction, tissue_fraction
 from .registration import Registration, RegistrationError, cut_patches, register
@@ -342,9 +342,27 @@ class AcquisitionEngine:
         if measured:
             m = json.loads(measured)
             self._offset = (m["dx_um"], m["dy_um"], m["dz_um"], m["rotation_deg"])
+        if self._offset is None:
+            todo_hr = self._calibration_first(writer, todo_hr, stored)
         for t in todo_hr:
             self._checkpoint()
             self._hr_tile(writer, t, stored[t.index])
+
+    def _calibration_first(self, writer: PairWriter, todo: list[Tile],
+                           stored: dict[int, int]) -> list[Tile]:
+        """Visit the most textured tissue tile first: it measures the inter-objective
+        offset and rotation for all others, and texture makes that measurement reliable."""
+        f = writer._f  # noqa: SLF001 - same package
+        n = writer.committed_tiles
+        score = f["lr_tiles/focus_score"][:n]
+        tissue = f["lr_tiles/tissue_fraction"][:n]
+
+        def key(t: Tile) -> float:
+            row = stored[t.index]
+            return float(score[row]) if tissue[row] >= MIN_TISSUE_FRACTION else -1.0
+
+        best = max(todo, key=key)
+        return [best] + [t for t in todo if t is not best]
 
     def _count_existing(self, writer: PairWriter) -> None:
         n = writer.committed_pairs
@@ -413,6 +431,8 @@ class AcquisitionEngine:
         else:
             ox, oy, oz, rot = self._offset
             first = False
+            if not plan.estimate_rotation:
+                rot = hr_p.rotation_deg - lr_p.rotation_deg
         hx, hy = lx + ox, ly + oy
         with self._timed("move"):
             scope.set_xy(hx, hy)
@@ -427,8 +447,10 @@ class AcquisitionEngine:
         crop = (-1, -1)
         with self._timed("register"):
             try:
+                # the rotation is measured once (calibration tile), then held: it belongs
+                # to the objective pair, and low-texture fields cannot pin it down
                 reg = register(lr_frame, hr_frame, self._scale, rot,
-                               estimate_rotation=plan.estimate_rotation)
+                               estimate_rotation=plan.estimate_rotation and first)
                 lr_patch, hr_patch, crop = cut_patches(lr_frame, hr_frame, reg, self._scale,
                                                        self._patch)
             except RegistrationError as exc:

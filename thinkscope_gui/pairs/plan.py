@@ -36,7 +36,7 @@ class AutofocusSettings(BaseModel):
     """Step of the coarse scan in µm (must be below the width of the metric's peak)."""
     fine_step_um: float = Field(0.25, gt=0)
     """Step of the fine scan around the coarse maximum, in µm."""
-    seeded_range_um: float = Field(1.5, gt=0)
+    seeded_range_um: float = Field(1.0, gt=0)
     """Half-range around a focus-map prediction once the map is fitted (fast tiles)."""
     min_seed_tiles: int = Field(3, ge=1)
     """Measured tiles needed before the focus map (a plane) seeds later tiles."""
@@ -103,7 +103,8 @@ class AcquisitionPlan(BaseModel):
     patch_lr_px: int | None = None
     """LR patch side in px (even, side*scale integral); None = largest that fits the HR field."""
     estimate_rotation: bool = True
-    """Measure the small LR/HR rotation by registration (else use the profiles' value)."""
+    """Measure the LR/HR rotation by registration on the first (most textured) HR tile and
+    hold it for the rest; False: use the profiles' rotation difference."""
 
     @model_validator(mode="after")
     def _check(self) -> AcquisitionPlan:
@@ -165,7 +166,8 @@ class AcquisitionPlan(BaseModel):
     def validate_against(self, scope: Any) -> None:
         """Refuse a plan this microscope cannot do; raises PlanError with the reason."""
         labels = list(scope.objectives())
-        for role, label in (("lr_objective", self.lr_objective), ("hr_objective", self.hr_objective)):
+        roles = (("lr_objective", self.lr_objective), ("hr_objective", self.hr_objective))
+        for role, label in roles:
             if label not in labels:
                 raise PlanError(f"unknown objective {label!r} for {role}; the turret has {labels}")
         if self.lr_objective == self.hr_objective:

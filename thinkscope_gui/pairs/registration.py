@@ -21,7 +21,6 @@ import numpy as np
 from scipy import ndimage
 from skimage.feature import match_template
 
-
 #: equal smoothing (LR px) of both sides: suppresses noise and the detail only the HR
 #: objective resolves, which otherwise biases the fit
 SMOOTH_LR = 0.6
@@ -140,8 +139,12 @@ def _coarse(lr_s: np.ndarray, tpl: _Template, rotation_deg: float,
     cy = r0 * k + (small.shape[0] * k - 1) / 2.0
     cx = c0 * k + (small.shape[1] * k - 1) / 2.0
     dx, dy = cx - (w - 1) / 2.0, cy - (h - 1) / 2.0
-    if k > 1:
-        dx, dy, _ = _local_peak(lr_s, tpl.at(rotation_deg), dx, dy, margin=k + 1)
+    if k > 1:  # integer peak at full resolution with a central part of the template
+        full = tpl.at(rotation_deg)
+        fh, fw = full.shape
+        c = min(fh, 160 + fh % 2), min(fw, 160 + fw % 2)  # same parity: same centre
+        r0, c0 = (fh - c[0]) // 2, (fw - c[1]) // 2
+        dx, dy, _ = _local_peak(lr_s, full[r0:r0 + c[0], c0:c0 + c[1]], dx, dy, margin=k + 1)
     return dx, dy, float(ncc[r0, c0])
 
 
@@ -200,8 +203,8 @@ def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
         ly = ndimage.map_coordinates(gy, coords, order=1)
         b = basis[:, ok]
         if it == 0:  # initial photometric match by linear least squares
-            a = np.vstack([b * sampled, np.ones_like(sampled)]).T
-            sol = np.linalg.lstsq(a, t[ok], rcond=None)[0]
+            a = np.vstack([b * sampled, np.ones_like(sampled)])
+            sol = np.linalg.solve(a @ a.T, a @ t[ok])
             coef, bias = sol[:-1], sol[-1]
         gain = coef @ b
         resid = gain * sampled + bias - t[ok]
@@ -209,8 +212,9 @@ def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
         if fit_rotation:
             uu, vv = u[ok], v[ok]
             cols.append(gain * (lx * (-s * uu - c * vv) + ly * (c * uu - s * vv)))
-        jac = np.vstack([*cols, b * sampled, np.ones_like(sampled)]).T
-        step = np.linalg.lstsq(jac, -resid, rcond=None)[0]
+        jac = np.vstack([*cols, b * sampled, np.ones_like(sampled)])  # (params, pixels)
+        normal = jac @ jac.T  # normal equations: far cheaper than lstsq on 10^5 rows
+        step = np.linalg.solve(normal, -(jac @ resid))
         dx += step[0]
         dy += step[1]
         k = 2
@@ -220,15 +224,16 @@ def _refine(lr_s: np.ndarray, gx: np.ndarray, gy: np.ndarray, tmpl: np.ndarray,
             k = 3
         coef = coef + step[k:k + len(coef)]
         bias += step[-1]
-        if abs(step[0]) < 1e-4 and abs(step[1]) < 1e-4 and (not fit_rotation or abs(step[2]) < 1e-6):
+        small_rot = not fit_rotation or abs(step[2]) < 1e-6
+        if abs(step[0]) < 1e-4 and abs(step[1]) < 1e-4 and small_rot:
             break
     model = (coef @ basis[:, ok]) * sampled + bias
     # parameter standard errors from the Gauss-Newton normal matrix (relative confidence:
     # residuals of smoothed images are correlated, so these are optimistic)
-    dof = max(1, len(resid) - jac.shape[1])
+    dof = max(1, len(resid) - jac.shape[0])
     sigma2 = float((resid * resid).sum()) / dof
     try:
-        cov = sigma2 * np.linalg.inv(jac.T @ jac)
+        cov = sigma2 * np.linalg.inv(normal)
         std = np.sqrt(np.abs(np.diag(cov)))[: 3 if fit_rotation else 2]
     except np.linalg.LinAlgError:
         std = np.full(3 if fit_rotation else 2, np.inf)

@@ -135,7 +135,13 @@ def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
             QMessageBox.critical(None, "ThinkScope", f"Cannot open microscope '{source}':\n{exc}")
         return 1
     try:
-        window = MainWindow(scope, modal_errors=screenshot is None)
+        try:
+            window = MainWindow(scope, modal_errors=screenshot is None)
+        except Exception as exc:  # noqa: BLE001 - say why instead of a bare traceback
+            print(f"cannot build the main window: {type(exc).__name__}: {exc}", file=sys.stderr)
+            if not screenshot:
+                QMessageBox.critical(None, "ThinkScope", f"Cannot start the GUI:\n{exc}")
+            return 1
         install_excepthook(window.reporter)
         window.show()
         window.set_live(True)

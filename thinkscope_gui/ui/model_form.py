@@ -90,7 +90,7 @@ class ModelForm(QWidget):
             return w
         if tp is float and not optional:
             w = QDoubleSpinBox()
-            w.setDecimals(4)
+            w.setDecimals(6)
             w.setRange(-1e9, 1e9)
             w.setValue(float(value))
             w.valueChanged.connect(self.changed)

@@ -7,15 +7,14 @@ from pathlib import Path
 
 from qtpy.QtCore import QSettings
 
+from hardware.profiles import thinkscope_home
+
+__all__ = ["app_settings", "read_bool", "read_float", "thinkscope_home"]
+
 ORG_NAME = "ThinkScope"
 APP_NAME = "ThinkScope"
 #: environment variable that points settings at a folder (tests use a temp dir)
 SETTINGS_DIR_ENV = "THINKSCOPE_SETTINGS_DIR"
-
-
-def thinkscope_home() -> Path:
-    """The user folder for profiles, models and settings ($THINKSCOPE_HOME)."""
-    return Path(os.environ.get("THINKSCOPE_HOME", str(Path.home() / ".thinkscope")))
 
 
 def app_settings() -> QSettings:

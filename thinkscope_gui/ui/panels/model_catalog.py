@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..settings import thinkscope_home
+from hardware.profiles import thinkscope_home
 
 RESOURCES_MODELS = Path(__file__).resolve().parents[3] / "resources" / "models"
 
