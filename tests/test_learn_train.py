@@ -134,3 +134,30 @@ def test_cancel_from_another_thread(pairs, tmp_path) -> None:
     trainer.start()
     st = trainer.wait(120)
     assert st.state == "cancelled" and st.epoch < 50
+
+
+def test_early_stopping_when_validation_stalls(pairs, tmp_path) -> None:
+    cfg = TrainConfig(folders=[str(pairs)], epochs=10, patience=2, lr=1e-12,
+                      out=str(tmp_path / "e.st"), **TINY)
+    st = Trainer(cfg).run()
+    assert st.state == "stopped_early" and len(st.history) == 3, st
+    assert "no validation gain" in st.message
+
+
+def test_illumination_match_removes_a_smooth_gain_only() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from thinkscope_gui.learn.dataset import match_illumination
+
+    rng = np.random.default_rng(4)
+    hr = gaussian_filter(rng.random((100, 100, 3)), (1.5, 1.5, 0)) * 0.5 + 0.3
+    lr = torch.nn.functional.adaptive_avg_pool2d(
+        torch.from_numpy(hr.transpose(2, 0, 1))[None], (40, 40))[0].numpy().transpose(1, 2, 0)
+    yy, xx = np.mgrid[0:100, 0:100] / 100.0
+    vignetted = hr * (0.9 - 0.1 * ((yy - 0.5) ** 2 + (xx - 0.5) ** 2))[..., None]
+    fixed = match_illumination(lr.astype(np.float32), vignetted.astype(np.float32))
+    assert np.abs(vignetted - hr).mean() > 0.03
+    assert np.abs(fixed - hr).mean() < 0.1 * np.abs(vignetted - hr).mean()
+    # fine detail is untouched: high-pass of the fix equals high-pass of the truth
+    hp = lambda a: a - gaussian_filter(a, (4, 4, 0))  # noqa: E731
+    assert np.abs(hp(fixed) - hp(hr)).mean() < 0.1 * np.abs(hp(hr)).mean()

@@ -175,9 +175,13 @@ def test_cli_acquire_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     acquire.add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "cli.h5"
     args = parser.parse_args(["acquire", "--grid", "1x1", "--sensor", "256", "--out", str(out),
-                              "--quiet", "--center=-3000,100"])
+                              "--quiet", "--center=-3000,100",
+                              "--save-plan", str(tmp_path / "plan.json")])
     args.source = "sim"
     assert acquire.run(args) == 0
+    saved = AcquisitionPlan.load(tmp_path / "plan.json")
+    assert saved.grid == (1, 1) and saved.center_um == (-3000.0, 100.0)
+    assert saved.output == str(out)
     text = capsys.readouterr().out
     assert "1 accepted, 0 rejected" in text and "pairs/min" in text
     assert acquire.run(args) == 2  # exists without --resume: refused

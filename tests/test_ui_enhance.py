@@ -62,7 +62,7 @@ def test_lens_follows_cursor_and_wipe_divider_cuts(qtbot: Any, enhancing: Any) -
     w.set_enhancing(True)
     readouts: list[str] = []
     view.readout.connect(readouts.append)
-    view._mouse_moved(view.view.mapViewToScene(QPointF(200.0, 60.0)))
+    view._mouse_moved(view.view.mapViewToScene(QPointF(200.3, 60.3)))
     r0, c0, h, wd = view.lens_rect()
     assert (c0, r0, h, wd) == (168, 28, 64, 64)  # centred on the cursor
     assert readouts and readouts[-1].startswith("px (200, 60)")

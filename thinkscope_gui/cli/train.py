@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-weight", type=float, default=0.0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="per-channel affine intensity augmentation strength (e.g. 0.5)")
+    p.add_argument("--no-illumination-match", action="store_true",
+                   help="keep smooth LR/HR brightness differences (vignetting, exposure)")
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     p.add_argument("--patience", type=int, default=0, help="early stop after N flat epochs")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -60,26 +62,32 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
         patch=args.patch, lr=args.lr, loss=args.loss, ssim_weight=args.ssim_weight,
         grad_weight=args.grad_weight, intensity_jitter=args.jitter, schedule=args.schedule,
-        patience=args.patience,
+        patience=args.patience, match_illumination=not args.no_illumination_match,
         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
         device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
         command=command_line(),
     )
     bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True)
 
+    printed = [0]
+
     def on_event(st: TrainStatus) -> None:
         done = max(st.epoch - 1, 0) * st.steps_per_epoch + st.step
         bar.update(max(done - bar.n, 0))
-        post = {"ep": f"{st.epoch}/{st.epochs}", "loss": f"{st.loss:.4f}"}
+        post = {"ep": f"{st.epoch}/{st.epochs}"}
+        if st.loss == st.loss:  # not NaN (before the first step)
+            post["loss"] = f"{st.loss:.4f}"
         if st.metrics:
             post["val"] = f"{st.metrics['psnr']:.2f}dB"
             post["bicubic"] = f"{st.metrics['bicubic_psnr']:.2f}dB"
         bar.set_postfix(post, refresh=False)
-        if st.state in ("training",) and st.metrics and st.step == st.steps_per_epoch:
-            m = st.metrics
-            bar.write(f"epoch {st.epoch}: PSNR {m['psnr']:.2f} dB (bicubic "
-                      f"{m['bicubic_psnr']:.2f}), SSIM {m['ssim']:.4f} (bicubic "
-                      f"{m['bicubic_ssim']:.4f})")
+        if len(st.history) > printed[0]:
+            printed[0] = len(st.history)
+            h = st.history[-1]
+            if "psnr" in h:
+                bar.write(f"epoch {h['epoch']}: PSNR {h['psnr']:.2f} dB (bicubic "
+                          f"{h['bicubic_psnr']:.2f}), SSIM {h['ssim']:.4f} (bicubic "
+                          f"{h['bicubic_ssim']:.4f})")
 
     trainer = Trainer(cfg, on_event)
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .meta import Normalisation
@@ -52,13 +53,44 @@ def check_compatible(sources: Sequence[PairSource]) -> tuple[float, int]:
     return scale, channels
 
 
+def match_illumination(lr: np.ndarray, hr: np.ndarray, sigma_lr_px: float = 16.0) -> np.ndarray:
+    """HR rescaled so its slowly varying brightness follows the LR frame, per channel.
+
+    Why: the two objectives see the lamp through different vignetting, exposure and
+    flat field, so registered pairs differ by a smooth gain. A network would learn that
+    gain as part of "enhancement" and apply it to every future frame. Optical blur keeps
+    local means, so heavily blurred LR and HR agree for a perfect pair: their ratio is the
+    gain error alone (frequencies below ~0.05 cycles/µm, far below any detail of interest).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    lr_f = _hwc(lr).astype(np.float32)
+    hr_f = _hwc(hr).astype(np.float32)
+    h, w = lr_f.shape[:2]
+    hr_t = torch.from_numpy(hr_f.transpose(2, 0, 1).copy())[None]
+    hr_small = F.adaptive_avg_pool2d(hr_t, (h, w))[0].numpy().transpose(1, 2, 0)
+    sig = (sigma_lr_px, sigma_lr_px, 0)
+    ratio = (gaussian_filter(lr_f, sig, mode="reflect") + 1e-3) / (
+        gaussian_filter(hr_small, sig, mode="reflect") + 1e-3)
+    r_t = torch.from_numpy(ratio.transpose(2, 0, 1).copy())[None]
+    r_up = F.interpolate(r_t, size=hr_f.shape[:2], mode="bilinear", align_corners=False)
+    out = hr_f * r_up[0].numpy().transpose(1, 2, 0)
+    if hr.dtype.kind in "ui":
+        out = np.clip(np.rint(out), 0, np.iinfo(hr.dtype).max)
+    return out.astype(hr.dtype).reshape(hr.shape)
+
+
 def load_tiles(sources: Sequence[PairSource],
-               on_progress: Callable[[int, int], None] | None = None) -> list[Tile]:
-    """Read every accepted pair into memory once (training revisits each many times)."""
+               on_progress: Callable[[int, int], None] | None = None,
+               illumination: bool = False) -> list[Tile]:
+    """Read every accepted pair into memory once (training revisits each many times);
+    illumination=True removes smooth LR/HR gain differences (see match_illumination)."""
     jobs = [(s, i) for s in sources for i in s.pair_ids()]
     tiles: list[Tile] = []
     for n, (s, i) in enumerate(jobs):
         lr, hr = s.lr(i), s.hr(i)
+        if illumination:
+            hr = match_illumination(lr, hr)
         divisor = float(2 ** int(s.bit_depth) - 1) if lr.dtype.kind in "ui" else 1.0
         key = (s.name, *split_key(s.meta(i), i))
         tiles.append(Tile(lr=lr, hr=hr, divisor=divisor, key=key, source=s.name))

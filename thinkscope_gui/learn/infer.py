@@ -14,7 +14,6 @@ import torch
 
 from hardware.profiles import ObjectiveProfile
 
-from .dataset import denormalise, normalise
 from .errors import ModelFileError, ModelMismatchError
 from .meta import ModelMeta
 from .modelfile import DEFAULT_MODELS, load_model
@@ -119,9 +118,19 @@ class Enhancer:
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         if self.half:
             t = t.half().contiguous(memory_format=torch.channels_last)
-        y = denormalise(self.model(normalise(t, self.meta.normalisation)),
-                        self.meta.normalisation)
-        return y.clamp_(0, 1)[0].float().permute(1, 2, 0).cpu().numpy()
+        mean, std = self._norm_tensors(t)
+        y = self.model((t - mean) / std)  # not in place: t may view the caller's array
+        y = y.mul_(std).add_(mean).clamp_(0, 1)   # in place: saves a full-size copy each
+        return y[0].float().permute(1, 2, 0).cpu().numpy()
+
+    def _norm_tensors(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (t.dtype, t.device)
+        if getattr(self, "_norm_key", None) != key:
+            n = self.meta.normalisation
+            self._norm = (torch.tensor(n.mean, dtype=t.dtype, device=t.device).view(1, -1, 1, 1),
+                          torch.tensor(n.std, dtype=t.dtype, device=t.device).view(1, -1, 1, 1))
+            self._norm_key = key
+        return self._norm
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[:2]

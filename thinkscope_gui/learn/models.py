@@ -86,7 +86,7 @@ class SubPixelUp(nn.Module):
 class FastSR(nn.Module):
     """ESPCN/FSRCNN-style live model: a few narrow convs at LR, sub-pixel output, bicubic skip."""
 
-    def __init__(self, channels: int = 3, scale: float = 2.5, feats: int = 16,
+    def __init__(self, channels: int, scale: float, feats: int = 16,
                  layers: int = 1) -> None:
         super().__init__()
         self.scale = float(scale)
@@ -118,7 +118,7 @@ class _ResBlock(nn.Module):
 class QualitySR(nn.Module):
     """EDSR-lite for stills: residual blocks at LR, sub-pixel output, bicubic skip."""
 
-    def __init__(self, channels: int = 3, scale: float = 2.5, feats: int = 32,
+    def __init__(self, channels: int, scale: float, feats: int = 32,
                  blocks: int = 6) -> None:
         super().__init__()
         self.scale = float(scale)

@@ -63,9 +63,11 @@ class TrainConfig(BaseModel):
     ssim_weight: float = 0.0
     grad_weight: float = 0.0
     intensity_jitter: float = 0.0                      # per-channel affine augmentation
+    match_illumination: bool = True                    # remove smooth LR/HR gain differences
     val_fraction: float = Field(0.2, ge=0, lt=1)
     max_val_tiles: int = 16
     patience: int = 0                                  # epochs without gain; 0 = off
+    min_delta_db: float = 0.01                         # smaller PSNR gains do not count
     seed: int = 0
     warm_start: str | None = None                      # model file to start from
     out: str = "model.safetensors"
@@ -179,10 +181,16 @@ class Trainer:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> TrainStatus:
         """Train to completion, early stop, cancel or failure; returns the final status."""
+        self._opened: list[PairSource] = []
         try:
             self._run()
         except Exception as e:  # reported, not raised: this usually runs in a thread
             self._emit(force=True, state="failed", message=f"{type(e).__name__}: {e}")
+        finally:
+            for s in self._opened:  # HDF5 files we opened ourselves
+                close = getattr(s, "close", None)
+                if close:
+                    close()
         return self._status
 
     def _run(self) -> None:
@@ -191,9 +199,12 @@ class Trainer:
             torch.set_num_threads(int(cfg.threads))
         torch.manual_seed(cfg.seed)
         self._emit(force=True, state="loading", message="reading pairs")
-        sources = self._sources if self._sources is not None else build_sources(cfg)
+        if self._sources is not None:
+            sources = self._sources
+        else:
+            sources = self._opened = build_sources(cfg)
         scale, channels = check_compatible(sources)
-        tiles = load_tiles(sources)
+        tiles = load_tiles(sources, illumination=cfg.match_illumination)
         train_tiles, val_tiles = split_by_tile(tiles, cfg.val_fraction, cfg.seed)
         if not train_tiles:
             raise TrainingError("no training tiles after the split")
@@ -263,7 +274,7 @@ class Trainer:
             metrics = validate(model, val_tiles, norm, scale, device) if val_tiles else {}
             score = metrics.get("psnr", -float(self._status.loss))
             history.append({"epoch": epoch + 1, "loss": self._status.loss, **metrics})
-            improved = score > best
+            improved = score > best + (cfg.min_delta_db if math.isfinite(best) else 0.0)
             if improved:
                 best, since_best = score, 0
                 meta = ModelMeta(**meta_base, metrics=metrics, epochs=epoch + 1)

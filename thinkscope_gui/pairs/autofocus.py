@@ -26,14 +26,16 @@ class AutofocusCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class AutofocusResult:
-    """Best focus found: z (µm), its metric value, number of frames used, and whether the
-    peak lay inside the scanned range (False = probably not focused)."""
+    """Best focus found: z (µm), its metric value, number of frames used, whether the peak
+    lay inside the scanned range (False = probably not focused), and the scanned curve."""
 
     z: float
     score: float
     evaluations: int
     interior: bool = True
     curve: tuple[tuple[float, float], ...] = ()
+    from_prediction: bool = False
+    """True when no peak was found and z is the focus-map prediction instead."""
 
 
 def _roi(gray: np.ndarray, fraction: float) -> np.ndarray:
@@ -78,15 +80,19 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
               cancel: Callable[[], bool] | None = None) -> AutofocusResult:
     """Coarse-to-fine Z search; leaves the stage at the best z and returns it.
 
-    ``half_range_um`` narrows the first scan (focus-map seeded tiles); a maximum at the edge
-    of a scan extends it (up to 3 times) before refining. ``on_progress(n, z, score)`` is
-    called per frame; ``cancel()`` returning True raises AutofocusCancelled.
+    Unseeded: a coarse scan over ``search_range_um`` (extended while the maximum sits on its
+    edge), then a fine scan. Seeded (``half_range_um`` given, from the focus map): three
+    frames at z_guess and +-half_range_um, stepping on while the maximum is on an edge.
+    Both end with a Gaussian fit through the best frame and its neighbours.
+    ``on_progress(n, z, score)`` is called per frame; ``cancel()`` returning True raises
+    AutofocusCancelled.
     """
     z0 = float(scope.z() if z_guess is None else z_guess)
     zmin, zmax = scope.z_limits()
     rng = float(half_range_um if half_range_um is not None else settings.search_range_um)
-    coarse = min(settings.coarse_step_um, max(settings.fine_step_um, rng / 2.0))
-    fine = min(settings.fine_step_um, coarse)
+    fine = settings.fine_step_um
+    coarse = min(settings.coarse_step_um, max(fine, rng / 2.0))
+    coarse = max(fine, fine * round(coarse / fine))  # fine points then reuse coarse ones
     cache: dict[float, float] = {}
 
     def evaluate(z: float) -> float:
@@ -101,22 +107,38 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
     def clip(zs: np.ndarray) -> np.ndarray:
         return np.unique(np.clip(zs, zmin, zmax))
 
-    lo, hi = z0 - rng, z0 + rng
-    _scan(clip(np.arange(lo, hi + coarse / 2, coarse)), evaluate, cache)
-    for _ in range(3):  # walk towards a maximum sitting on the scan edge
-        zs = sorted(cache)
-        best = max(zs, key=cache.__getitem__)
-        if best == zs[0] and zs[0] > zmin:
-            lo = zs[0] - 2 * rng
-            _scan(clip(np.arange(zs[0] - coarse, lo - coarse / 2, -coarse)), evaluate, cache)
-        elif best == zs[-1] and zs[-1] < zmax:
-            hi = zs[-1] + 2 * rng
-            _scan(clip(np.arange(zs[-1] + coarse, hi + coarse / 2, coarse)), evaluate, cache)
-        else:
-            break
-    best = max(cache, key=cache.__getitem__)
-    if fine < coarse:
-        _scan(clip(np.arange(best - coarse, best + coarse + fine / 2, fine)), evaluate, cache)
+    if half_range_um is not None:
+        # seeded: three frames bracket the predicted focus; walk one step at a time while
+        # the maximum sits on an edge; the Gaussian fit below does the fine work
+        _scan(clip(z0 + rng * np.arange(-1, 2)), evaluate, cache)
+        for _ in range(8):
+            zs = sorted(cache)
+            best = max(zs, key=cache.__getitem__)
+            if best == zs[0] and zs[0] > zmin:
+                _scan(clip(np.array([zs[0] - rng])), evaluate, cache)
+            elif best == zs[-1] and zs[-1] < zmax:
+                _scan(clip(np.array([zs[-1] + rng])), evaluate, cache)
+            else:
+                break
+    else:
+        _scan(clip(np.arange(z0 - rng, z0 + rng + coarse / 2, coarse)), evaluate, cache)
+        for _ in range(3):  # walk towards a maximum sitting on the scan edge
+            zs = sorted(cache)
+            best = max(zs, key=cache.__getitem__)
+            if best == zs[0] and zs[0] > zmin:
+                lo = zs[0] - 2 * rng
+                _scan(clip(np.arange(zs[0] - coarse, lo - coarse / 2, -coarse)), evaluate,
+                      cache)
+            elif best == zs[-1] and zs[-1] < zmax:
+                hi = zs[-1] + 2 * rng
+                _scan(clip(np.arange(zs[-1] + coarse, hi + coarse / 2, coarse)), evaluate,
+                      cache)
+            else:
+                break
+        best = max(cache, key=cache.__getitem__)
+        if fine < coarse:
+            n = int(round(coarse / fine))
+            _scan(clip(best + fine * np.arange(-n + 1, n)), evaluate, cache)
     zs = np.array(sorted(cache))
     scores = np.array([cache[z] for z in zs])
     i = int(np.argmax(scores))

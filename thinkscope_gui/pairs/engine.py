@@ -222,8 +222,14 @@ class AcquisitionEngine:
             scope.set_z(z)
             return AutofocusResult(float(z), float("nan"), 0, True)
         rng = None if full else settings.seeded_range_um + 3.0 * fmap.residual_um()
-        return autofocus(scope, settings, z_seed, half_range_um=rng,
-                         cancel=lambda: self._cancel)
+        res = autofocus(scope, settings, z_seed, half_range_um=rng,
+                        cancel=lambda: self._cancel)
+        if not res.interior and not full and z_seed is not None:
+            # a featureless field has no sharpness peak: trust the measured focus surface
+            scope.set_z(z_seed)
+            return AutofocusResult(float(z_seed), res.score, res.evaluations, True, res.curve,
+                                   from_prediction=True)
+        return res
 
     # --- the run -----------------------------------------------------------------------
     def run(self, plan: AcquisitionPlan | None = None, scope: Any = None,
@@ -389,7 +395,7 @@ class AcquisitionEngine:
         with self._timed("snap"):
             frame = scope.snap()
         score = focus_metric(frame, plan.autofocus.metric, plan.autofocus.roi_fraction)
-        if af.interior:
+        if af.interior and not af.from_prediction:
             fmap.add(t.x, t.y, af.z)
         tf = tissue_fraction(frame)
         with self._timed("write"):
@@ -397,6 +403,7 @@ class AcquisitionEngine:
                 tile_index=t.index, ix=t.ix, iy=t.iy, stage_xy_um=(t.x, t.y), z_um=af.z,
                 focus_score=score, tissue_fraction=tf, frame=frame,
                 extra={"focus_interior": af.interior, "focus_evaluations": af.evaluations,
+                       "focus_from_prediction": af.from_prediction,
                        "objective": plan.lr_objective}))
         self._step_done()
         self._emit("tile_done", phase="lr", tile=t.index, ix=t.ix, iy=t.iy, z_um=af.z,
@@ -491,6 +498,7 @@ class AcquisitionEngine:
             accepted=not reasons, reason="; ".join(reasons), tissue=tissue,
             lr_patch=lr_patch, hr_patch=hr_patch, hr_frame=hr_frame,
             extra={"saturated_fraction": sat, "hr_focus_evaluations": af.evaluations,
+                   "hr_focus_from_prediction": af.from_prediction,
                    "scale": self._scale, "patch_lr_px": self._patch,
                    "hr_objective": plan.hr_objective, "lr_objective": plan.lr_objective}))
 

@@ -22,13 +22,13 @@ class PlanError(ValueError):
 class AutofocusSettings(BaseModel):
     """Software autofocus: coarse-to-fine Z search on an image sharpness metric."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     enabled: bool = True
     """Autofocus every tile; when False the focus map / current Z is used as is."""
-    metric: Literal["normalized_variance", "brenner", "tenengrad"] = "normalized_variance"
+    metric: Literal["normalized_variance", "brenner", "tenengrad"] = "brenner"
     """Sharpness metric evaluated on the central ROI (gray level)."""
-    roi_fraction: float = Field(0.5, gt=0.05, le=1.0)
+    roi_fraction: float = Field(0.9, gt=0.05, le=1.0)
     """Side of the central ROI as a fraction of the frame; the centre is what the HR sees."""
     search_range_um: float = Field(12.0, gt=0)
     """Half-range of the first (unseeded) search around the starting Z, in µm."""
@@ -36,8 +36,8 @@ class AutofocusSettings(BaseModel):
     """Step of the coarse scan in µm (must be below the width of the metric's peak)."""
     fine_step_um: float = Field(0.25, gt=0)
     """Step of the fine scan around the coarse maximum, in µm."""
-    seeded_range_um: float = Field(1.0, gt=0)
-    """Half-range around a focus-map prediction once the map is fitted (fast tiles)."""
+    seeded_range_um: float = Field(0.5, gt=0)
+    """Step of the 3-frame scan around a focus-map prediction (fast seeded tiles), µm."""
     min_seed_tiles: int = Field(3, ge=1)
     """Measured tiles needed before the focus map (a plane) seeds later tiles."""
 
@@ -45,7 +45,7 @@ class AutofocusSettings(BaseModel):
 class QualityGates(BaseModel):
     """Acceptance tests for a pair; rejected pairs are still stored with the reason."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     min_correlation: float = Field(0.6, ge=-1, le=1)
     """Minimum normalised cross-correlation of the HR (downsampled) against the LR field."""
@@ -71,7 +71,7 @@ class Tile:
 class AcquisitionPlan(BaseModel):
     """A matched-pair acquisition: where, with which objectives, and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     center_um: tuple[float, float] = (5000.0, 0.0)
     """Centre of the tile grid on the slide in µm (default: epithelium, on tissue)."""

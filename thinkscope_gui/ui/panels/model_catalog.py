@@ -45,6 +45,8 @@ def scan_models(dirs: list[Path] | None = None) -> list[ModelEntry]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.safetensors")):
+            if path.name.endswith(".ckpt.safetensors"):
+                continue  # training checkpoints, not models
             try:
                 entries.append(ModelEntry(path, read_model_meta(path)))
             except Exception as exc:  # noqa: BLE001 - list it, with the reason
