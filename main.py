@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# The GUI marshals core events to the Qt thread itself; psygnal keeps the core Qt-free.
+os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
 
 #: subcommand -> module in thinkscope_gui.cli that provides add_parser() and run()
 SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo")
