@@ -162,3 +162,17 @@ def test_focus_map_fits_the_tilt() -> None:
         fm.add(x, y, 1.0 + 0.0005 * x - 0.0003 * y)
     assert fm.predict(1000, 1000) == pytest.approx(1.0 + 0.5 - 0.3)
     assert fm.residual_um() < 1e-9
+
+
+def test_autofocus_reports_a_featureless_field_as_not_found() -> None:
+    """No sharpness peak (z changes nothing): the result must not claim a focus."""
+
+    class Flat(FakeScope):
+        def snap(self) -> np.ndarray:
+            self.snaps += 1
+            return np.full(self._shape, 100.0)
+
+    scope = Flat()
+    res = autofocus(scope, AutofocusSettings(), z_guess=1.0, half_range_um=0.5)
+    assert not res.interior
+
