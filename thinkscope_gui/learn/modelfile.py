@@ -26,6 +26,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], header: dict[str, str], path:
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
               metadata=header)
+    os.chmod(tmp, 0o644)  # shareable like any other file (safetensors writes 0600)
     os.replace(tmp, path)  # why: a crash mid-write never leaves a half model behind
 
 
