@@ -84,3 +84,15 @@ def test_enhance_cli_reports_a_bad_model(tmp_path, capsys) -> None:
                                 "--model", str(bad)])
     assert enhance_cli.run(args) == 2
     assert "truncated or corrupt" in capsys.readouterr().out
+
+
+def test_enhance_cli_refuses_a_tiff_from_another_objective(tmp_path, model_path, capsys) -> None:
+    from thinkscope_gui.learn.imageio import write_image
+
+    src = write_image(tmp_path / "ten_x.tif", np.zeros((16, 16, 3), np.uint8), 0.65)
+    args = _parse(enhance_cli, ["enhance", str(src), str(tmp_path / "o.tif"),
+                                "--model", str(model_path)])
+    assert enhance_cli.run(args) == 2
+    msg = capsys.readouterr().out
+    assert "expects 40x" in msg and "0.65" in msg
+    assert not (tmp_path / "o.tif").exists()

@@ -93,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         st = trainer.run()
     except KeyboardInterrupt:
-        trainer.cancel()
-        st = trainer.status
+        bar.close()
+        print(f"cancelled; best model so far (if any) in {cfg.out}; "
+              f"continue with --resume")
+        return 130
     bar.close()
     print(f"{st.state}: {st.message}")
     if st.state == "failed":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .infer import Enhancer
+from .errors import ModelMismatchError
+from .infer import PIXEL_TOLERANCE, Enhancer
 from .sources import read_image
 
 
@@ -74,7 +75,15 @@ def read_pixel_size_um(path: str | Path) -> float | None:
 
 def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
                  bit_depth: int | None = None) -> Path:
-    """Enhance one file; the output records the model and its HR pixel size."""
+    """Enhance one file; the output records the model and its HR pixel size. A TIFF whose
+    own pixel size says it came from another objective is refused (ModelMismatchError)."""
+    px = read_pixel_size_um(src)
+    want = enh.meta.lr_pixel_size_um
+    if px is not None and abs(px - want) / want > PIXEL_TOLERANCE:
+        raise ModelMismatchError(
+            f"{src}: pixel size {px:g} µm, but this model expects {enh.lr_profile.label} "
+            f"images at {want:g} µm/px (objective {enh.lr_profile.label}, "
+            f"NA {enh.lr_profile.na:g})")
     img = read_image(Path(src))
     out = enh.enhance(img, bit_depth=bit_depth)
     extra = {"enhanced_by": "ThinkScope", "model": str(enh.path), "source": str(src),

@@ -51,11 +51,15 @@ class Enhancer:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None,
              tile: int = 512) -> Enhancer:
-        """Load a model file (None: the shipped default fast model)."""
-        p = Path(path) if path is not None else DEFAULT_MODELS["fast"]
-        if path is None and not p.is_file():
-            raise ModelFileError(f"the default model {p} is missing; train one with "
-                                 "`python main.py train` or pass --model")
+        """Load a model file (None or "fast": the shipped default fast model; "quality":
+        the shipped quality model)."""
+        if path is None or (str(path) in DEFAULT_MODELS and not Path(path).is_file()):
+            p = DEFAULT_MODELS[str(path or "fast")]
+            if not p.is_file():
+                raise ModelFileError(f"the default model {p} is missing; train one with "
+                                     "`python main.py train` or pass --model")
+        else:
+            p = Path(path)
         model, meta = load_model(p)
         return cls(model, meta, device=device, tile=tile, path=p)
 
@@ -131,6 +135,14 @@ class Enhancer:
                           torch.tensor(n.std, dtype=t.dtype, device=t.device).view(1, -1, 1, 1))
             self._norm_key = key
         return self._norm
+
+    def consistency(self, frame: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+        """LR-grid map of where `enhanced` disagrees with `frame` once re-imaged through
+        this model's input objective (see consistency.consistency_map)."""
+        from .consistency import consistency_map
+
+        return consistency_map(frame, enhanced, self.lr_profile.na,
+                               self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[:2]
