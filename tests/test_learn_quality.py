@@ -57,3 +57,12 @@ def test_raises_bar_contrast_towards_100x(enhancer: Enhancer) -> None:
         assert r["hr"] > r["bicubic"]
         assert r["model"] > 1.3 * r["bicubic"], r
         assert r["model"] < r["hr"] * 1.1, r   # towards 100x, not beyond it
+
+
+def test_quality_model_beats_the_fast_one_on_unseen_tissue(stroma: dict[str, float]) -> None:
+    quality = Enhancer.load("quality", device="cpu")
+    assert quality.meta.arch == "quality"
+    q = evaluate_tissue(quality, "stroma", n=6, tile=96, seed=2024, rl_iterations=(2,))
+    assert q["gain_db_clean"] >= 3.0, q
+    assert q["model_psnr_clean"] > stroma["model_psnr_clean"]
+    assert q["model_ssim_clean"] > stroma["model_ssim_clean"]
