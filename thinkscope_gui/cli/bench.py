@@ -9,9 +9,12 @@ from typing import Any
 
 
 def _camera(args: argparse.Namespace) -> dict[str, Any]:
+    from hardware.bench_live import bench_live
     from hardware.sim.bench import bench_camera
 
-    return bench_camera(shape=(args.size, args.size), seconds=args.seconds)
+    shape = (args.size, args.size)
+    figures = {f"renderer_{k}": v for k, v in bench_camera(shape, seconds=args.seconds).items()}
+    return {**bench_live(shape, seconds=args.seconds), **figures}
 
 
 def _enhance(args: argparse.Namespace) -> dict[str, Any]:
