@@ -118,6 +118,7 @@ class Microscope:
         self._frame: Frame | None = None
         self._frame_no = 0
         self._last_image_key: tuple[Any, ...] | None = None
+        self._last_raw: Any = None
         self._connect_core_events()
 
     # ------------------------------------------------------------------ discovery
@@ -515,6 +516,9 @@ class Microscope:
         if key == self._last_image_key:
             return self._frame
         self._last_image_key = key
+        # without an image number the key is the object's id: hold the object so a new
+        # image cannot reuse the id and be taken for the old one (a frozen live view)
+        self._last_raw = img if number is None else None
         image = normalize_rgb(np.array(img, copy=True))
         sx, sy, sz = (_md_get(md, k) for k in ("SimX_um", "SimY_um", "SimZ_um"))
         if sx is not None and sy is not None and sz is not None:

@@ -105,3 +105,14 @@ def test_wrong_objective_names_the_expected_one(enhancer: Enhancer) -> None:
     wrong_px = profiles["40x"].model_copy(update={"pixel_size_um": 0.2})
     with pytest.raises(ModelMismatchError, match="40x"):
         enhancer.check_objective(wrong_px)
+
+
+def test_newer_format_version_is_refused(tmp_path) -> None:
+    from thinkscope_gui.learn.modelfile import read_tensors, save_model
+
+    model, meta = load_model(make_model_file(tmp_path / "m.safetensors"))
+    newer = save_model(model, meta.model_copy(update={"format_version": 99}),
+                       tmp_path / "new.safetensors")
+    assert read_tensors(newer)[0]  # the file itself is fine
+    with pytest.raises(ModelFileError, match="newer"):
+        read_meta(newer)

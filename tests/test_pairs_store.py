@@ -205,3 +205,21 @@ def test_sigkill_at_random_moments_never_corrupts(tmp_path: Path) -> None:
         for i in s.pair_ids(False):
             t = s.meta(i)["tile_index"]
             np.testing.assert_array_equal(s.lr(i), pair(t, header(shape=128, patch=32)).lr_patch)
+
+
+def test_reader_names_missing_corrupt_and_damaged_stores(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not found"):
+        PairStore(tmp_path / "missing.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all" * 100)
+    with pytest.raises(StoreError, match="cannot open pair store"):
+        PairStore(junk)
+    from thinkscope_gui.pairs.store import FORMAT
+
+    damaged = tmp_path / "damaged.h5"
+    with h5py.File(damaged, "w") as f:
+        f.attrs["format"] = FORMAT  # right format tag, but no committed count or datasets
+    with pytest.raises(StoreError, match="damaged"):
+        PairStore(damaged)
+    with h5py.File(damaged, "a"):  # the failed reader closed its handle
+        pass

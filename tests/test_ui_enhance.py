@@ -94,3 +94,33 @@ def test_consistency_map_is_zero_for_self_consistent_image() -> None:
     assert m.shape == (32, 32) and float(m.max()) < 1e-4
     bright = np.full((80, 80, 3), 200, np.uint8)
     assert float(consistency_map(flat, bright, 0.065, 0.1625, 0.95).mean()) > 0.3
+
+
+def test_worker_drops_results_of_a_swapped_out_model(qtbot: Any) -> None:
+    import threading
+
+    from thinkscope_gui.ui.enhance_worker import EnhanceJob, LiveEnhanceWorker
+
+    gate = threading.Event()
+
+    class Slow:
+        scale = 2.0
+
+        def enhance(self, image: np.ndarray) -> np.ndarray:
+            gate.wait(5)
+            return image
+
+    worker = LiveEnhanceWorker()
+    results: list[Any] = []
+    worker.result.connect(results.append)
+    worker.set_enhancer(Slow())
+    worker.start()
+    try:
+        worker.submit(EnhanceJob(np.zeros((4, 4, 3), np.uint8), 1))
+        qtbot.waitUntil(lambda: not worker.busy(), timeout=5000)  # job taken
+        worker.set_enhancer(None)  # swap while the old model is still working
+        gate.set()
+        qtbot.wait(200)
+        assert results == [] and worker.done == 0
+    finally:
+        worker.stop()

@@ -140,6 +140,9 @@ class _SimPart:
         assert self._world is not None
         return self._world
 
+    def initialize(self) -> None:
+        self._ensure_world()
+
 
 class _Motion:
     """Straight-line move at constant speed, so position is a function of time."""
@@ -175,25 +178,34 @@ class _Motion:
         self.t1 = self.t0
 
 
-class SimXYStage(_SimPart, XYStageDevice):
+class _MovingPart(_SimPart):
+    """Mixin: a stage whose position follows a :class:`_Motion` (speed, busy, stop)."""
+
+    _motion: _Motion
+
+    @pymm_property(limits=(0.0, 1e6), name="Speed_um_per_s")
+    def speed(self) -> float:
+        """Travel speed in µm/s; 0 means moves complete instantly (tests, fast simulation)."""
+        return self._motion.speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._motion.speed = float(value)
+
+    def busy(self) -> bool:
+        return self._motion.moving()
+
+    def stop(self) -> None:
+        self._motion.halt()
+
+
+class SimXYStage(_MovingPart, XYStageDevice):
     """Motorised XY stage with travel limits and an optional finite speed."""
 
     def __init__(self) -> None:
         super().__init__()
         self._motion = _Motion(np.zeros(2), 0.0)
         self._limits = [-25000.0, 25000.0, -10000.0, 10000.0]
-
-    def initialize(self) -> None:
-        self._ensure_world()
-
-    @pymm_property(limits=(0.0, 1e6), name="Speed_um_per_s")
-    def speed(self) -> float:
-        """Travel speed; 0 means moves complete instantly (tests, fast simulation)."""
-        return self._motion.speed
-
-    @speed.setter
-    def speed(self, value: float) -> None:
-        self._motion.speed = float(value)
 
     def _limit_prop(i: int, name: str) -> Any:  # noqa: N805 - class-body helper
         def fget(self: SimXYStage) -> float:
@@ -234,14 +246,8 @@ class SimXYStage(_SimPart, XYStageDevice):
     def get_position_um(self) -> tuple[float, float]:
         return self.current_xy()
 
-    def busy(self) -> bool:
-        return self._motion.moving()
-
     def home(self) -> None:
         self.set_position_um(0.0, 0.0)
-
-    def stop(self) -> None:
-        self._motion.halt()
 
     def set_origin_x(self) -> None:
         raise NotImplementedError("the simulated stage keeps slide coordinates")
@@ -250,25 +256,13 @@ class SimXYStage(_SimPart, XYStageDevice):
         raise NotImplementedError("the simulated stage keeps slide coordinates")
 
 
-class SimZStage(_SimPart, StageDevice):
+class SimZStage(_MovingPart, StageDevice):
     """Focus drive with limits and an optional finite speed."""
 
     def __init__(self) -> None:
         super().__init__()
         self._motion = _Motion(np.zeros(1), 0.0)
         self._lo, self._hi = -500.0, 500.0
-
-    def initialize(self) -> None:
-        self._ensure_world()
-
-    @pymm_property(limits=(0.0, 1e6), name="Speed_um_per_s")
-    def speed(self) -> float:
-        """Focus speed; 0 means moves complete instantly."""
-        return self._motion.speed
-
-    @speed.setter
-    def speed(self, value: float) -> None:
-        self._motion.speed = float(value)
 
     @pymm_property(name="LimitMin_um")
     def limit_min(self) -> float:
@@ -306,14 +300,8 @@ class SimZStage(_SimPart, StageDevice):
     def get_focus_direction(self) -> FocusDirection:
         return FocusDirection.TowardSample
 
-    def busy(self) -> bool:
-        return self._motion.moving()
-
     def home(self) -> None:
         self.set_position_um(self._lo)
-
-    def stop(self) -> None:
-        self._motion.halt()
 
     def set_origin(self) -> None:
         raise NotImplementedError("the simulated focus keeps slide coordinates")
@@ -329,9 +317,6 @@ class SimTurret(_SimPart, StateDevice):
         self._state = 1
         self._change_ms = 0.0
         self._done_at = 0.0
-
-    def initialize(self) -> None:
-        self._ensure_world()
 
     @pymm_property(limits=(0.0, 60000.0), name="ChangeTime_ms")
     def change_time_ms(self) -> float:
@@ -365,9 +350,6 @@ class SimLamp(_SimPart, ShutterDevice):
         super().__init__()
         self._open = False
 
-    def initialize(self) -> None:
-        self._ensure_world()
-
     def get_open(self) -> bool:
         return self._open
 
@@ -387,9 +369,6 @@ class SimCamera(_SimPart, CameraDevice):
         self._seed = 0
         self._rng = np.random.default_rng(self._seed)
         self._snaps = 0
-
-    def initialize(self) -> None:
-        self._ensure_world()
 
     # ---- properties -------------------------------------------------------
 

@@ -125,6 +125,16 @@ class Grid:
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         return min(xs), max(xs), min(ys), max(ys)
 
+    def window(self, x: float, y: float, r: float) -> tuple[slice, slice] | None:
+        """Rows/cols of the samples within ``r`` sample steps of slide point (x, y), or None
+        when that square misses the grid."""
+        fi, fj = self.index_of(x, y)
+        i0, i1 = max(0, int(fi - r)), min(self.nr, int(fi + r) + 2)
+        j0, j1 = max(0, int(fj - r)), min(self.nc, int(fj + r) + 2)
+        if i0 >= i1 or j0 >= j1:
+            return None
+        return slice(i0, i1), slice(j0, j1)
+
     def local_xy(self, xr: float, yr: float, rows: slice, cols: slice) -> tuple[np.ndarray, ...]:
         """float32 coordinates relative to (xr, yr) for a sub-block (precise far from 0)."""
         c, s = math.cos(self.theta), math.sin(self.theta)
@@ -408,20 +418,13 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
         psi = u[5] * math.pi
     od = kind.od[0] + (kind.od[1] - kind.od[0]) * u[6]
     offx, offy = u[7] * texture.PERIOD_UM, u[8] * texture.PERIOD_UM
-    c_t, s_t = math.cos(grid.theta), math.sin(grid.theta)
     d = grid.d
     for n in range(cx.size):
-        fi, fj = grid.index_of(cx[n], cy[n])
-        r = (a[n] + 4 * w + 0.1) / d
-        i0, i1 = max(0, int(fi - r)), min(grid.nr, int(fi + r) + 2)
-        j0, j1 = max(0, int(fj - r)), min(grid.nc, int(fj + r) + 2)
-        if i0 >= i1 or j0 >= j1:
+        win = grid.window(cx[n], cy[n], (a[n] + 4 * w + 0.1) / d)
+        if win is None:
             continue
-        jj = np.arange(j0, j1, dtype=np.float32)[None, :] * np.float32(d)
-        ii = np.arange(i0, i1, dtype=np.float32)[:, None] * np.float32(d)
-        ox, oy = np.float32(grid.x0 - cx[n]), np.float32(grid.y0 - cy[n])
-        dx = ox + np.float32(c_t) * jj - np.float32(s_t) * ii
-        dy = oy + np.float32(s_t) * jj + np.float32(c_t) * ii
+        rows, cols = win
+        dx, dy = grid.local_xy(cx[n], cy[n], rows, cols)
         cp, sp = np.float32(math.cos(psi[n])), np.float32(math.sin(psi[n]))
         up = dx * cp + dy * sp
         vp = dy * cp - dx * sp
@@ -440,8 +443,8 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
             pv = (uq[0] - 0.35) * b[n] * 0.8
             dq = np.sqrt((up - np.float32(pu)) ** 2 + (vp - np.float32(pv)) ** 2) - np.float32(rq)
             amt += np.float32(0.9) * (0.5 - 0.5 * np.tanh(dq / np.float32(2 * w)))
-        out[0, i0:i1, j0:j1] += amt
-        out[1, i0:i1, j0:j1] *= 1.0 - 0.6 * mask
+        out[0, rows, cols] += amt
+        out[1, rows, cols] *= 1.0 - 0.6 * mask
 
 
 def _bars(grid: Grid, out: np.ndarray) -> None:
@@ -451,23 +454,17 @@ def _bars(grid: Grid, out: np.ndarray) -> None:
     if xmax < bx0 or xmin > bx1 or ymax < by0 or ymin > by1:
         return
     w = aa_width(grid.d, physical=0.005)
-    c_t, s_t = math.cos(grid.theta), math.sin(grid.theta)
     d = grid.d
     for g in bar_groups():
         gx, gy = g.center_xy_um
         h = g.size_um / 2
         if gx + h < xmin or gx - h > xmax or gy + h < ymin or gy - h > ymax:
             continue
-        fi, fj = grid.index_of(gx, gy)
-        r = (h * 1.01 + 4 * w) / d + 2
-        i0, i1 = max(0, int(fi - r)), min(grid.nr, int(fi + r) + 2)
-        j0, j1 = max(0, int(fj - r)), min(grid.nc, int(fj + r) + 2)
-        if i0 >= i1 or j0 >= j1:
+        win = grid.window(gx, gy, (h * 1.01 + 4 * w) / d + 2)
+        if win is None:
             continue
-        jj = np.arange(j0, j1, dtype=np.float32)[None, :] * np.float32(d)
-        ii = np.arange(i0, i1, dtype=np.float32)[:, None] * np.float32(d)
-        dx = np.float32(grid.x0 - gx) + np.float32(c_t) * jj - np.float32(s_t) * ii
-        dy = np.float32(grid.y0 - gy) + np.float32(s_t) * jj + np.float32(c_t) * ii
+        rows, cols = win
+        dx, dy = grid.local_xy(gx, gy, rows, cols)
         along = dx if g.orientation == "v" else dy
         wave = _bar_wave(along, g.period_um, d)
         box = (0.5 + 0.5 * np.tanh((h - np.abs(dx)) / np.float32(2 * w))) * (
@@ -475,7 +472,7 @@ def _bars(grid: Grid, out: np.ndarray) -> None:
         )
         # anti-alias in transmission (not OD) so the mean transmission is sampling-invariant
         trans = 1.0 - np.float32(1.0 - math.exp(-BAR_OD)) * np.clip(wave * box, 0.0, 1.0)
-        out[3, i0:i1, j0:j1] -= np.log(trans)
+        out[3, rows, cols] -= np.log(trans)
 
 
 def _bar_wave(u: np.ndarray, period: float, d: float) -> np.ndarray:

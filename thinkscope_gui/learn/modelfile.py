@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import ModelFileError
-from .meta import FORMAT_NAME, META_KEY, ModelMeta
+from .meta import FORMAT_NAME, FORMAT_VERSION, META_KEY, ModelMeta
 from .models import build_model
 
 #: where the shipped default models live
@@ -38,15 +38,14 @@ def save_model(model: torch.nn.Module, meta: ModelMeta, path: str | Path) -> Pat
     return path
 
 
-def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors and the raw header metadata; any decoding problem -> ModelFileError."""
-    path = Path(path)
+def _read(path: Path, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+            tensors = ({k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+                       if with_tensors else {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelFileError(
             f"{path} is not a readable safetensors model file (truncated or corrupt?): {e}"
@@ -54,9 +53,15 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     return tensors, header
 
 
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the raw header metadata; any decoding problem -> ModelFileError."""
+    return _read(Path(path), with_tensors=True)
+
+
 def read_meta(path: str | Path) -> ModelMeta:
-    """Only the metadata (cheap: reads the header and tensors lazily)."""
-    return _parse_meta(Path(path), read_tensors(path)[1])
+    """Only the metadata (cheap: reads the header, not the weights)."""
+    path = Path(path)
+    return _parse_meta(path, _read(path, with_tensors=False)[1])
 
 
 def _parse_meta(path: Path, header: dict[str, str]) -> ModelMeta:
@@ -71,6 +76,9 @@ def _parse_meta(path: Path, header: dict[str, str]) -> ModelMeta:
         raise ModelFileError(f"{path}: invalid ThinkScope model metadata: {e}") from e
     if meta.format != FORMAT_NAME:
         raise ModelFileError(f"{path}: unknown model format {meta.format!r}")
+    if meta.format_version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {meta.format_version} is newer than "
+                             f"this ThinkScope reads ({FORMAT_VERSION}); update ThinkScope")
     return meta
 
 

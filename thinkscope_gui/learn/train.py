@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -44,38 +44,73 @@ FINAL_STATES = ("done", "stopped_early", "cancelled", "failed")
 class TrainConfig(BaseModel):
     """Everything that defines a training run (recorded in the model file)."""
 
-    stores: list[str] = Field(default_factory=list)   # HDF5 pair stores
-    folders: list[str] = Field(default_factory=list)  # lr/ + hr/ image folders
-    sim_pairs: int = 0                                 # simulator pairs (development data)
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    stores: list[str] = Field(default_factory=list)
+    """HDF5 pair stores written by `main.py acquire`."""
+    folders: list[str] = Field(default_factory=list)
+    """Image folders, each with lr/ and hr/ subfolders holding files of the same names."""
+    sim_pairs: int = Field(0, ge=0)
+    """Number of simulator pairs rendered on the fly (development data); 0 = none."""
     sim_tissues: list[str] = Field(default_factory=lambda: ["epithelium", "lymphoid"])
-    sim_tile: int = 128                                # LR tile size of simulator pairs
+    """Simulator tissue regions the simulator pairs are drawn from."""
+    sim_tile: int = Field(128, ge=16)
+    """LR tile side (px) of simulator pairs; must be at least the patch side."""
     sim_seed: int = 0
+    """Seed choosing the simulator pair positions."""
     arch: Literal["fast", "quality"] = "fast"
+    """Network: "fast" for live view, "quality" for stills and whole fields."""
     arch_params: dict[str, Any] = Field(default_factory=dict)
+    """Architecture overrides (e.g. feats, layers); empty = the architecture's defaults."""
     epochs: int = Field(20, ge=1)
+    """Number of epochs; each ends with a validation against bicubic upsampling."""
     steps_per_epoch: int = Field(100, ge=1)
+    """Optimizer steps per epoch."""
     batch_size: int = Field(16, ge=1)
-    patch: int = Field(48, ge=8)                       # LR patch side (multiple of q)
+    """Patches per optimizer step."""
+    patch: int = Field(48, ge=8)
+    """LR patch side in px; rounded down to a multiple of q (scale = p/q) so the HR patch
+    side is integral."""
     lr: float = Field(2e-3, gt=0)
-    weight_decay: float = 0.0
+    """Peak learning rate of AdamW."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
     schedule: Literal["cosine", "step"] = "cosine"
+    """Learning-rate schedule over the whole run."""
     loss: Literal["l1", "mse"] = "l1"
-    ssim_weight: float = 0.0
-    grad_weight: float = 0.0
-    intensity_jitter: float = 0.0                      # per-channel affine augmentation
-    match_illumination: bool = True                    # remove smooth LR/HR gain differences
+    """Pixel loss in network space."""
+    ssim_weight: float = Field(0.0, ge=0)
+    """Weight of the (1 - SSIM) term added to the pixel loss; 0 = off."""
+    grad_weight: float = Field(0.0, ge=0)
+    """Weight of the image-gradient loss term; 0 = off."""
+    intensity_jitter: float = Field(0.0, ge=0)
+    """Strength of the per-channel affine intensity augmentation; 0 = off."""
+    match_illumination: bool = True
+    """Remove smooth LR/HR gain differences (vignetting, exposure) before training."""
     val_fraction: float = Field(0.2, ge=0, lt=1)
-    max_val_tiles: int = 16
-    patience: int = 0                                  # epochs without gain; 0 = off
-    min_delta_db: float = 0.01                         # smaller PSNR gains do not count
+    """Fraction of tile positions held out for validation (split by tile, never by patch)."""
+    max_val_tiles: int = Field(16, ge=1)
+    """At most this many validation tiles are scored each epoch (keeps epochs short)."""
+    patience: int = Field(0, ge=0)
+    """Stop after this many epochs without validation gain; 0 = never stop early."""
+    min_delta_db: float = Field(0.01, ge=0)
+    """Validation PSNR gains smaller than this (dB) do not count as improvement."""
     seed: int = 0
-    warm_start: str | None = None                      # model file to start from
+    """Seed of weights, split and patch sampling (runs are reproducible)."""
+    warm_start: str | None = None
+    """Model file to start from (transfer learning); None = random initialisation."""
     out: str = "model.safetensors"
-    checkpoint: str | None = None                      # default: OUT.ckpt.safetensors
+    """Output model file; rewritten whenever validation improves."""
+    checkpoint: str | None = None
+    """Checkpoint file for --resume; None = OUT.ckpt.safetensors."""
     resume: bool = False
-    threads: int | None = 2
+    """Continue from the checkpoint when it exists."""
+    threads: int | None = Field(2, ge=1)
+    """Torch CPU threads; None = leave torch's default."""
     device: str = "cpu"
+    """Torch device to train on, e.g. "cpu" or "cuda"."""
     command: str = ""
+    """Command line that started the run (provenance, stored in the model file)."""
 
     def checkpoint_path(self) -> Path:
         return Path(self.checkpoint) if self.checkpoint else Path(self.out + ".ckpt.safetensors")
@@ -100,14 +135,24 @@ class TrainStatus:
 
 
 def build_sources(config: TrainConfig) -> list[PairSource]:
-    """Open every data source named in the config."""
-    sources: list[PairSource] = [StorePairSource(p) for p in config.stores]
-    sources += [FolderPairSource(p) for p in config.folders]
-    if config.sim_pairs > 0:
-        from .sim_source import SimPairSource
+    """Open every data source named in the config (none stays open if one fails)."""
+    sources: list[PairSource] = []
+    try:
+        for p in config.stores:  # one by one, so a failure can close the earlier ones
+            sources.append(StorePairSource(p))
+        for p in config.folders:
+            sources.append(FolderPairSource(p))
+        if config.sim_pairs > 0:
+            from .sim_source import SimPairSource
 
-        sources.append(SimPairSource(config.sim_pairs, tissues=config.sim_tissues,
-                                     tile=config.sim_tile, seed=config.sim_seed))
+            sources.append(SimPairSource(config.sim_pairs, tissues=config.sim_tissues,
+                                         tile=config.sim_tile, seed=config.sim_seed))
+    except BaseException:
+        for s in sources:
+            close = getattr(s, "close", None)
+            if close:
+                close()
+        raise
     if not sources:
         raise TrainingError("no training data: give --store, --pairs-dir or --sim-pairs")
     return sources

@@ -182,8 +182,12 @@ class PairWriter:
             if not path.parent.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
             f = h5py.File(path, "w")
-            _init_file(f, header)
-            f.flush()
+            try:
+                _init_file(f, header)
+                f.flush()
+            except BaseException:
+                f.close()
+                raise
             return cls(f, path, header)
         except StoreError:
             raise
@@ -395,15 +399,24 @@ class PairStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"pair store not found: {self.path}")
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as exc:
-            raise StoreError(f"cannot open pair store {self.path}: {exc}") from exc
-        if self._f.attrs.get("format") != FORMAT:
+            raise StoreError(f"cannot open pair store {self.path} (not HDF5, or truncated?): "
+                             f"{exc}") from exc
+        try:
+            if self._f.attrs.get("format") != FORMAT:
+                raise StoreError(f"{self.path} is not a ThinkScope pair store")
+            self._n = int(self._f.attrs["committed_pairs"])
+            self._accepted = np.asarray(self._f["pairs/accepted"][: self._n], dtype=bool)
+        except (KeyError, OSError, ValueError) as exc:
             self._f.close()
-            raise StoreError(f"{self.path} is not a ThinkScope pair store")
-        self._n = int(self._f.attrs["committed_pairs"])
-        self._accepted = np.asarray(self._f["pairs/accepted"][: self._n], dtype=bool)
+            raise StoreError(f"{self.path}: damaged pair store ({exc})") from exc
+        except BaseException:
+            self._f.close()
+            raise
 
     def __enter__(self) -> PairStore:
         return self

@@ -119,6 +119,9 @@ class LiveEnhanceWorker(QThread):
             except Exception as exc:  # noqa: BLE001 - report and keep the thread alive
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
                 continue
+            with self._cond:
+                if enhancer is not self._enhancer:
+                    continue  # the model was swapped meanwhile: this result is stale
             self.done += 1
             self.result.emit(EnhanceResult(out, job.frame_number, job.origin,
                                            float(enhancer.scale), job.t_received, job.mode,
