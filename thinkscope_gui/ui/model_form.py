@@ -40,17 +40,23 @@ class ModelForm(QWidget):
     changed = Signal()
 
     def __init__(self, model: BaseModel, parent: QWidget | None = None,
-                 exclude: tuple[str, ...] = ()) -> None:
+                 exclude: tuple[str, ...] = (), first: tuple[str, ...] = ()) -> None:
         super().__init__(parent)
         self._cls = type(model)
         self._exclude = exclude
+        self._first = first
         self._editors: dict[str, tuple[QWidget, Any, bool]] = {}
         self._subforms: dict[str, ModelForm] = {}
         self._layout = QFormLayout(self)
         self._build(model)
 
     def _build(self, model: BaseModel) -> None:
-        for name, info in self._cls.model_fields.items():
+        fields = self._cls.model_fields
+        # the fields an operator changes most come first; the rest keep declaration order
+        order = [n for n in self._first if n in fields] + [
+            n for n in fields if n not in self._first]
+        for name in order:
+            info = fields[name]
             if name in self._exclude:
                 continue
             tp, optional = _unwrap_optional(info.annotation)

@@ -10,6 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -51,7 +52,8 @@ class AcquisitionPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.editor)
         self.map = StageMap()
-        split = QSplitter()
+        # stacked, not side by side: the dock is narrow and the plan fields need the width
+        split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(scroll)
         split.addWidget(self.map)
         save, load = QPushButton("Save plan…"), QPushButton("Load plan…")

@@ -29,6 +29,9 @@ from ..model_form import ModelForm
 from ..settings import app_settings, thinkscope_home
 from ..workers import EventBridge, FunctionWorker, start_worker
 
+#: what an operator sets for nearly every run, shown at the top of the form
+FIRST = ("arch", "epochs", "steps_per_epoch", "batch_size", "patch", "lr", "loss", "out",
+         "warm_start", "patience")
 EXCLUDE = ("stores", "folders", "command", "checkpoint", "arch_params", "sim_tissues",
            "resume", "device")
 
@@ -60,8 +63,9 @@ class TrainingPanel(QWidget):
             with contextlib.suppress(Exception):
                 cfg = TrainConfig.model_validate_json(str(saved)).model_copy(
                     update={"out": default_output()})
-        self.form = ModelForm(cfg, exclude=EXCLUDE)
+        self.form = ModelForm(cfg, exclude=EXCLUDE, first=FIRST)
         scroll = QScrollArea()
+        scroll.setMinimumHeight(200)
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
         self.start_button = QPushButton("Start training")
