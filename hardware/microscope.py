@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ class Microscope:
         self._frame_no = 0
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
+        self._roi_ok: bool | None = None
         self._connect_core_events()
 
     # ------------------------------------------------------------------ discovery
@@ -448,6 +449,77 @@ class Microscope:
     def image_shape(self) -> tuple[int, int]:
         """(height, width) of camera frames."""
         return int(self.core.getImageHeight()), int(self.core.getImageWidth())
+
+    def roi(self) -> tuple[int, int, int, int]:
+        """Camera region of interest ``(x, y, width, height)``; the full sensor when none."""
+        x, y, w, h = (int(v) for v in self.core.getROI())
+        return x, y, w, h
+
+    def set_roi(self, x: int, y: int, w: int, h: int) -> None:
+        """Read out only this sensor region (snaps and live frames get its shape).
+
+        Why: autofocus needs only the centre, and on real cameras (and the simulator) a
+        smaller readout is faster. Stops nothing: call it while not live.
+        """
+        with self._acting():
+            try:
+                self.core.setROI(int(x), int(y), int(w), int(h))
+            except Exception as e:
+                raise MicroscopeError(f"Camera ROI ({x}, {y}, {w}, {h}) refused: {e}") from e
+
+    def clear_roi(self) -> None:
+        """Back to the full sensor."""
+        with self._acting():
+            self.core.clearROI()
+
+    def supports_roi(self) -> bool:
+        """Whether the camera takes a hardware ROI (probed once with a central half-frame)."""
+        if self._roi_ok is None:
+            with self._lock:
+                try:
+                    prev = self.roi()
+                    x, y, w, h = prev
+                    self.core.setROI(x + w // 4, y + h // 4, w // 2, h // 2)
+                    ok = self.roi()[2:] == (w // 2, h // 2) and self.image_shape() == (h // 2,
+                                                                                       w // 2)
+                    self._restore_roi(prev)
+                    self._roi_ok = ok
+                except Exception:  # noqa: BLE001 - a camera without ROI support raises here
+                    self._roi_ok = False
+        return self._roi_ok
+
+    def _restore_roi(self, prev: tuple[int, int, int, int]) -> None:
+        self.core.clearROI()
+        if self.roi() != prev:
+            self.core.setROI(*prev)
+
+    @contextlib.contextmanager
+    def roi_region(self, fraction: float) -> Iterator[tuple[int, int, int, int]]:
+        """Central ROI of ``fraction`` x the current frame's sides for the ``with`` body;
+        yields it as ``(x, y, w, h)`` and restores the previous ROI afterwards, also on
+        errors.
+
+        The region is the one ``focus_metric`` crops (``max(8, int(side * fraction))``,
+        offset ``(side - size) // 2``), so metrics on ROI frames match cropped full frames.
+        Not while live (cameras refuse ROI changes during a sequence).
+        """
+        if self.is_live():
+            raise MicroscopeError("Stop live view before setting a camera ROI")
+        prev = self.roi()
+        x, y, w, h = prev
+        rw, rh = min(w, max(8, int(w * fraction))), min(h, max(8, int(h * fraction)))
+        region = (x + (w - rw) // 2, y + (h - rh) // 2, rw, rh)
+        if region == prev:
+            yield prev
+            return
+        self.set_roi(*region)
+        try:
+            if self.roi() != region:
+                raise MicroscopeError(f"Camera did not take the ROI {region}")
+            yield region
+        finally:
+            with self._lock:
+                self._restore_roi(prev)
 
     def bit_depth(self) -> int:
         """Bits per colour channel of camera frames."""

@@ -252,6 +252,19 @@ class PycroCoreAdapter:
             return "RGB32" if bpp in (1, 4) else "RGB64"
         return {1: "GRAY8", 2: "GRAY16", 4: "GRAY32"}.get(bpp, "GRAY8")
 
+    def getROI(self, *label: str) -> list[int]:  # noqa: N802
+        """[x, y, width, height]: the Java core answers a ``java.awt.Rectangle``."""
+        roi = self._core.get_roi(*label)
+        if isinstance(roi, (list, tuple, np.ndarray)):
+            return [int(v) for v in roi]
+        vals = []
+        for f in ("x", "y", "width", "height"):
+            v = getattr(roi, f, None)
+            if v is None or callable(v):
+                v = _call(roi, f"get_{f}", f"get{f.capitalize()}")
+            vals.append(int(v))
+        return vals
+
     def getImage(self) -> np.ndarray:  # noqa: N802
         img, _ = tagged_to_array(self._tagged_snap())
         return img

@@ -369,6 +369,8 @@ class SimCamera(_SimPart, CameraDevice):
         self._seed = 0
         self._rng = np.random.default_rng(self._seed)
         self._snaps = 0
+        #: active ROI (x, y, width, height) on the sensor, or None for the full frame
+        self._roi: tuple[int, int, int, int] | None = None
 
     # ---- properties -------------------------------------------------------
 
@@ -381,11 +383,13 @@ class SimCamera(_SimPart, CameraDevice):
 
     @pymm_property(limits=(8, 8192), name="SensorWidth")
     def sensor_width(self) -> int:
-        """Sensor width in pixels (the simulator has no hardware ROI; set this instead)."""
+        """Sensor width in pixels (a new sensor size clears the ROI)."""
         return self._w
 
     @sensor_width.setter
     def sensor_width(self, value: int) -> None:
+        if int(value) != self._w:
+            self._roi = None
         self._w = int(value)
 
     @pymm_property(limits=(8, 8192), name="SensorHeight")
@@ -395,6 +399,8 @@ class SimCamera(_SimPart, CameraDevice):
 
     @sensor_height.setter
     def sensor_height(self, value: int) -> None:
+        if int(value) != self._h:
+            self._roi = None
         self._h = int(value)
 
     @pymm_property(allowed_values=("8", "16"), name="BitDepth")
@@ -433,7 +439,31 @@ class SimCamera(_SimPart, CameraDevice):
     # ---- image geometry ---------------------------------------------------
 
     def shape(self) -> tuple[int, int, int]:
+        if self._roi is not None:
+            return (self._roi[3], self._roi[2], 3)
         return (self._h, self._w, 3)
+
+    # ---- region of interest (core.setROI / getROI / clearROI) -------------
+
+    def get_roi(self) -> tuple[int, int, int, int]:
+        """Current ROI ``(x, y, width, height)``; the full sensor when none is set."""
+        return self._roi if self._roi is not None else (0, 0, self._w, self._h)
+
+    def set_roi(self, x: int, y: int, width: int, height: int) -> None:
+        """Hardware-like ROI: only these pixels are rendered (cost scales with the area),
+        with exactly the content the full frame has there."""
+        x, y, width, height = int(x), int(y), int(width), int(height)
+        if x < 0 or y < 0 or width <= 0 or height <= 0:
+            raise ValueError(f"invalid ROI ({x}, {y}, {width}, {height})")
+        if x + width > self._w or y + height > self._h:
+            raise ValueError(
+                f"ROI ({x}, {y}, {width}, {height}) exceeds the {self._w}x{self._h} sensor")
+        full = (x, y, width, height) == (0, 0, self._w, self._h)
+        self._roi = None if full else (x, y, width, height)
+
+    def clear_roi(self) -> None:
+        """Back to the full sensor."""
+        self._roi = None
 
     def dtype(self) -> Any:
         return np.uint16 if self._bits == 16 else np.uint8
@@ -448,7 +478,9 @@ class SimCamera(_SimPart, CameraDevice):
         lamp = world.light_reaches_camera()
         renderer = world.renderer()
         if renderer is not None:
-            extra = {"live": live} if world._render_takes_live else {}
+            extra: dict[str, Any] = {"live": live} if world._render_takes_live else {}
+            if self._roi is not None:
+                extra["roi"] = self._roi
             img = renderer.render(
                 x, y, z, world.optics_key(renderer, objective), shape=(self._h, self._w),
                 exposure_ms=self._exposure, bit_depth=self._bits, noise=self._noise,

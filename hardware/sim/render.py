@@ -171,6 +171,33 @@ def image_from_spectrum(spec: np.ndarray, lay: _Layout, optics: SimOptics,
     return out
 
 
+def _check_roi(shape: tuple[int, int], roi: tuple[int, int, int, int] | None,
+               ) -> tuple[int, int, int, int] | None:
+    """Validated ``(x0, y0, w, h)`` inside an (H, W) sensor; None for none or the full frame."""
+    if roi is None:
+        return None
+    x0, y0, w, h = (int(v) for v in roi)
+    hh, ww = shape
+    if x0 < 0 or y0 < 0 or w <= 0 or h <= 0 or x0 + w > ww or y0 + h > hh:
+        raise ValueError(f"ROI {tuple(roi)} outside the {ww}x{hh} sensor")
+    if (x0, y0, w, h) == (0, 0, ww, hh):
+        return None
+    return x0, y0, w, h
+
+
+def _roi_centre(x_um: float, y_um: float, shape: tuple[int, int],
+                roi: tuple[int, int, int, int], opt: SimOptics) -> tuple[float, float]:
+    """Stage position whose (centred) frame of the ROI's size has the ROI's pixels: the
+    ROI centre's pixel offset from the sensor centre, in µm, rotated like the lattice."""
+    hh, ww = shape
+    x0, y0, w, h = roi
+    du = (x0 + (w - 1) / 2 - (ww - 1) / 2) * opt.pixel_size_um
+    dv = (y0 + (h - 1) / 2 - (hh - 1) / 2) * opt.pixel_size_um
+    th = math.radians(opt.true_rotation_deg)
+    return (x_um + math.cos(th) * du - math.sin(th) * dv,
+            y_um + math.sin(th) * du + math.cos(th) * dv)
+
+
 @lru_cache(maxsize=4)
 def _vignette(h: int, w: int) -> np.ndarray:
     r = np.arange(h, dtype=np.float32)[:, None] - (h - 1) / 2
@@ -229,23 +256,30 @@ class SimRenderer:
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
                shape: tuple[int, int] = (1024, 1024), exposure_ms: float = 10.0,
                bit_depth: int = 8, noise: bool = True, rng: np.random.Generator | None = None,
-               lamp_on: bool = True, live: bool = False) -> np.ndarray:
+               lamp_on: bool = True, live: bool = False,
+               roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """A camera frame (H, W, 3) uint8 (bit_depth <= 8) or uint16.
 
         live=True serves the cached live path (stage snapped to whole pixels, noise from a
         pre-generated bank); live=False is the exact snap path with fresh noise.
+        ``roi=(x0, y0, w, h)`` renders only that region of the ``shape`` sensor: the result
+        is ``full[y0:y0+h, x0:x0+w]`` (same specimen points, vignetting and focus), so a
+        camera ROI costs in proportion to its area (autofocus).
         """
-        h, w = shape
+        roi = _check_roi(shape, roi)
+        h, w = shape if roi is None else (roi[3], roi[2])
         maxdn = float(2**bit_depth - 1)
         k = maxdn / FULL_WELL_E
         dtype = np.uint8 if bit_depth <= 8 else np.uint16
         with self._lock:
             if live:
-                key = (objective, *self._live_anchor(x_um, y_um, objective, shape), z_um, h, w,
-                       exposure_ms, lamp_on, bit_depth)
+                key = (objective, *self._live_anchor(x_um, y_um, objective, shape), z_um,
+                       *shape, roi, exposure_ms, lamp_on, bit_depth)
                 if key != self._live_key:
                     clean_dn = self.render_clean(x_um, y_um, z_um, objective, shape,
-                                                 exposure_ms, lamp_on, live=True)
+                                                 exposure_ms, lamp_on, live=True, roi=roi)
+                    if roi is not None:
+                        clean_dn = clean_dn.copy()  # a view of the full frame: own it
                     clean_dn *= np.float32(k)  # a fresh array: scale in place
                     std_dn = clean_dn * np.float32(k)  # = e·k², so std = sqrt(e + r²)·k
                     std_dn += np.float32((READ_NOISE_E * k) ** 2)
@@ -265,7 +299,8 @@ class SimRenderer:
                     out = bank[o : o + 3 * h * w].reshape(h, w, 3) * std_dn
                     out += clean_dn
             else:
-                e = self.render_clean(x_um, y_um, z_um, objective, shape, exposure_ms, lamp_on)
+                e = self.render_clean(x_um, y_um, z_um, objective, shape, exposure_ms, lamp_on,
+                                      roi=roi)
                 if noise:
                     g = rng if rng is not None else self._rng
                     out = g.standard_normal(e.shape, dtype=np.float32)
@@ -280,24 +315,44 @@ class SimRenderer:
 
     def render_clean(self, x_um: float, y_um: float, z_um: float, objective: str,
                      shape: tuple[int, int] = (1024, 1024), exposure_ms: float = 10.0,
-                     lamp_on: bool = True, live: bool = False) -> np.ndarray:
-        """Expected photo-electrons (H, W, 3) float32, before noise and full-well clipping."""
+                     lamp_on: bool = True, live: bool = False,
+                     roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Expected photo-electrons (H, W, 3) float32, before noise and full-well clipping.
+
+        ``roi=(x0, y0, w, h)``: only that region of the ``shape`` sensor (see `render`).
+        """
+        roi = _check_roi(shape, roi)
         with self._lock:
-            if live:
+            if live:  # the live path is tiled and cached: crop the full frame
                 t = self._live_transmission(x_um, y_um, z_um, objective, shape)
+                if roi is not None:
+                    t = t[roi[1] : roi[1] + roi[3], roi[0] : roi[0] + roi[2]]
             else:
-                t = self.transmission(x_um, y_um, z_um, objective, shape)
+                t = self.transmission(x_um, y_um, z_um, objective, shape, roi=roi)
         if not lamp_on:
             return np.zeros_like(t)
-        gain = _vignette(*shape) * np.float32(photon_rate_e_per_ms() * exposure_ms)
-        return t * gain
+        vig = _vignette(*shape)
+        if roi is not None:
+            vig = vig[roi[1] : roi[1] + roi[3], roi[0] : roi[0] + roi[2]]
+        return t * (vig * np.float32(photon_rate_e_per_ms() * exposure_ms))
 
     def transmission(self, x_um: float, y_um: float, z_um: float, objective: str,
-                     shape: tuple[int, int] = (1024, 1024)) -> np.ndarray:
-        """Exact pixel-integrated image of the slide's transmission (H, W, 3), 1 = glass."""
+                     shape: tuple[int, int] = (1024, 1024),
+                     roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Exact pixel-integrated image of the slide's transmission (H, W, 3), 1 = glass.
+
+        With ``roi=(x0, y0, w, h)`` only that region of the ``shape`` frame is rendered: the
+        same specimen points (the frame is centred on the ROI's centre, through the
+        objective's rotation) at the frame's defocus.
+        """
         opt = self.optics[objective]
-        h, w = shape
+        roi = _check_roi(shape, roi)
+        # defocus belongs to the whole frame (the stage position), not to the ROI's centre
         dz = z_um - (slide.slide_surface_z(x_um, y_um) + opt.true_parfocal_z_um)
+        if roi is not None:
+            x_um, y_um = _roi_centre(x_um, y_um, shape, roi, opt)
+            shape = (roi[3], roi[2])
+        h, w = shape
         with self._lock:
             skey = (objective, float(x_um), float(y_um), h, w)
             ikey = (skey, round(dz, 4))
