@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.test_ui_support import make_model
+from thinkscope_gui.learn.consistency import consistency_map
 from thinkscope_gui.ui.camera_view import OverlayMode
-from thinkscope_gui.ui.consistency import consistency_map
 
 pytest_plugins = ["tests.test_ui_support"]
 
@@ -90,10 +90,10 @@ def test_latest_frame_wins_drops_stale_jobs(qtbot: Any, enhancing: Any) -> None:
 def test_consistency_map_is_zero_for_self_consistent_image() -> None:
     flat = np.full((32, 32, 3), 100, np.uint8)
     hr = np.full((80, 80, 3), 100, np.uint8)
-    m = consistency_map(flat, hr, 0.065, 0.1625, 0.95)
+    m = consistency_map(flat, hr, 0.95, 0.1625, 0.065)
     assert m.shape == (32, 32) and float(m.max()) < 1e-4
     bright = np.full((80, 80, 3), 200, np.uint8)
-    assert float(consistency_map(flat, bright, 0.065, 0.1625, 0.95).mean()) > 0.3
+    assert float(consistency_map(flat, bright, 0.95, 0.1625, 0.065).mean()) > 0.3
 
 
 def test_worker_drops_results_of_a_swapped_out_model(qtbot: Any) -> None:

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QThread, Signal
 
-from .consistency import consistency_map
-
 
 @dataclass(frozen=True)
 class EnhanceJob:
@@ -113,9 +111,7 @@ class LiveEnhanceWorker(QThread):
                 out = enhancer.enhance(job.image)
                 heat = None
                 if job.consistency:
-                    heat = consistency_map(job.image, out, enhancer.hr_profile.pixel_size_um,
-                                           enhancer.lr_profile.pixel_size_um,
-                                           enhancer.lr_profile.na)
+                    heat = enhancer.consistency(job.image, out)
             except Exception as exc:  # noqa: BLE001 - report and keep the thread alive
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
                 continue
