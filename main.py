@@ -45,11 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_display_reason() -> str | None:
+    """Qt aborts the process when Linux has no display; say what to do instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display found (DISPLAY and WAYLAND_DISPLAY are unset). Run the GUI on a "
+            "desktop, set QT_QPA_PLATFORM=offscreen for --screenshot, or use the headless "
+            "subcommands (python main.py --help).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.source = _source_from_args(args)
     if args.command is None:
+        reason = _no_display_reason()
+        if reason:
+            print(f"main.py: {reason}", file=sys.stderr)
+            return 2
         from thinkscope_gui.ui.app import run_gui
 
         return run_gui(args.source, screenshot=args.screenshot)
