@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (a bare `torch` on a CPU machine downloads gigabytes of CUDA wheels).
 TORCH_SPEC := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4" || echo "torch==2.13.0")
 
-.PHONY: run test lint bench demo clean
+.PHONY: run test lint bench demo clean qt-system-libs
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,8 +17,26 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[test,bridge]"
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) qt-system-libs
 	$(BIN)/python main.py $(ARGS)
+
+# Qt's X11 plugin needs a few xcb libraries that minimal Debian/Ubuntu images lack.
+QT_XCB_LIBS := libxcb-cursor.so.0:libxcb-cursor0 libxcb-icccm.so.4:libxcb-icccm4 \
+	libxcb-keysyms.so.1:libxcb-keysyms1 libxkbcommon-x11.so.0:libxkbcommon-x11-0 \
+	libxcb-render-util.so.0:libxcb-render-util0 libxcb-image.so.0:libxcb-image0
+qt-system-libs:
+	@[ "$$(uname)" = Linux ] || exit 0; \
+	missing=""; for pair in $(QT_XCB_LIBS); do \
+	  ldconfig -p 2>/dev/null | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; \
+	done; \
+	[ -n "$$missing" ] || exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Qt's X11 libraries:$$missing"; \
+	  apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null; }; \
+	else \
+	  echo "NOTE: Qt's X11 plugin needs:$$missing (sudo apt-get install$$missing)"; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -160,6 +160,22 @@ class SimCore(UniMMCore):
         self.sim_world.auto_lamp = False
 
 
+def _focus_on_slide(core: SimCore, turret: str = "Turret") -> None:
+    """Start where an operator leaves a stand: the slide in focus under the current objective.
+
+    A session that opens on a blurred field looks broken; the simulator knows its focal plane.
+    """
+    from hardware.sim.optics import DEFAULT_SIM_OPTICS
+    from hardware.sim.slide import slide_surface_z
+
+    optics = DEFAULT_SIM_OPTICS.get(core.getStateLabel(turret))
+    if optics is None:
+        return
+    x, y = core.getXYPosition()
+    core.setPosition(slide_surface_z(x, y) + optics.true_parfocal_z_um)
+    core.waitForDevice(core.getFocusDevice())
+
+
 def make_sim_core(
     sensor: tuple[int, int] | None = None,
     mechanical_delays: bool = False,
@@ -179,6 +195,7 @@ def make_sim_core(
             for dev in core.getLoadedDevices():
                 if core.hasProperty(dev, "ChangeTime_ms"):
                     core.setProperty(dev, "ChangeTime_ms", SIM_TURRET_CHANGE_MS)
+        _focus_on_slide(core)
     except Exception as e:
         close_core(core)
         raise MicroscopeError(f"Could not start the simulated microscope from {cfg}: {e}") from e
