@@ -117,6 +117,7 @@ class Microscope:
         self._frame_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frame_no = 0
+        self._frame_has_position = False
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
         self._roi_ok: bool | None = None
@@ -529,20 +530,40 @@ class Microscope:
         """One (H, W, 3) RGB frame; while live, the next fresh frame of the stream."""
         self._check_open()
         if self.is_live():
-            start = self._frame.number if self._frame else 0
-            deadline = time.monotonic() + max(5.0, 3 * self.exposure() / 1000.0)
-            while time.monotonic() < deadline:
-                frame = self.latest_frame()
-                if frame is not None and frame.number > start:
-                    return frame.image
-                time.sleep(0.002)
-            raise MicroscopeError("Live stream delivered no frame within 5 s")
+            return self._next_live_image()
         with self._lock:
             try:
                 self.core.snapImage()
                 return normalize_rgb(self.core.getImage()).copy()
             except Exception as e:
                 raise MicroscopeError(f"Snap failed: {e}") from e
+
+    def _next_live_image(self) -> np.ndarray:
+        """The first live frame exposed where the stand is now.
+
+        A frame already in flight when focus or stage moved shows the old position, and an
+        autofocus fed such frames converges on the wrong plane. Frames that record their
+        position (the simulator's) are checked against it; for other cameras the first new
+        frame may have been exposed during the move, so the second one is taken.
+        """
+        want_xy, want_z = self.xy(), self.z()
+        start = self._frame.number if self._frame else 0
+        fresh = 0
+        deadline = time.monotonic() + max(5.0, 6 * self.exposure() / 1000.0)
+        while time.monotonic() < deadline:
+            frame = self.latest_frame()
+            if frame is not None and frame.number > start:
+                start, fresh = frame.number, fresh + 1
+                if self._frame_has_position:
+                    here = (abs(frame.z - want_z) < 1e-3
+                            and math.dist(frame.xy, want_xy) < 1e-3)
+                else:
+                    here = fresh >= 2
+                if here:
+                    return frame.image
+            time.sleep(0.002)
+        raise MicroscopeError("Live stream delivered no frame at the current position within "
+                              f"{max(5.0, 6 * self.exposure() / 1000.0):.0f} s")
 
     def start_live(self) -> None:
         """Start continuous acquisition; read it with :meth:`latest_frame`."""
@@ -593,7 +614,8 @@ class Microscope:
         self._last_raw = img if number is None else None
         image = normalize_rgb(np.array(img, copy=True))
         sx, sy, sz = (_md_get(md, k) for k in ("SimX_um", "SimY_um", "SimZ_um"))
-        if sx is not None and sy is not None and sz is not None:
+        self._frame_has_position = sx is not None and sy is not None and sz is not None
+        if self._frame_has_position:
             xy, z = (float(sx), float(sy)), float(sz)
         else:
             xy, z = self.xy(), self.z()
