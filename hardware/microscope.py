@@ -546,7 +546,7 @@ class Microscope:
         position (the simulator's) are checked against it; for other cameras the first new
         frame may have been exposed during the move, so the second one is taken.
         """
-        want_xy, want_z = self.xy(), self.z()
+        want_xy, want_z, want_obj = self.xy(), self.z(), self.objective()
         start = self._frame.number if self._frame else 0
         fresh = 0
         deadline = time.monotonic() + max(5.0, 6 * self.exposure() / 1000.0)
@@ -555,7 +555,7 @@ class Microscope:
             if frame is not None and frame.number > start:
                 start, fresh = frame.number, fresh + 1
                 if self._frame_has_position:
-                    here = (abs(frame.z - want_z) < 1e-3
+                    here = (abs(frame.z - want_z) < 1e-3 and frame.objective == want_obj
                             and math.dist(frame.xy, want_xy) < 1e-3)
                 else:
                     here = fresh >= 2
