@@ -549,7 +549,8 @@ class Microscope:
         want_xy, want_z, want_obj = self.xy(), self.z(), self.objective()
         start = self._frame.number if self._frame else 0
         fresh = 0
-        deadline = time.monotonic() + max(5.0, 6 * self.exposure() / 1000.0)
+        timeout_s = max(5.0, 6 * self.exposure() / 1000.0)
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             frame = self.latest_frame()
             if frame is not None and frame.number > start:
@@ -563,7 +564,7 @@ class Microscope:
                     return frame.image
             time.sleep(0.002)
         raise MicroscopeError("Live stream delivered no frame at the current position within "
-                              f"{max(5.0, 6 * self.exposure() / 1000.0):.0f} s")
+                              f"{timeout_s:.0f} s")
 
     def start_live(self) -> None:
         """Start continuous acquisition; read it with :meth:`latest_frame`."""

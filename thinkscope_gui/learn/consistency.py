@@ -8,7 +8,6 @@ HR objective itself is small at LR frequencies and ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -19,17 +18,9 @@ from .baselines import psf_from_optics
 from .metrics import to_tensor01
 
 
-@dataclass(frozen=True)
-class _Pupil:
-    na: float
-
-    def cutoff(self, wavelength_um: float) -> float:
-        return 2.0 * self.na / wavelength_um
-
-
 @lru_cache(maxsize=8)
 def _kernels(na: float, hr_px: float, lr_px: float, channels: int) -> torch.Tensor:
-    ks = [psf_from_optics(_Pupil(na), min(c, 2) if channels == 3 else 1, hr_px, lr_px, 21)
+    ks = [psf_from_optics(na, min(c, 2) if channels == 3 else 1, hr_px, lr_px, 21)
           for c in range(channels)]
     return torch.from_numpy(np.stack(ks)[:, None].astype(np.float32))
 
