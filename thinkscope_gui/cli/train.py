@@ -1,11 +1,20 @@
 """`main.py train`: train an enhancement model from pair stores, image folders or the
-simulator, with a tqdm progress bar; the exact command is recorded in the model file."""
+simulator, with a tqdm progress bar; the exact command is recorded in the model file.
+
+`torchrun --nproc_per_node N main.py train ...` trains the same model with N processes
+(DistributedDataParallel; rank 0 prints). SIGINT/SIGTERM cancel cleanly (exit 130/143)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thinkscope_gui.cli.interrupt import SignalCancel
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK; "
+                   "gloo on CPU and NCCL on CUDA are picked from it)")
+    p.add_argument("--dist-timeout", type=float, default=600.0, metavar="S",
+                   help="under torchrun: seconds one process may wait for the others "
+                   "before the job fails")
     p.add_argument("--warm-start", metavar="MODEL", help="start from this model file")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.safetensors")
     p.add_argument("--out", default="model.safetensors", help="output model file")
@@ -52,8 +66,18 @@ def command_line() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from thinkscope_gui.cli.interrupt import SignalCancel
+
+    # the handlers go in before the heavy imports: a signal at any moment is a clean cancel
+    cancels: list[Callable[[], None]] = []
+    with SignalCancel(lambda: [c() for c in cancels]) as sig:
+        return _run(args, sig, cancels)
+
+
+def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[], None]]) -> int:
     from tqdm import tqdm
 
+    from thinkscope_gui.learn.distributed import launch_rank
     from thinkscope_gui.learn.train import TrainConfig, Trainer, TrainStatus
 
     cfg = TrainConfig(
@@ -65,13 +89,18 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience, match_illumination=not args.no_illumination_match,
         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
         device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
-        command=command_line(),
+        dist_timeout_s=args.dist_timeout, command=command_line(),
     )
-    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True)
+    rank = launch_rank()
+    main = rank == 0  # under torchrun only rank 0 shows progress and the summary
+    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True,
+               disable=not main)
 
     printed = [0]
 
     def on_event(st: TrainStatus) -> None:
+        if not main:
+            return
         done = max(st.epoch - 1, 0) * st.steps_per_epoch + st.step
         bar.update(max(done - bar.n, 0))
         post = {"ep": f"{st.epoch}/{st.epochs}"}
@@ -90,17 +119,31 @@ def run(args: argparse.Namespace) -> int:
                           f"{h['bicubic_ssim']:.4f})")
 
     trainer = Trainer(cfg, on_event)
-    try:
-        st = trainer.run()
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"cancelled; best model so far (if any) in {cfg.out}; "
-              f"continue with --resume")
-        return 130
+    cancels.append(trainer.cancel)
+    if sig.cancelled:  # a signal came while the CLI was still importing
+        trainer.cancel()
+    st = trainer.run()
     bar.close()
-    print(f"{st.state}: {st.message}")
+    speed = (f"; {st.samples_per_s:.1f} samples/s on {st.world_size} process"
+             f"{'es' if st.world_size > 1 else ''}" if st.samples_per_s == st.samples_per_s
+             else "")
     if st.state == "failed":
+        prefix = f"rank {rank}: " if st.world_size > 1 else ""
+        print(f"{prefix}failed: {st.message}", file=sys.stderr, flush=True)
         return 1
-    if st.out_path:
-        print(f"model: {st.out_path}")
+    if st.state == "cancelled" or sig.cancelled:
+        if main:
+            ckpt = cfg.checkpoint_path()
+            kept = (f"last good checkpoint {ckpt} (epoch {st.checkpoint_epoch})"
+                    if st.checkpoint_epoch and ckpt.is_file() else "no checkpoint yet")
+            best = (f"best model {cfg.out} (PSNR {st.best_psnr:.2f} dB)"
+                    if Path(cfg.out).is_file() and st.best_psnr == st.best_psnr
+                    else "no model written yet")
+            print(f"cancelled by {sig.name or 'request'} at epoch {st.epoch}/{st.epochs} "
+                  f"step {st.step}: {kept}; {best}; continue with --resume{speed}", flush=True)
+        return sig.exit_code or 130
+    if main:
+        print(f"{st.state}: {st.message}{speed}", flush=True)
+        if st.out_path:
+            print(f"model: {st.out_path}", flush=True)
     return 0

@@ -1,5 +1,10 @@
 """Background training: Trainer runs in a plain thread and reports frozen TrainStatus
-snapshots through a callback (ui/ turns them into Qt signals; the CLI into tqdm)."""
+snapshots through a callback (ui/ turns them into Qt signals; the CLI into tqdm).
+
+Under torchrun the same Trainer is one rank of a DistributedDataParallel job (see
+distributed.py): the global batch is split over the ranks, metrics are summed over them,
+and rank 0 alone writes checkpoints and the model file.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,14 @@ from .dataset import (
     load_tiles,
     normalise,
     split_by_tile,
+)
+from .distributed import (
+    DistContext,
+    ShardedPatches,
+    all_sum,
+    init_distributed,
+    shutdown_distributed,
+    wrap_model,
 )
 from .errors import TrainingError
 from .meta import ModelMeta, Normalisation
@@ -108,7 +121,10 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(2, ge=1)
     """Torch CPU threads; None = leave torch's default."""
     device: str = "cpu"
-    """Torch device to train on, e.g. "cpu" or "cuda"."""
+    """Torch device to train on, e.g. "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)."""
+    dist_timeout_s: float = Field(600.0, gt=0)
+    """Under torchrun: longest wait for the other processes in one collective before the
+    job fails (a dead process is noticed at once; this bounds a hung one)."""
     command: str = ""
     """Command line that started the run (provenance, stored in the model file)."""
 
@@ -132,6 +148,9 @@ class TrainStatus:
     message: str = ""
     out_path: str | None = None
     history: tuple[dict[str, float], ...] = ()
+    world_size: int = 1                     # processes training this model (torchrun)
+    samples_per_s: float = float("nan")     # training patches/s over all ranks (no warm-up)
+    checkpoint_epoch: int = 0               # epoch of the last good checkpoint (0 = none)
 
 
 def build_sources(config: TrainConfig) -> list[PairSource]:
@@ -160,8 +179,14 @@ def build_sources(config: TrainConfig) -> list[PairSource]:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, tiles: Sequence[Tile], norm: Normalisation,
-             scale: float, device: str = "cpu") -> dict[str, float]:
-    """Mean PSNR/SSIM of the model and of bicubic upsampling over whole validation tiles."""
+             scale: float, device: str = "cpu",
+             ctx: DistContext | None = None) -> dict[str, float]:
+    """Mean PSNR/SSIM of the model and of bicubic upsampling over whole validation tiles.
+
+    Inside a torchrun job each rank scores tiles rank::world_size and the sums are
+    reduced, so every rank gets the same means as one process scoring all tiles."""
+    ctx = ctx or DistContext()
+    tiles = list(tiles)[ctx.rank::ctx.world_size]
     model.eval()
     acc = {"psnr": 0.0, "ssim": 0.0, "bicubic_psnr": 0.0, "bicubic_ssim": 0.0}
     for t in tiles:
@@ -175,8 +200,10 @@ def validate(model: torch.nn.Module, tiles: Sequence[Tile], norm: Normalisation,
         acc["ssim"] += float(ssim(pred, y))
         acc["bicubic_psnr"] += psnr(bic, y)
         acc["bicubic_ssim"] += float(ssim(bic, y))
-    n = max(len(tiles), 1)
-    out = {k: v / n for k, v in acc.items()}
+    keys = list(acc)
+    sums = all_sum([*(acc[k] for k in keys), len(tiles)], ctx, device)
+    n = max(sums[-1], 1)
+    out = {k: v / n for k, v in zip(keys, sums[:-1], strict=True)}
     out["gain_db"] = out["psnr"] - out["bicubic_psnr"]
     model.train()
     return out
@@ -227,15 +254,23 @@ class Trainer:
     def run(self) -> TrainStatus:
         """Train to completion, early stop, cancel or failure; returns the final status."""
         self._opened: list[PairSource] = []
+        self._dist = DistContext()
         try:
             self._run()
         except Exception as e:  # reported, not raised: this usually runs in a thread
-            self._emit(force=True, state="failed", message=f"{type(e).__name__}: {e}")
+            msg = f"{type(e).__name__}: {e}"
+            if self._dist.world_size > 1 and not isinstance(e, TrainingError):
+                # typically a peer died and the collective broke: say where, and what is kept
+                msg = (f"rank {self._dist.rank} of {self._dist.world_size} stopped: {msg} "
+                       f"(the last good checkpoint {self.config.checkpoint_path()} is kept; "
+                       "continue with --resume)")
+            self._emit(force=True, state="failed", message=msg)
         finally:
             for s in self._opened:  # HDF5 files we opened ourselves
                 close = getattr(s, "close", None)
                 if close:
                     close()
+            shutdown_distributed(self._dist)
         return self._status
 
     def _run(self) -> None:
@@ -243,10 +278,16 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         torch.manual_seed(cfg.seed)
-        self._emit(force=True, state="loading", message="reading pairs")
+        self._dist, device = init_distributed(cfg.device, cfg.dist_timeout_s)
+        ctx = self._dist
+        if cfg.batch_size % ctx.world_size:
+            raise TrainingError(f"--batch {cfg.batch_size} is the global batch and must be a "
+                                f"multiple of the {ctx.world_size} processes")
+        self._emit(force=True, state="loading", message="reading pairs",
+                   world_size=ctx.world_size)
         if self._sources is not None:
             sources = self._sources
-        else:
+        else:  # every rank opens the stores itself, read-only, in its own process
             sources = self._opened = build_sources(cfg)
         scale, channels = check_compatible(sources)
         tiles = load_tiles(sources, illumination=cfg.match_illumination)
@@ -257,10 +298,9 @@ class Trainer:
         bit_depth = int(sources[0].bit_depth)
         divisor = float(2**bit_depth - 1)
 
-        model, norm, warm = self._init_model(scale, channels, train_tiles, divisor)
-        device = cfg.device
-        model.to(device).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        core, norm, warm = self._init_model(scale, channels, train_tiles, divisor)
+        core.to(device).train()
+        opt = torch.optim.AdamW(core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = cfg.epochs * cfg.steps_per_epoch
         if cfg.schedule == "cosine":
             sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, cfg.lr * 0.02)
@@ -271,16 +311,25 @@ class Trainer:
         start_epoch, best, history, since_best = 0, -math.inf, [], 0
         ckpt = cfg.checkpoint_path()
         if cfg.resume and ckpt.is_file():
-            st = load_checkpoint(ckpt, model, opt, sched)
+            # every rank restores the same state; the global batch does not depend on the
+            # number of processes, so a resume with another count continues the same run
+            st = load_checkpoint(ckpt, core, opt, sched)
             start_epoch, best = int(st["epoch"]), float(st["best"])
             history, since_best = list(st["history"]), int(st["since_best"])
-            self._emit(force=True, message=f"resumed from {ckpt} at epoch {start_epoch}")
+            self._emit(force=True, message=f"resumed from {ckpt} at epoch {start_epoch}",
+                       checkpoint_epoch=start_epoch)
+        model = wrap_model(core, ctx, device)
 
-        ds = PatchDataset(train_tiles, scale, norm, cfg.patch,
-                          cfg.steps_per_epoch * cfg.batch_size, True, cfg.seed,
-                          cfg.intensity_jitter)
+        def patches(ts: list[Tile]) -> PatchDataset:
+            return PatchDataset(ts, scale, norm, cfg.patch, cfg.steps_per_epoch * cfg.batch_size,
+                                True, cfg.seed, cfg.intensity_jitter)
+
+        ds = ShardedPatches(train_tiles, patches, cfg.steps_per_epoch * cfg.batch_size, ctx,
+                            cfg.seed)
+        loader = DataLoader(ds, batch_size=cfg.batch_size // ctx.world_size,
+                            sampler=ds.item_sampler())
         meta_base = dict(
-            arch=cfg.arch, arch_params=dict(getattr(model, "arch_params", cfg.arch_params)),
+            arch=cfg.arch, arch_params=dict(getattr(core, "arch_params", cfg.arch_params)),
             scale=scale, channels=channels, lr_profile=sources[0].lr_profile,
             hr_profile=sources[0].hr_profile,
             lr_pixel_size_um=sources[0].lr_profile.pixel_size_um,
@@ -291,19 +340,26 @@ class Trainer:
             data_sources=[s.name for s in sources],
             command=cfg.command or f"Trainer({cfg.model_dump_json()})",
             train_config=cfg.model_dump(exclude={"command"}), warm_start_from=warm,
+            world_size=ctx.world_size,
         )
+        # all ranks agree before the first step (a signal during loading cancels them all)
+        if all_sum([self._cancel.is_set()], ctx, device)[0]:
+            self._emit(force=True, state="cancelled", message="cancelled while loading")
+            return
         t0, done_steps = time.monotonic(), 0
+        timed_s, timed_steps = 0.0, 0
         remaining = (cfg.epochs - start_epoch) * cfg.steps_per_epoch
         self._emit(force=True, state="training", epoch=start_epoch, message="training")
         for epoch in range(start_epoch, cfg.epochs):
             ds.set_epoch(epoch)
-            for step, (x, y) in enumerate(DataLoader(ds, batch_size=cfg.batch_size)):
-                if self._cancel.is_set():
-                    self._emit(force=True, state="cancelled",
+            t_step = time.perf_counter()
+            for step, (x, y) in enumerate(loader):
+                loss, stop = self._step(model, opt, x.to(device), y.to(device), norm, device)
+                if stop:
+                    self._emit(force=True, state="cancelled", step=step,
                                message="cancelled; best model so far kept",
                                out_path=cfg.out if Path(cfg.out).is_file() else None)
                     return
-                loss = self._step(model, opt, x.to(device), y.to(device), norm)
                 if not math.isfinite(loss):
                     self._emit(force=True, state="failed", loss=loss,
                                message=f"training diverged: loss is {loss} at epoch {epoch + 1} "
@@ -312,26 +368,37 @@ class Trainer:
                     return
                 sched.step()
                 done_steps += 1
+                now = time.perf_counter()
+                if done_steps > 1:  # the first step is warm-up (allocations, autotune)
+                    timed_s, timed_steps = timed_s + now - t_step, timed_steps + 1
+                t_step = now
                 rate = (time.monotonic() - t0) / done_steps
                 self._emit(epoch=epoch + 1, step=step + 1, loss=loss,
-                           eta_s=rate * (remaining - done_steps))
+                           eta_s=rate * (remaining - done_steps),
+                           samples_per_s=timed_steps * cfg.batch_size / timed_s
+                           if timed_s > 0 else float("nan"))
             self._emit(force=True, state="validating")
-            metrics = validate(model, val_tiles, norm, scale, device) if val_tiles else {}
+            metrics = (validate(core, val_tiles, norm, scale, device, ctx)
+                       if val_tiles else {})
             score = metrics.get("psnr", -float(self._status.loss))
             history.append({"epoch": epoch + 1, "loss": self._status.loss, **metrics})
             improved = score > best + (cfg.min_delta_db if math.isfinite(best) else 0.0)
             if improved:
                 best, since_best = score, 0
-                meta = ModelMeta(**meta_base, metrics=metrics, epochs=epoch + 1)
-                save_model(copy.deepcopy(model).cpu(), meta, cfg.out)
+                if ctx.is_main:
+                    meta = ModelMeta(**meta_base, metrics=metrics, epochs=epoch + 1)
+                    save_model(copy.deepcopy(core).cpu(), meta, cfg.out)
             else:
                 since_best += 1
-            save_checkpoint(ckpt, model, opt, sched, {"epoch": epoch + 1, "best": best,
-                                                      "history": history,
-                                                      "since_best": since_best})
+            if ctx.is_main:  # atomic (tmp + rename): a kill mid-write keeps the previous one
+                save_checkpoint(ckpt, core, opt, sched, {"epoch": epoch + 1, "best": best,
+                                                         "history": history,
+                                                         "since_best": since_best,
+                                                         "world_size": ctx.world_size})
             self._emit(force=True, state="training", metrics=metrics, history=tuple(history),
                        best_psnr=metrics.get("psnr", float("nan")) if improved
-                       else self._status.best_psnr, out_path=cfg.out)
+                       else self._status.best_psnr, out_path=cfg.out,
+                       checkpoint_epoch=epoch + 1)
             if cfg.patience and since_best >= cfg.patience:
                 self._emit(force=True, state="stopped_early",
                            message=f"no validation gain for {since_best} epochs; stopped")
@@ -354,8 +421,16 @@ class Trainer:
         return model, meta.normalisation.model_copy(update={"divisor": divisor}), cfg.warm_start
 
     def _step(self, model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-              y: torch.Tensor, norm: Normalisation) -> float:
+              y: torch.Tensor, norm: Normalisation, device: str = "cpu") -> tuple[float, bool]:
+        """One optimizer step; returns (loss averaged over ranks, stop requested).
+
+        Inside a job the ranks exchange loss and cancel flag before backward, so they all
+        cancel, or all skip a diverged step, at the same step (a lone rank would hang in
+        DDP's gradient all-reduce)."""
         cfg = self.config
+        ctx = self._dist
+        if not ctx.enabled and self._cancel.is_set():
+            return float("nan"), True
         pred = model(x)
         loss = F.l1_loss(pred, y) if cfg.loss == "l1" else F.mse_loss(pred, y)
         if cfg.ssim_weight:
@@ -363,14 +438,17 @@ class Trainer:
                                                       denormalise(y, norm)))
         if cfg.grad_weight:
             loss = loss + cfg.grad_weight * gradient_loss(pred, y)
-        value = float(loss.detach())
+        loss_sum, stops = all_sum([float(loss.detach()), self._cancel.is_set()], ctx, device)
+        if stops:
+            return float("nan"), True
+        value = loss_sum / ctx.world_size
         if not math.isfinite(value):
-            return value
+            return value, False
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        return value
+        return value, False
 
 
 def train_briefly(store_paths: Sequence[str | Path] = (), epochs: int = 2,
