@@ -139,8 +139,10 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
             best = (f"best model {cfg.out} (PSNR {st.best_psnr:.2f} dB)"
                     if Path(cfg.out).is_file() and st.best_psnr == st.best_psnr
                     else "no model written yet")
-            print(f"cancelled by {sig.name or 'request'} at epoch {st.epoch}/{st.epochs} "
-                  f"step {st.step}: {kept}; {best}; continue with --resume{speed}", flush=True)
+            where = (f"in epoch {st.epoch}/{st.epochs} after {st.step}/{st.steps_per_epoch} "
+                     "steps" if st.epoch else "before training")
+            print(f"cancelled by {sig.name or 'request'} {where}: {kept}; {best}; "
+                  f"continue with --resume{speed}", flush=True)
         return sig.exit_code or 130
     if main:
         print(f"{st.state}: {st.message}{speed}", flush=True)

@@ -139,8 +139,7 @@ class ShardedPatches(Dataset):
         self.tile_sampler = DistributedSampler(range(len(self.tiles)), ctx.world_size,
                                                ctx.rank, shuffle=True, seed=seed,
                                                drop_last=True)
-        self.mine: list[int] = []
-        self.set_epoch(0)
+        self.mine: list[int] = list(self.tile_sampler)
 
     def item_sampler(self) -> DistributedSampler:
         """This rank's items (r::N of the epoch's global items, in order)."""

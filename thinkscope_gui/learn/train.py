@@ -261,8 +261,8 @@ class Trainer:
             msg = f"{type(e).__name__}: {e}"
             if self._dist.world_size > 1 and not isinstance(e, TrainingError):
                 # typically a peer died and the collective broke: say where, and what is kept
-                msg = (f"rank {self._dist.rank} of {self._dist.world_size} stopped: {msg} "
-                       f"(the last good checkpoint {self.config.checkpoint_path()} is kept; "
+                msg = (f"{msg} (one of the {self._dist.world_size} training processes stopped; "
+                       f"the last good checkpoint {self.config.checkpoint_path()} is kept: "
                        "continue with --resume)")
             self._emit(force=True, state="failed", message=msg)
         finally:
@@ -356,7 +356,7 @@ class Trainer:
             for step, (x, y) in enumerate(loader):
                 loss, stop = self._step(model, opt, x.to(device), y.to(device), norm, device)
                 if stop:
-                    self._emit(force=True, state="cancelled", step=step,
+                    self._emit(force=True, state="cancelled", epoch=epoch + 1, step=step,
                                message="cancelled; best model so far kept",
                                out_path=cfg.out if Path(cfg.out).is_file() else None)
                     return
