@@ -33,10 +33,19 @@ def _acquire(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.learn.bench import bench_train
+
+    procs = tuple(int(n) for n in str(args.procs).split(",") if n.strip())
+    return bench_train(procs=procs, device=args.device, arch=args.arch, steps=args.steps,
+                       threads=args.threads)
+
+
 TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "camera": _camera,
     "enhance": _enhance,
     "acquire": _acquire,
+    "train": _train,
 }
 
 
@@ -48,6 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model file (enhance target; default model)")
     p.add_argument("--device", default=None, help="torch device for enhance: cpu or cuda")
     p.add_argument("--grid", type=int, default=4, help="N for an NxN acquisition grid")
+    p.add_argument("--procs", default="1,2",  # --device also picks the train device
+                   help="train target: process counts to compare (1 = plain, N = torchrun)")
+    p.add_argument("--arch", default="fast", choices=["fast", "quality"],
+                   help="train target: network to train")
+    p.add_argument("--steps", type=int, default=30, help="train target: optimizer steps")
+    p.add_argument("--threads", type=int, default=1, help="train target: CPU threads/process")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
 
 

@@ -54,3 +54,98 @@ def bench_enhance(model: str | Path | None = None, device: str | None = None,
         out["target_256_ok"] = out.get("fps_256x256", 0) >= 25
         out["target_512_ok"] = out.get("fps_512x512", 0) >= 8
     return out
+
+
+def _synthetic_store(path: Path, n: int = 16, lr_size: int = 128, seed: int = 0) -> Path:
+    """A pair store of random blobs (LR = area-downsampled HR / 2.5): training speed
+    depends on tensor sizes, not on the picture, and this needs no microscope."""
+    import json
+
+    import torch.nn.functional as F
+
+    from thinkscope_gui.pairs.store import LRTileRecord, PairRecord, PairWriter, StoreHeader
+
+    def prof(label: str, px: float, mag: float, na: float, imm: str) -> str:
+        return json.dumps({"label": label, "magnification": mag, "na": na, "immersion": imm,
+                           "pixel_size_um": px})
+
+    hr_size = int(round(lr_size * 2.5))
+    h = StoreHeader(lr_profile_json=prof("40x", 0.1625, 40, 0.95, "dry"),
+                    hr_profile_json=prof("100x", 0.065, 100, 1.4, "oil"), scale=2.5,
+                    lr_frame_shape=(lr_size, lr_size, 3), hr_frame_shape=(hr_size, hr_size, 3),
+                    patch_lr_px=lr_size, dtype="uint8", bit_depth=8, source="bench")
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:hr_size, 0:hr_size]
+    with PairWriter.open(path, h) as w:
+        for i in range(n):
+            hr = np.full((hr_size, hr_size, 3), 0.9, np.float32)
+            for _ in range(60):
+                cy, cx, r = rng.uniform(0, hr_size, 2).tolist() + [rng.uniform(2, 8)]
+                hr[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.2, 0.7, 3)
+            t = torch.from_numpy(hr.transpose(2, 0, 1).copy())[None]
+            lr = F.interpolate(t, size=(lr_size, lr_size), mode="area")[0].numpy()
+            lr8 = (lr.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+            hr8 = (hr * 255).round().astype(np.uint8)
+            ix, iy = i % 4, i // 4
+            xy = (10.0 * ix, 10.0 * iy)
+            w.append_tile(LRTileRecord(tile_index=i, ix=ix, iy=iy, stage_xy_um=xy, z_um=0.0,
+                                       focus_score=1.0, tissue_fraction=1.0, frame=lr8))
+            w.append_pair(PairRecord(
+                tile_index=i, lr_tile=i, ix=ix, iy=iy, stage_xy_um=xy, hr_stage_xy_um=xy,
+                z_um=(0.0, 0.0), focus_score=(1.0, 1.0), transform=(0.0, 0.0, 0.0),
+                correlation=1.0, crop_origin=(0, 0), accepted=True, reason="", tissue=True,
+                lr_patch=lr8, hr_patch=hr8, hr_frame=hr8))
+    return path
+
+
+def bench_train(procs: tuple[int, ...] = (1, 2), device: str | None = None, arch: str = "fast",
+                steps: int = 30, batch: int = 16, patch: int = 48, threads: int = 1,
+                timeout_s: float = 900.0) -> dict[str, Any]:
+    """Training samples/s (patches through forward+backward+step, summed over processes)
+    of `main.py train` in 1 process and under torchrun with N processes, on a synthetic
+    store. Each run is a real subprocess (what a user launches); the figure is the trainer's
+    own, taken after the warm-up step and without loading or validation. Every process gets
+    `threads` CPU threads (1: one core per process, so the figures show data-parallel
+    scaling; on a busy machine intra-op threads contend badly)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    from .infer import pick_device
+
+    device = pick_device(device)
+    cores = os.cpu_count() or 1
+    root = Path(__file__).resolve().parents[2]
+    out: dict[str, Any] = {"device": device, "arch": arch, "global_batch": batch,
+                           "patch": patch, "steps": steps, "cpu_cores": cores,
+                           "threads_per_process": threads}
+    with tempfile.TemporaryDirectory(prefix="thinkscope-bench-train-") as tmp:
+        store = _synthetic_store(Path(tmp) / "pairs.h5")
+        for n in procs:
+            if device.startswith("cuda") and n > torch.cuda.device_count():
+                out[f"samples_per_s_{n}proc"] = f"skipped: needs {n} GPUs"
+                continue
+            args = ["main.py", "train", "--store", str(store), "--arch", arch, "--epochs", "1",
+                    "--steps", str(steps), "--batch", str(batch), "--patch", str(patch),
+                    "--threads", str(threads), "--device", device,
+                    "--out", str(Path(tmp) / f"m{n}.safetensors")]
+            launch = ([] if n == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                         "--nproc_per_node", str(n)])
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+                   "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+            r = subprocess.run([sys.executable, *launch, *args], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=timeout_s)
+            m = re.search(r"([\d.]+) samples/s on (\d+) process", r.stdout)
+            if r.returncode != 0 or not m:
+                out[f"samples_per_s_{n}proc"] = (
+                    f"failed (rc {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
+                continue
+            out[f"samples_per_s_{n}proc"] = float(m.group(1))
+    base = out.get(f"samples_per_s_{procs[0]}proc")
+    for n in procs[1:]:
+        v = out.get(f"samples_per_s_{n}proc")
+        if isinstance(base, float) and isinstance(v, float):
+            out[f"speedup_{n}proc"] = round(v / base, 2)
+    return out
