@@ -38,7 +38,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     procs = tuple(int(n) for n in str(args.procs).split(",") if n.strip())
     return bench_train(procs=procs, device=args.device, arch=args.arch, steps=args.steps,
-                       threads=args.threads)
+                       threads=args.threads, batch=args.batch)
 
 
 TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="train target: network to train")
     p.add_argument("--steps", type=int, default=30, help="train target: optimizer steps")
     p.add_argument("--threads", type=int, default=1, help="train target: CPU threads/process")
+    p.add_argument("--batch", type=int, default=16, help="train target: global batch size")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
 
 
