@@ -65,6 +65,16 @@ def command_line() -> str:
     return "python " + shlex.join(argv)
 
 
+#: TrainConfig fields whose command-line flag is not simply --field-name
+_FLAGS = {"stores": "--store", "folders": "--pairs-dir", "steps_per_epoch": "--steps",
+          "batch_size": "--batch", "intensity_jitter": "--jitter",
+          "dist_timeout_s": "--dist-timeout"}
+
+
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 def run(args: argparse.Namespace) -> int:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
@@ -75,22 +85,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[], None]]) -> int:
+    from pydantic import ValidationError
     from tqdm import tqdm
 
     from thinkscope_gui.learn.distributed import launch_rank
     from thinkscope_gui.learn.train import TrainConfig, Trainer, TrainStatus
 
-    cfg = TrainConfig(
-        stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
-        sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
-        arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
-        patch=args.patch, lr=args.lr, loss=args.loss, ssim_weight=args.ssim_weight,
-        grad_weight=args.grad_weight, intensity_jitter=args.jitter, schedule=args.schedule,
-        patience=args.patience, match_illumination=not args.no_illumination_match,
-        val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
-        device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
-        dist_timeout_s=args.dist_timeout, command=command_line(),
-    )
+    try:
+        cfg = TrainConfig(
+            stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
+            sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
+            arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps,
+            batch_size=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
+            ssim_weight=args.ssim_weight, grad_weight=args.grad_weight,
+            intensity_jitter=args.jitter, schedule=args.schedule, patience=args.patience,
+            match_illumination=not args.no_illumination_match,
+            val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
+            device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
+            dist_timeout_s=args.dist_timeout, command=command_line(),
+        )
+    except ValidationError as e:
+        errors = "; ".join(f"{_flag(str(x['loc'][0]))}: {x['msg']}" for x in e.errors())
+        print(f"train: invalid options: {errors}", file=sys.stderr)
+        return 2
     rank = launch_rank()
     main = rank == 0  # under torchrun only rank 0 shows progress and the summary
     bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True,
@@ -131,13 +148,13 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
         prefix = f"rank {rank}: " if st.world_size > 1 else ""
         print(f"{prefix}failed: {st.message}", file=sys.stderr, flush=True)
         return 1
-    if st.state == "cancelled" or sig.cancelled:
+    if st.state == "cancelled":
         if main:
             ckpt = cfg.checkpoint_path()
             kept = (f"last good checkpoint {ckpt} (epoch {st.checkpoint_epoch})"
                     if st.checkpoint_epoch and ckpt.is_file() else "no checkpoint yet")
-            best = (f"best model {cfg.out} (PSNR {st.best_psnr:.2f} dB)"
-                    if Path(cfg.out).is_file() and st.best_psnr == st.best_psnr
+            psnr = f" (PSNR {st.best_psnr:.2f} dB)" if st.best_psnr == st.best_psnr else ""
+            best = (f"best model {cfg.out}{psnr}" if Path(cfg.out).is_file()
                     else "no model written yet")
             where = (f"in epoch {st.epoch}/{st.epochs} after {st.step}/{st.steps_per_epoch} "
                      "steps" if st.epoch else "before training")
@@ -145,7 +162,9 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
                   f"continue with --resume{speed}", flush=True)
         return sig.exit_code or 130
     if main:
-        print(f"{st.state}: {st.message}{speed}", flush=True)
+        late = (f" ({sig.name} arrived after the last step; nothing was lost)"
+                if sig.cancelled else "")
+        print(f"{st.state}: {st.message}{speed}{late}", flush=True)
         if st.out_path:
             print(f"model: {st.out_path}", flush=True)
     return 0
