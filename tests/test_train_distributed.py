@@ -189,3 +189,40 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(store: Path,
             os.kill(rec[0]["pid"], 0)
     assert _loadable_checkpoint(ckpt) >= 1
     assert read_meta(out).world_size == 2  # type: ignore[attr-defined]
+
+
+def test_ranks_draw_exactly_the_one_process_global_batches(store: Path) -> None:
+    """Per-rank batches of B/N items, put together, are the one-process batch of B items."""
+    from torch.utils.data import DataLoader
+
+    from thinkscope_gui.learn.dataset import PatchDataset
+    from thinkscope_gui.learn.distributed import DistContext, ShardedPatches
+    from thinkscope_gui.learn.meta import Normalisation
+
+    src = StorePairSource(store)
+    try:
+        tiles = load_tiles([src])
+    finally:
+        src.close()
+    norm = Normalisation(mean=[0.5] * 3, std=[0.25] * 3)
+    steps, batch = 5, 8
+
+    def make(ts):
+        return PatchDataset(ts, 2.5, norm, 16, steps * batch, True, 7, 0.2)
+
+    def batches(rank: int, world: int, epoch: int) -> list[torch.Tensor]:
+        ds = ShardedPatches(tiles, make, steps * batch, DistContext(rank, world), 7)
+        ds.set_epoch(epoch)
+        return [x for x, _ in DataLoader(ds, batch_size=batch // world,
+                                         sampler=ds.item_sampler())]
+
+    for epoch in (0, 1):
+        one = batches(0, 1, epoch)
+        two = [batches(r, 2, epoch) for r in (0, 1)]
+        assert len(one) == len(two[0]) == len(two[1]) == steps
+        for s in range(steps):
+            # rank r holds global items r, r+2, ...: interleave them back
+            merged = torch.stack([two[k % 2][s][k // 2] for k in range(batch)])
+            assert torch.equal(merged, one[s])
+    with pytest.raises(Exception, match="cannot be shared"):
+        ShardedPatches(tiles[:1], make, 8, DistContext(0, 2), 0)
