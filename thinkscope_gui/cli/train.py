@@ -67,8 +67,7 @@ def command_line() -> str:
 
 #: TrainConfig fields whose command-line flag is not simply --field-name
 _FLAGS = {"stores": "--store", "folders": "--pairs-dir", "steps_per_epoch": "--steps",
-          "batch_size": "--batch", "intensity_jitter": "--jitter",
-          "dist_timeout_s": "--dist-timeout"}
+          "batch_size": "--batch", "intensity_jitter": "--jitter"}
 
 
 def _flag(field: str) -> str:
@@ -102,11 +101,14 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
             match_illumination=not args.no_illumination_match,
             val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
             device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
-            dist_timeout_s=args.dist_timeout, command=command_line(),
+            command=command_line(),
         )
     except ValidationError as e:
         errors = "; ".join(f"{_flag(str(x['loc'][0]))}: {x['msg']}" for x in e.errors())
         print(f"train: invalid options: {errors}", file=sys.stderr)
+        return 2
+    if args.dist_timeout <= 0:
+        print("train: --dist-timeout must be > 0 seconds", file=sys.stderr)
         return 2
     rank = launch_rank()
     main = rank == 0  # under torchrun only rank 0 shows progress and the summary
@@ -135,7 +137,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
                           f"{h['bicubic_psnr']:.2f}), SSIM {h['ssim']:.4f} (bicubic "
                           f"{h['bicubic_ssim']:.4f})")
 
-    trainer = Trainer(cfg, on_event)
+    trainer = Trainer(cfg, on_event, dist_timeout_s=args.dist_timeout)
     cancels.append(trainer.cancel)
     if sig.cancelled:  # a signal came while the CLI was still importing
         trainer.cancel()

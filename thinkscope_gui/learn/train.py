@@ -122,9 +122,6 @@ class TrainConfig(BaseModel):
     """Torch CPU threads; None = leave torch's default."""
     device: str = "cpu"
     """Torch device to train on, e.g. "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)."""
-    dist_timeout_s: float = Field(600.0, gt=0)
-    """Under torchrun: longest wait for the other processes in one collective before the
-    job fails (a dead process is noticed at once; this bounds a hung one)."""
     command: str = ""
     """Command line that started the run (provenance, stored in the model file)."""
 
@@ -215,8 +212,13 @@ class Trainer:
 
     def __init__(self, config: TrainConfig,
                  on_event: Callable[[TrainStatus], None] | None = None,
-                 sources: Sequence[PairSource] | None = None) -> None:
+                 sources: Sequence[PairSource] | None = None,
+                 dist_timeout_s: float = 600.0) -> None:
+        """dist_timeout_s: under torchrun, the longest wait for the other processes in one
+        collective before the job fails (a dead process is noticed at once; this bounds a
+        hung one). Not part of TrainConfig: it shapes the job, not the model."""
         self.config = config
+        self.dist_timeout_s = float(dist_timeout_s)
         self.on_event = on_event
         self._sources = list(sources) if sources is not None else None
         self._cancel = threading.Event()
@@ -278,7 +280,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         torch.manual_seed(cfg.seed)
-        self._dist, device = init_distributed(cfg.device, cfg.dist_timeout_s)
+        self._dist, device = init_distributed(cfg.device, self.dist_timeout_s)
         ctx = self._dist
         if cfg.batch_size % ctx.world_size:
             raise TrainingError(f"--batch {cfg.batch_size} is the global batch and must be a "
