@@ -226,3 +226,28 @@ def test_ranks_draw_exactly_the_one_process_global_batches(store: Path) -> None:
             assert torch.equal(merged, one[s])
     with pytest.raises(Exception, match="cannot be shared"):
         ShardedPatches(tiles[:1], make, 8, DistContext(0, 2), 0)
+
+
+def test_train_command_round_trips_every_setting() -> None:
+    """train_command (the GUI's hand-off) expresses every TrainConfig field as a flag."""
+    import shlex
+
+    import main
+    from thinkscope_gui.cli.train import config_from_args, train_command
+
+    cfg = TrainConfig(
+        stores=["a b.h5", "c.h5"], folders=["f"], sim_pairs=3, sim_tissues=["lymphoid"],
+        sim_tile=64, sim_seed=4, arch="quality", arch_params={"feats": 24}, epochs=7,
+        steps_per_epoch=11, batch_size=6, patch=32, lr=1e-3, weight_decay=0.01,
+        schedule="step", loss="mse", ssim_weight=0.1, grad_weight=0.2, intensity_jitter=0.3,
+        match_illumination=False, val_fraction=0.3, max_val_tiles=5, patience=2,
+        min_delta_db=0.05, seed=9, warm_start="w.safetensors", out="o.safetensors",
+        checkpoint="o.ckpt", resume=True, threads=3, device="cuda")
+    default = TrainConfig()
+    assert all(getattr(cfg, f) != getattr(default, f)
+               for f in TrainConfig.model_fields if f != "command")  # all set: none missed
+    for nproc in (1, 4):
+        argv = shlex.split(train_command(cfg, nproc))
+        back = config_from_args(main.build_parser().parse_args(argv[argv.index("main.py") + 1:]))
+        assert back.model_dump(exclude={"command"}) == cfg.model_dump(exclude={"command"})
+        assert ("torch.distributed.run" in argv) == (nproc > 1)

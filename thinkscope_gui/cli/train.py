@@ -7,6 +7,7 @@ simulator, with a tqdm progress bar; the exact command is recorded in the model 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from thinkscope_gui.cli.interrupt import SignalCancel
+    from thinkscope_gui.learn.train import TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-start", metavar="MODEL", help="start from this model file")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.safetensors")
     p.add_argument("--out", default="model.safetensors", help="output model file")
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint file (default OUT.ckpt...)")
+    p.add_argument("--arch-params", type=json.loads, default={}, metavar="JSON",
+                   help='architecture overrides, e.g. \'{"feats": 32}\'')
+    p.add_argument("--sim-seed", type=int, default=0, help="seed of the simulator pairs")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--max-val-tiles", type=int, default=16,
+                   help="validation tiles scored per epoch (at most)")
+    p.add_argument("--min-delta-db", type=float, default=0.01,
+                   help="smallest validation gain (dB) that counts as improvement")
 
 
 def command_line() -> str:
@@ -74,6 +85,55 @@ def _flag(field: str) -> str:
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the parsed flags describe (pydantic ValidationError if invalid)."""
+    from thinkscope_gui.learn.train import TrainConfig
+
+    return TrainConfig(
+        stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
+        sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
+        sim_seed=args.sim_seed, arch=args.arch, arch_params=args.arch_params,
+        epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
+        patch=args.patch, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        ssim_weight=args.ssim_weight, grad_weight=args.grad_weight,
+        intensity_jitter=args.jitter, schedule=args.schedule, patience=args.patience,
+        min_delta_db=args.min_delta_db, match_illumination=not args.no_illumination_match,
+        val_fraction=args.val_fraction, max_val_tiles=args.max_val_tiles, seed=args.seed,
+        threads=args.threads, device=args.device, warm_start=args.warm_start,
+        resume=args.resume, out=args.out, checkpoint=args.checkpoint, command=command_line(),
+    )
+
+
+def train_command(cfg: TrainConfig, nproc_per_node: int = 1, python: str = "python") -> str:
+    """The shell command that trains `cfg`, under torchrun when nproc_per_node > 1: how the
+    GUI hands a job to a bigger machine or a cluster (see the README's SLURM example)."""
+    from thinkscope_gui.learn.train import TrainConfig
+
+    defaults = TrainConfig()
+    argv: list[str] = []
+    for name in TrainConfig.model_fields:
+        value = getattr(cfg, name)
+        if name == "command" or (value == getattr(defaults, name) and name != "out"):
+            continue
+        flag = _flag(name)
+        if name in ("stores", "folders"):
+            argv += [x for v in value for x in (flag, str(v))]
+        elif name == "match_illumination":
+            argv.append("--no-illumination-match")
+        elif name == "resume":
+            argv.append("--resume")
+        elif name == "sim_tissues":
+            argv += [flag, ",".join(value)]
+        elif name == "arch_params":
+            argv += [flag, json.dumps(value)]
+        elif value is not None:
+            argv += [flag, str(value)]
+    launch = ([python, "main.py"] if nproc_per_node <= 1 else
+              [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               str(nproc_per_node), "main.py"])
+    return shlex.join([*launch, "train", *argv])
+
+
 def run(args: argparse.Namespace) -> int:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
@@ -88,21 +148,10 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
     from tqdm import tqdm
 
     from thinkscope_gui.learn.distributed import launch_rank
-    from thinkscope_gui.learn.train import TrainConfig, Trainer, TrainStatus
+    from thinkscope_gui.learn.train import Trainer, TrainStatus
 
     try:
-        cfg = TrainConfig(
-            stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
-            sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
-            arch=args.arch, epochs=args.epochs, steps_per_epoch=args.steps,
-            batch_size=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
-            ssim_weight=args.ssim_weight, grad_weight=args.grad_weight,
-            intensity_jitter=args.jitter, schedule=args.schedule, patience=args.patience,
-            match_illumination=not args.no_illumination_match,
-            val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
-            device=args.device, warm_start=args.warm_start, resume=args.resume, out=args.out,
-            command=command_line(),
-        )
+        cfg = config_from_args(args)
     except ValidationError as e:
         errors = "; ".join(f"{_flag(str(x['loc'][0]))}: {x['msg']}" for x in e.errors())
         print(f"train: invalid options: {errors}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -21,6 +22,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -70,6 +72,15 @@ class TrainingPanel(QWidget):
         scroll.setWidget(self.form)
         self.start_button = QPushButton("Start training")
         self.start_button.clicked.connect(self.toggle)
+        # hand the same job to a bigger machine or a cluster: torchrun with N processes
+        self.procs = QSpinBox()
+        self.procs.setRange(1, 1024)
+        self.procs.setValue(2)
+        self.procs.setPrefix("processes: ")
+        self.command_button = QPushButton("Copy torchrun command")
+        self.command_button.setToolTip("copy the command that trains these settings with "
+                                       "N processes (torchrun; see README for SLURM)")
+        self.command_button.clicked.connect(self.copy_command)
         self.progress = QProgressBar()
         self.status = QLabel("idle")
         self.status.setWordWrap(True)
@@ -103,6 +114,10 @@ class TrainingPanel(QWidget):
         lay.addLayout(row)
         lay.addWidget(scroll, 2)
         lay.addWidget(self.start_button)
+        handoff = QHBoxLayout()
+        handoff.addWidget(self.procs)
+        handoff.addWidget(self.command_button, 1)
+        lay.addLayout(handoff)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         lay.addWidget(self.loss_plot, 1)
@@ -151,6 +166,19 @@ class TrainingPanel(QWidget):
         if not raw.get("command"):
             raw["command"] = "ThinkScope GUI training panel"
         return TrainConfig.model_validate(raw)
+
+    def copy_command(self) -> str:
+        """Put the torchrun command for the form's settings on the clipboard (and show it)."""
+        from thinkscope_gui.cli.train import train_command
+
+        try:
+            cmd = train_command(self.config(), self.procs.value())
+        except Exception as exc:  # noqa: BLE001
+            self.window_.report("Training settings", str(exc))
+            return ""
+        QApplication.clipboard().setText(cmd)
+        self.status.setText(f"copied: {cmd}")
+        return cmd
 
     # ---------------------------------------------------------------- control
     def running(self) -> bool:
