@@ -103,7 +103,7 @@ def _loadable_checkpoint(path: Path) -> int:
 
 
 def test_two_gloo_ranks_train_the_same_model_as_one_process(store: Path, tmp_path: Path) -> None:
-    epochs, steps = 3, 8
+    epochs, steps = 2, 6
     # one process, in this process, same global batch and steps
     one = tmp_path / "one.safetensors"
     cfg = TrainConfig(stores=[str(store)], epochs=epochs, steps_per_epoch=steps,
