@@ -767,10 +767,14 @@ def _wrap(
     owns_core: bool = True,
 ) -> Microscope:
     try:
-        return Microscope(core, source, profiles, owns_core=owns_core, **opts)
+        scope = Microscope(core, source, profiles, owns_core=owns_core, **opts)
     except Exception:
         if owns_core:
             from hardware.cores import close_core
 
             close_core(core)
         raise
+    if warning := scope.limits_warning():
+        # a visible line on stderr for every command (logging's last-resort handler)
+        log.warning("WARNING: %s", warning)
+    return scope

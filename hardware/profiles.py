@@ -94,7 +94,8 @@ def profile_from_label(label: str, pixel_size_um: float | None = None) -> Object
     panel (saved to the user file). Magnification is the number before ``x``; NA is a
     number written as ``/0.95``, ``NA 0.95`` or ``0.95 NA``; immersion is "oil"/"water"
     (also "Oel", "Öl", "W" after the NA) and otherwise dry; the pixel size is the
-    configuration's pixel-size preset for that label (``pixel_size_um``).
+    configuration's pixel-size preset for that label (``pixel_size_um``). Unnamed turret
+    positions ("Objective-2") come out retired, so nothing visits them.
     """
     text = label.strip()
     low = text.lower()
@@ -116,8 +117,10 @@ def profile_from_label(label: str, pixel_size_um: float | None = None) -> Object
     if na is None:
         na = _default_na(mag, immersion)
     ps = pixel_size_um if pixel_size_um and pixel_size_um > 0 else NOMINAL_CAMERA_PITCH_UM / mag
+    # Micro-Manager's names for unnamed turret positions ("Objective-2", "State-4"): no lens
+    empty = m is None and re.fullmatch(r"(objective|state|position|pos)[-_ ]?\d+", low) is not None
     return ObjectiveProfile(label=label, magnification=mag, na=na, immersion=immersion,
-                            pixel_size_um=ps)
+                            pixel_size_um=ps, retired=empty)
 
 
 def thinkscope_home() -> Path:
