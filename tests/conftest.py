@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.demo_stand import ADAPTERS, DESCRIPTION
+from tests.demo_stand import ADAPTERS, DESCRIPTION, SKIP_REASON
 
 
 def pytest_report_header(config: Any) -> str:
@@ -12,7 +12,10 @@ def pytest_report_header(config: Any) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if ADAPTERS is None:
+    if ADAPTERS is not None:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if SKIP_REASON in str(getattr(r, "longrepr", ""))]
+    if skipped:
         terminalreporter.write_line(
-            f"NOTE: demo-stand tests skipped: Micro-Manager demo adapters {DESCRIPTION}",
-            yellow=True)
+            f"NOTE: {len(skipped)} demo-stand tests skipped: {SKIP_REASON}", yellow=True)
