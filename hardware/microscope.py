@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ class Microscope:
         safe_z: float | None = None,
         owns_core: bool = True,
         move_timeout_s: float = 30.0,
+        preset_labels: Iterable[str] = (),
     ) -> None:
         self.core = core
         self.source = source
@@ -106,6 +107,7 @@ class Microscope:
         self._profiles: dict[str, ObjectiveProfile] = dict(
             profiles if profiles is not None else load_profiles()
         )
+        self._adopt_preset_pixel_sizes(set(preset_labels))
         self._add_missing_profiles()
         if owns_core:  # calibrated pixel sizes become the core's (never pushed into a
             self._push_pixel_sizes(self._profiles)  # running Micro-Manager we only borrow)
@@ -184,6 +186,16 @@ class Microscope:
             res_id = self._pixel_config_for(label)
             ps = float(self._safe_call(self.core.getPixelSizeUmByID, 0.0, res_id)) if res_id else 0
             self._profiles[label] = profile_from_label(label, ps if ps > 0 else None)
+
+    def _adopt_preset_pixel_sizes(self, labels: set[str]) -> None:
+        """Shipped default profiles ("40x") describe the simulator's camera: on a real stand
+        the configuration's pixel-size preset for such a label is the truth."""
+        for label in (lb for lb in self.objectives() if lb in labels):
+            res_id = self._pixel_config_for(label)
+            prof = self._profiles.get(label)
+            ps = float(self._safe_call(self.core.getPixelSizeUmByID, 0.0, res_id)) if res_id else 0
+            if prof is not None and ps > 0 and not prof.retired:
+                self._profiles[label] = prof.model_copy(update={"pixel_size_um": ps})
 
     def _push_pixel_sizes(self, profiles: Mapping[str, ObjectiveProfile]) -> None:
         for label, prof in profiles.items():
@@ -732,6 +744,11 @@ def open_microscope(
     profiles = load_profiles(user_profiles)
     src = source.strip()
     opts: dict[str, Any] = {}
+    if src not in ("sim", "") and not src.startswith("sim:"):
+        # labels the lab has not described keep the configuration's pixel sizes
+        from hardware.profiles import user_profile_labels
+
+        opts["preset_labels"] = set(profiles) - user_profile_labels(user_profiles)
     from hardware.stage_settings import load_stage_settings
 
     if src in ("sim", "") or src.startswith("sim:"):  # the simulator reports its own limits

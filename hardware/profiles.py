@@ -24,6 +24,7 @@ __all__ = [
     "profile_from_label",
     "save_user_profiles",
     "thinkscope_home",
+    "user_profile_labels",
     "user_profiles_path",
 ]
 
@@ -196,6 +197,12 @@ def load_profiles(user_path: Path | None = None) -> dict[str, ObjectiveProfile]:
             raise ProfileError(f"{path}: objective profile file does not exist")
     profiles.update(_parse(path, profiles))
     return profiles
+
+
+def user_profile_labels(user_path: Path | None = None) -> set[str]:
+    """Labels the user's file defines (their values are the lab's, not the shipped defaults)."""
+    path = Path(user_path).expanduser() if user_path is not None else user_profiles_path()
+    return set(_read_json(path)) if path.exists() else set()
 
 
 def save_user_profiles(

@@ -204,3 +204,19 @@ def test_live_frames_take_position_and_objective_from_the_core(
             assert frame.pixel_size_um == pytest.approx(scope.core.getPixelSizeUm())
         finally:
             scope.stop_live()
+
+
+def test_shipped_default_labels_take_the_configurations_pixel_size(
+        tmp_path: Path, _home: Path) -> None:
+    """A lab whose turret says "40x" has its own camera: the cfg's preset beats the
+    simulator's 0.1625 µm/px default, until the lab saves its own profile."""
+    cfg = tmp_path / "plain.cfg"
+    cfg.write_text(FOREIGN_CFG.replace("Nikon 40X Plan Fluor ELWD", "40x"))
+    with open_microscope(str(cfg)) as scope:
+        p = scope.profile("40x")
+        assert (p.pixel_size_um, p.na) == (0.25, 0.95)  # preset size, default optics
+    _home.mkdir(parents=True, exist_ok=True)
+    (_home / "objectives.json").write_text(json.dumps({"objectives": {
+        "40x": {"pixel_size_um": 0.2}}}))
+    with open_microscope(str(cfg)) as scope:
+        assert scope.profile("40x").pixel_size_um == 0.2
