@@ -98,9 +98,9 @@ class ObjectivesPanel(QWidget):
         self.ask_label = lambda: QInputDialog.getText(
             self, "Add objective", "Turret label (e.g. \"Nikon 60X Plan Apo Oil 1.40\"):")
         self._update_notice()
-        warning = self.scope.limits_warning() if hasattr(self.scope, "limits_warning") else None
-        if warning and hasattr(window, "statusBar"):
-            window.statusBar().showMessage(warning, 30000)
+        if self.notice.text() and hasattr(window, "statusBar"):  # guide a new user there
+            first = self.notice.text().splitlines()[0]
+            window.statusBar().showMessage(f"{first} (Objectives panel)", 30000)
 
     # ------------------------------------------------------------------ stand settings
 
