@@ -115,6 +115,8 @@ class Microscope:
         self._frame_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frame_no = 0
+        #: (facade frame number, the camera's ImageNumber of that frame or None)
+        self._frame_source_no: tuple[int, int | None] = (0, None)
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
         self._roi_ok: bool | None = None
@@ -621,9 +623,11 @@ class Microscope:
 
         A frame already in flight when focus or stage moved shows the old position, and an
         autofocus fed such frames converges on the wrong plane. Moves have finished when
-        this is called, but the first new frame may have been exposed during the move, so
-        the second one is taken (frames carry no position on real cameras).
+        this is called. The camera numbers its images (``ImageNumber``): with N the newest
+        image now, N+1 may have been exposing during the move, N+2 started after it. A
+        camera without numbers gets one frame more of margin.
         """
+        newest = self._newest_image_number()
         start = self._frame.number if self._frame else 0
         fresh = 0
         timeout_s = max(5.0, 6 * self.exposure() / 1000.0)
@@ -632,11 +636,29 @@ class Microscope:
             frame = self.latest_frame()
             if frame is not None and frame.number > start:
                 start, fresh = frame.number, fresh + 1
-                if fresh >= 2:
+                number, source_no = self._frame_source_no
+                if newest is not None and number == frame.number and source_no is not None:
+                    if source_no >= newest + 2:
+                        return frame.image
+                elif fresh >= 3:
                     return frame.image
             time.sleep(0.002)
         raise MicroscopeError("Live stream delivered no frame at the current position within "
                               f"{timeout_s:.0f} s")
+
+    def _newest_image_number(self) -> int | None:
+        """The camera's number of the newest image in the buffer (-1 if none yet)."""
+        try:
+            if not self.core.getRemainingImageCount():
+                return -1 if self._frame_source_no[1] is None else self._frame_source_no[1]
+            _img, md = self.core.getLastImageAndMD()
+        except Exception:  # noqa: BLE001 - empty buffer or a bridge without metadata
+            return None
+        number = _md_get(md, "ImageNumber")
+        try:
+            return int(number) if number is not None else None
+        except ValueError:
+            return None
 
     def start_live(self) -> None:
         """Start continuous acquisition; read it with :meth:`latest_frame`."""
@@ -689,6 +711,8 @@ class Microscope:
         # where and how: from the core, as on any stand (never from camera metadata)
         xy, z, objective = self.xy(), self.z(), self.objective()
         self._frame_no += 1
+        with contextlib.suppress(TypeError, ValueError):
+            self._frame_source_no = (self._frame_no, None if number is None else int(number))
         self._frame = Frame(
             image=image,
             number=self._frame_no,
