@@ -361,8 +361,10 @@ class Microscope:
         if self._safe_z is not None:
             return self._safe_z
         lo, hi = self._z_limits
-        direction = int(self._safe_call(self.core.getFocusDirection, 0, self._z_dev)
-                        if self._z_dev else 0)
+        try:
+            direction = int(self.core.getFocusDirection(self._z_dev)) if self._z_dev else 0
+        except Exception:  # noqa: BLE001 - cores/bridges without it: direction unknown
+            direction = 0
         away = hi if direction < 0 else lo  # +1: positive Z moves towards the specimen
         if math.isfinite(away):
             return away
@@ -520,7 +522,10 @@ class Microscope:
         The calibrated profiles are pushed into the core's pixel-size presets, so this is
         the calibration; the current profile answers only when the core knows none.
         """
-        ps = float(self._safe_call(self.core.getPixelSizeUm, 0.0, True))
+        try:
+            ps = float(self.core.getPixelSizeUm(True))
+        except Exception:  # noqa: BLE001 - no pixel-size preset matches: ask the profile
+            ps = 0.0
         if ps > 0:
             return ps
         with contextlib.suppress(MicroscopeError):
