@@ -23,6 +23,7 @@ __all__ = [
     "load_profiles",
     "profile_from_label",
     "save_user_profiles",
+    "shipped_profile_labels",
     "thinkscope_home",
     "user_profile_labels",
     "user_profiles_path",
@@ -197,6 +198,11 @@ def load_profiles(user_path: Path | None = None) -> dict[str, ObjectiveProfile]:
             raise ProfileError(f"{path}: objective profile file does not exist")
     profiles.update(_parse(path, profiles))
     return profiles
+
+
+def shipped_profile_labels() -> set[str]:
+    """Labels of the defaults that ship in resources/ (the simulator's turret)."""
+    return set(_read_json(DEFAULT_PROFILES_PATH))
 
 
 def user_profile_labels(user_path: Path | None = None) -> set[str]:

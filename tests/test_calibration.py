@@ -124,3 +124,31 @@ def test_stand_settings_saved_from_the_panel(qtbot: Any, window: Any, ui_env: Pa
     qtbot.mouseClick(panel.stand_save_button, Qt.MouseButton.LeftButton)
     assert any("XY stage limits" in m for m in window.reporter.messages)
     assert json.loads((ui_env / "home" / "stage.json").read_text()) == data  # nothing lost
+
+
+def test_panel_on_a_foreign_stand_shows_its_turret_and_keeps_other_entries(
+        qtbot: Any, tmp_path: Path, home: Path) -> None:
+    from qtpy.QtCore import Qt
+
+    from tests.test_stand_cli import FOREIGN_CFG
+    from thinkscope_gui.ui.main_window import MainWindow
+
+    home.mkdir(parents=True)
+    (home / "objectives.json").write_text(json.dumps({"objectives": {
+        "Other stand 20x": {"magnification": 20, "na": 0.5, "pixel_size_um": 0.3}}}))
+    cfg = tmp_path / "lab.cfg"
+    cfg.write_text(FOREIGN_CFG)
+    with open_microscope(str(cfg)) as scope:
+        w = MainWindow(scope, modal_errors=False, load_model=False)
+        qtbot.addWidget(w)
+        panel = w.panels["Objectives"]
+        table = panel.editor.table
+        rows = [table.item(r, 0).text() for r in range(table.rowCount())]
+        assert rows == ["Nikon 10X S Fluor", "Nikon 40X Plan Fluor ELWD", "Objective-2",
+                        "Other stand 20x"]  # no simulator defaults on a foreign stand
+        qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+        assert w.reporter.messages == []
+        saved = json.loads((home / "objectives.json").read_text())["objectives"]
+        assert {"Other stand 20x", "Nikon 40X Plan Fluor ELWD"} <= set(saved)
+        assert saved["Nikon 40X Plan Fluor ELWD"]["pixel_size_um"] == 0.25
+        w.close()

@@ -64,13 +64,13 @@ class ObjectivesPanel(QWidget):
         notice_row.addWidget(self.notice, 1)
         notice_row.addWidget(self.calibrate_now)
         self.editor = ProfileEditor()
-        self.editor.set_profiles(dict(scope.profiles))
+        self.editor.set_profiles(self._shown_profiles())
         # clicked(bool) must not reach apply_and_save's `profiles` argument
         self.save_button = QPushButton("Apply && save")
         self.save_button.clicked.connect(lambda: self.apply_and_save())
         self.revert_button = QPushButton("Revert")
         self.revert_button.clicked.connect(
-            lambda: self.editor.set_profiles(dict(self.scope.profiles)))
+            lambda: self.editor.set_profiles(self._shown_profiles()))
         self.add_button = QPushButton("Add objective…")
         self.add_button.clicked.connect(lambda: self.add_objective())
         self.calib_button = QPushButton("Calibrate")
@@ -150,6 +150,17 @@ class ObjectivesPanel(QWidget):
 
     # ------------------------------------------------------------------ profiles
 
+    def _shown_profiles(self) -> dict[str, Any]:
+        """This stand's turret (in turret order), then objectives the lab added; the
+        simulator's shipped defaults are left out on stands whose turret lacks them."""
+        from hardware.profiles import shipped_profile_labels
+
+        profiles = self.scope.profiles
+        turret = [lb for lb in self.scope.objectives() if lb in profiles]
+        shipped = shipped_profile_labels()
+        extra = [lb for lb in profiles if lb not in turret and lb not in shipped]
+        return {lb: profiles[lb] for lb in turret + extra}
+
     def _update_notice(self) -> None:
         from thinkscope_gui.pairs.calibration import uncalibrated
 
@@ -194,16 +205,18 @@ class ObjectivesPanel(QWidget):
 
     def apply_and_save(self, profiles: dict[str, Any] | None = None) -> bool:
         """Apply edited (or given) profiles to the microscope and save the user file."""
-        from hardware.profiles import save_user_profiles
+        from hardware.profiles import save_user_profiles, user_profile_labels
 
         try:
             new = profiles if profiles is not None else self.editor.profiles()
             self.scope.set_profiles(new)
-            path = save_user_profiles(new)
+            known = self.scope.profiles  # keep the lab's entries this stand does not show
+            kept = {lb: known[lb] for lb in user_profile_labels() if lb in known}
+            path = save_user_profiles({**kept, **new})
         except Exception as exc:  # noqa: BLE001
             self.window_.report("Objective profiles", str(exc))
             return False
-        self.editor.set_profiles(dict(self.scope.profiles))
+        self.editor.set_profiles(self._shown_profiles())
         self.status.setText(f"saved to {path}")
         self._update_notice()
         models = self.window_.panels.get("Models")
