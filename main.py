@@ -11,7 +11,7 @@ import sys
 os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
 
 #: subcommand -> module in thinkscope_gui.cli that provides add_parser() and run()
-SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo")
+SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo", "calibrate", "stand")
 
 
 def _source_from_args(args: argparse.Namespace) -> str:

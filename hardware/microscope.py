@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from psygnal import Signal, SignalGroup
 
 from hardware.errors import MicroscopeError, SafetyError
-from hardware.profiles import ObjectiveProfile, load_profiles
+from hardware.profiles import ObjectiveProfile, load_profiles, profile_from_label
 
 __all__ = ["Frame", "Microscope", "MicroscopeEvents", "normalize_rgb"]
 
@@ -74,11 +73,6 @@ def _md_get(md: Any, key: str) -> str | None:
     return None
 
 
-def _magnification_from_label(label: str) -> float:
-    m = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", label)
-    return float(m.group(1)) if m else 1.0
-
-
 class Microscope:
     """Safe, profile-aware access to one microscope (see docs/CONTRACTS.md)."""
 
@@ -94,6 +88,7 @@ class Microscope:
         safe_z: float | None = None,
         owns_core: bool = True,
         move_timeout_s: float = 30.0,
+        preset_labels: Iterable[str] = (),
     ) -> None:
         self.core = core
         self.source = source
@@ -112,12 +107,16 @@ class Microscope:
         self._profiles: dict[str, ObjectiveProfile] = dict(
             profiles if profiles is not None else load_profiles()
         )
+        self._adopt_preset_pixel_sizes(set(preset_labels))
         self._add_missing_profiles()
+        if owns_core:  # calibrated pixel sizes become the core's (never pushed into a
+            self._push_pixel_sizes(self._profiles)  # running Micro-Manager we only borrow)
         self._live = False
         self._frame_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frame_no = 0
-        self._frame_has_position = False
+        #: (facade frame number, the camera's ImageNumber of that frame or None)
+        self._frame_source_no: tuple[int, int | None] = (0, None)
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
         self._roi_ok: bool | None = None
@@ -181,20 +180,31 @@ class Microscope:
         return ""
 
     def _add_missing_profiles(self) -> None:
-        """Turret labels without a profile get one from the core's pixel-size preset."""
+        """Turret labels without a profile get one parsed from the label and the core's
+        pixel-size preset (magnification, NA and immersion as written on the objective)."""
         for label in self.objectives():
             if label in self._profiles:
                 continue
             res_id = self._pixel_config_for(label)
             ps = float(self._safe_call(self.core.getPixelSizeUmByID, 0.0, res_id)) if res_id else 0
-            mag = _magnification_from_label(label)
-            self._profiles[label] = ObjectiveProfile(
-                label=label,
-                magnification=mag,
-                na=0.1,  # unknown: edit the profile file
-                immersion="oil" if "oil" in label.lower() else "dry",
-                pixel_size_um=ps if ps > 0 else 6.5 / mag,
-            )
+            self._profiles[label] = profile_from_label(label, ps if ps > 0 else None)
+
+    def _adopt_preset_pixel_sizes(self, labels: set[str]) -> None:
+        """Shipped default profiles ("40x") describe the simulator's camera: on a real stand
+        the configuration's pixel-size preset for such a label is the truth."""
+        for label in (lb for lb in self.objectives() if lb in labels):
+            res_id = self._pixel_config_for(label)
+            prof = self._profiles.get(label)
+            ps = float(self._safe_call(self.core.getPixelSizeUmByID, 0.0, res_id)) if res_id else 0
+            if prof is not None and ps > 0 and not prof.retired:
+                self._profiles[label] = prof.model_copy(update={"pixel_size_um": ps})
+
+    def _push_pixel_sizes(self, profiles: Mapping[str, ObjectiveProfile]) -> None:
+        for label, prof in profiles.items():
+            res_id = self._pixel_config_for(label)
+            if res_id:
+                with contextlib.suppress(Exception):
+                    self.core.setPixelSizeUm(res_id, prof.pixel_size_um)
 
     # ------------------------------------------------------------------ events
 
@@ -293,11 +303,7 @@ class Microscope:
         """Adopt edited/calibrated profiles and push their pixel sizes into the core."""
         with self._lock:
             self._profiles.update(profiles)
-            for label, prof in profiles.items():
-                res_id = self._pixel_config_for(label)
-                if res_id:
-                    with contextlib.suppress(Exception):
-                        self.core.setPixelSizeUm(res_id, prof.pixel_size_um)
+            self._push_pixel_sizes(profiles)
 
     def set_objective(
         self, label: str, *, confirm_oil_to_dry: bool = False, apply_offsets: bool = True
@@ -346,16 +352,85 @@ class Microscope:
             self.set_z(z1)
 
     def safe_z(self) -> float:
-        """Where focus goes before a turret move: configured, else the lower Z limit."""
+        """Where focus goes before a turret move.
+
+        The stand's stored setting (``main.py stand --safe-z``), else the end of the focus
+        travel that lies away from the specimen (the focus drive's limits and direction),
+        else a SafetyError that says how to set it.
+        """
         if self._safe_z is not None:
             return self._safe_z
-        lo = self._z_limits[0]
-        if math.isfinite(lo):
-            return lo
+        lo, hi = self._z_limits
+        try:
+            direction = int(self.core.getFocusDirection(self._z_dev)) if self._z_dev else 0
+        except Exception:  # noqa: BLE001 - cores/bridges without it: direction unknown
+            direction = 0
+        away = hi if direction < 0 else lo  # +1: positive Z moves towards the specimen
+        if math.isfinite(away):
+            return away
         raise SafetyError(
-            "No safe focus position is known for an objective change: pass safe_z= or "
-            "z_limits= to open_microscope"
+            f"No safe focus position is known for an objective change on {self.source!r}: "
+            "the configuration states no focus limits. Set it once, as the Z (µm) where "
+            "every objective clears the slide: `python main.py"
+            f"{self._source_option()} stand --safe-z Z` (or `stand --z-limits ZMIN,ZMAX`), "
+            "or in the GUI's Objectives panel under 'Stand settings'."
         )
+
+    def _source_option(self) -> str:
+        if self.source.startswith("pycromanager"):
+            port = self.source.partition(":")[2]
+            return f" --pycromanager {port}" if port else " --pycromanager"
+        if self.source in ("sim", ""):
+            return ""
+        return f" --config {self.source!r}" if " " in self.source else f" --config {self.source}"
+
+    def stand_settings(self) -> dict[str, Any]:
+        """The safety settings in force: stage_limits, z_limits and safe_z (None if unknown)."""
+        try:
+            safe: float | None = self.safe_z()
+        except SafetyError:
+            safe = None
+        return {"stage_limits": self._stage_limits, "z_limits": self._z_limits, "safe_z": safe}
+
+    def set_stand_settings(
+        self,
+        *,
+        stage_limits: tuple[float, float, float, float] | None = None,
+        z_limits: tuple[float, float] | None = None,
+        safe_z: float | None = None,
+    ) -> None:
+        """Adopt limits / safe focus now (what ``main.py stand`` stores for later sessions)."""
+        with self._lock:
+            if stage_limits is not None:
+                xmin, xmax, ymin, ymax = (float(v) for v in stage_limits)
+                if not (xmin < xmax and ymin < ymax):
+                    raise MicroscopeError(f"XY limits must be xmin<xmax, ymin<ymax: {stage_limits}")
+                self._stage_limits = (xmin, xmax, ymin, ymax)
+            if z_limits is not None:
+                zlo, zhi = (float(v) for v in z_limits)
+                if not zlo < zhi:
+                    raise MicroscopeError(f"Z limits must be (zmin<zmax): {z_limits}")
+                self._z_limits = (zlo, zhi)
+            if safe_z is not None:
+                self._check_z(float(safe_z))
+                self._safe_z = float(safe_z)
+
+    def limits_warning(self) -> str | None:
+        """A sentence for the operator when the stand has no XY or Z limits, else None.
+
+        Why: without limits nothing stops a typo from driving the stage into its end stops
+        or the objective into the slide; the user should know and set them once.
+        """
+        missing = []
+        if not all(math.isfinite(v) for v in self._stage_limits):
+            missing.append("XY stage limits (stand --xy-limits XMIN,XMAX,YMIN,YMAX)")
+        if not all(math.isfinite(v) for v in self._z_limits):
+            missing.append("focus limits (stand --z-limits ZMIN,ZMAX)")
+        if not missing:
+            return None
+        return (f"{self.source}: no " + " and no ".join(missing) + " are known, so moves are "
+                f"not bounded; set them once with `python main.py{self._source_option()} "
+                "stand ...` or in the Objectives panel.")
 
     # ------------------------------------------------------------------ stage
 
@@ -442,10 +517,20 @@ class Microscope:
             self.events.exposure_changed.emit(float(ms))
 
     def pixel_size_um(self) -> float:
-        """Sample-plane pixel size of the current objective (from its calibrated profile)."""
+        """Sample-plane pixel size now, from the core (binning included).
+
+        The calibrated profiles are pushed into the core's pixel-size presets, so this is
+        the calibration; the current profile answers only when the core knows none.
+        """
+        try:
+            ps = float(self.core.getPixelSizeUm(True))
+        except Exception:  # noqa: BLE001 - no pixel-size preset matches: ask the profile
+            ps = 0.0
+        if ps > 0:
+            return ps
         with contextlib.suppress(MicroscopeError):
             return self.profile().pixel_size_um
-        return float(self.core.getPixelSizeUm())
+        return 0.0
 
     def image_shape(self) -> tuple[int, int]:
         """(height, width) of camera frames."""
@@ -542,11 +627,12 @@ class Microscope:
         """The first live frame exposed where the stand is now.
 
         A frame already in flight when focus or stage moved shows the old position, and an
-        autofocus fed such frames converges on the wrong plane. Frames that record their
-        position (the simulator's) are checked against it; for other cameras the first new
-        frame may have been exposed during the move, so the second one is taken.
+        autofocus fed such frames converges on the wrong plane. Moves have finished when
+        this is called. The camera numbers its images (``ImageNumber``): with N the newest
+        image now, N+1 may have been exposing during the move, N+2 started after it. A
+        camera without numbers gets one frame more of margin.
         """
-        want_xy, want_z, want_obj = self.xy(), self.z(), self.objective()
+        newest = self._newest_image_number()
         start = self._frame.number if self._frame else 0
         fresh = 0
         timeout_s = max(5.0, 6 * self.exposure() / 1000.0)
@@ -555,16 +641,29 @@ class Microscope:
             frame = self.latest_frame()
             if frame is not None and frame.number > start:
                 start, fresh = frame.number, fresh + 1
-                if self._frame_has_position:
-                    here = (abs(frame.z - want_z) < 1e-3 and frame.objective == want_obj
-                            and math.dist(frame.xy, want_xy) < 1e-3)
-                else:
-                    here = fresh >= 2
-                if here:
+                number, source_no = self._frame_source_no
+                if newest is not None and number == frame.number and source_no is not None:
+                    if source_no >= newest + 2:
+                        return frame.image
+                elif fresh >= 3:
                     return frame.image
             time.sleep(0.002)
         raise MicroscopeError("Live stream delivered no frame at the current position within "
                               f"{timeout_s:.0f} s")
+
+    def _newest_image_number(self) -> int | None:
+        """The camera's number of the newest image in the buffer (-1 if none yet)."""
+        try:
+            if not self.core.getRemainingImageCount():
+                return -1 if self._frame_source_no[1] is None else self._frame_source_no[1]
+            _img, md = self.core.getLastImageAndMD()
+        except Exception:  # noqa: BLE001 - empty buffer or a bridge without metadata
+            return None
+        number = _md_get(md, "ImageNumber")
+        try:
+            return int(number) if number is not None else None
+        except ValueError:
+            return None
 
     def start_live(self) -> None:
         """Start continuous acquisition; read it with :meth:`latest_frame`."""
@@ -614,20 +713,16 @@ class Microscope:
         # image cannot reuse the id and be taken for the old one (a frozen live view)
         self._last_raw = img if number is None else None
         image = normalize_rgb(np.array(img, copy=True))
-        sx, sy, sz = (_md_get(md, k) for k in ("SimX_um", "SimY_um", "SimZ_um"))
-        self._frame_has_position = sx is not None and sy is not None and sz is not None
-        if self._frame_has_position:
-            xy, z = (float(sx), float(sy)), float(sz)
-        else:
-            xy, z = self.xy(), self.z()
-        objective = _md_get(md, "SimObjective") or self.objective()
-        prof = self._profiles.get(objective)
+        # where and how: from the core, as on any stand (never from camera metadata)
+        xy, z, objective = self.xy(), self.z(), self.objective()
         self._frame_no += 1
+        with contextlib.suppress(TypeError, ValueError):
+            self._frame_source_no = (self._frame_no, None if number is None else int(number))
         self._frame = Frame(
             image=image,
             number=self._frame_no,
             timestamp=time.time(),
-            pixel_size_um=prof.pixel_size_um if prof else float(core.getPixelSizeUm()),
+            pixel_size_um=self.pixel_size_um(),
             objective=objective,
             xy=xy,
             z=z,
@@ -678,10 +773,17 @@ def open_microscope(
     profiles = load_profiles(user_profiles)
     src = source.strip()
     opts: dict[str, Any] = {}
-    if src not in ("sim", ""):  # the simulator reports its own; real stands use stage.json
-        from hardware.stage_settings import load_stage_settings
+    if src not in ("sim", "") and not src.startswith("sim:"):
+        # labels the lab has not described keep the configuration's pixel sizes
+        from hardware.profiles import user_profile_labels
 
-        opts.update(load_stage_settings())
+        opts["preset_labels"] = set(profiles) - user_profile_labels(user_profiles)
+    from hardware.stage_settings import load_stage_settings
+
+    if src in ("sim", "") or src.startswith("sim:"):  # the simulator reports its own limits
+        opts.update(load_stage_settings(source=src or "sim", shared=False))
+    else:  # real stands: stage.json, this configuration's entry first
+        opts.update(load_stage_settings(source=src))
     given = {"stage_limits": stage_limits, "z_limits": z_limits, "safe_z": safe_z}
     opts.update({k: v for k, v in given.items() if v is not None})
     if src == "sim" or src == "":
@@ -711,10 +813,14 @@ def _wrap(
     owns_core: bool = True,
 ) -> Microscope:
     try:
-        return Microscope(core, source, profiles, owns_core=owns_core, **opts)
+        scope = Microscope(core, source, profiles, owns_core=owns_core, **opts)
     except Exception:
         if owns_core:
             from hardware.cores import close_core
 
             close_core(core)
         raise
+    if warning := scope.limits_warning():
+        # a visible line on stderr for every command (logging's last-resort handler)
+        log.warning("WARNING: %s", warning)
+    return scope

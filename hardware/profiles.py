@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,11 @@ __all__ = [
     "ObjectiveProfile",
     "ProfileError",
     "load_profiles",
+    "profile_from_label",
     "save_user_profiles",
+    "shipped_profile_labels",
     "thinkscope_home",
+    "user_profile_labels",
     "user_profiles_path",
 ]
 
@@ -64,6 +68,61 @@ class ObjectiveProfile(BaseModel):
 
     retired: bool = False
     """True once the objective left the turret; kept so old models still name it."""
+
+
+#: camera pitch the simulator's defaults assume; only a last resort for a label with no preset
+NOMINAL_CAMERA_PITCH_UM = 6.5
+#: NA assumed for a dry objective whose label states none (typical of a plan achromat)
+_DRY_NA_BY_MAG = ((4, 0.10), (10, 0.25), (20, 0.40), (40, 0.65), (60, 0.85), (100, 0.90))
+
+
+def _default_na(magnification: float, immersion: str) -> float:
+    if immersion == "oil":
+        return 1.30 if magnification >= 60 else 1.0
+    if immersion == "water":
+        return 1.0 if magnification >= 40 else 0.5
+    na = _DRY_NA_BY_MAG[0][1]
+    for mag, value in _DRY_NA_BY_MAG:
+        if magnification >= mag:
+            na = value
+    return na
+
+
+def profile_from_label(label: str, pixel_size_um: float | None = None) -> ObjectiveProfile:
+    """A first profile for a turret label such as "Nikon 40X Plan Fluor ELWD" or "60x/1.40 Oil".
+
+    Why: a lab's configuration names objectives as the maker does; the stand must work at
+    once with sensible values and the lab manager then corrects them in the Objectives
+    panel (saved to the user file). Magnification is the number before ``x``; NA is a
+    number written as ``/0.95``, ``NA 0.95`` or ``0.95 NA``; immersion is "oil"/"water"
+    (also "Oel", "Öl", "W" after the NA) and otherwise dry; the pixel size is the
+    configuration's pixel-size preset for that label (``pixel_size_um``). Unnamed turret
+    positions ("Objective-2") come out retired, so nothing visits them.
+    """
+    text = label.strip()
+    low = text.lower()
+    m = re.search(r"(\d+(?:\.\d+)?)\s*x\b", low) or re.search(r"\bx\s*(\d+(?:\.\d+)?)", low)
+    mag = float(m.group(1)) if m and float(m.group(1)) > 0 else 1.0
+    immersion: Literal["dry", "oil", "water"] = "dry"
+    if re.search(r"\b(oil|oel|öl|oi)\b", low):
+        immersion = "oil"
+    elif re.search(r"\b(water|w|wi)\b", low):
+        immersion = "water"
+    na = None
+    rest = low[m.end():] if m else low  # a bare decimal after the magnification is the NA
+    for pat, where in ((r"/\s*(\d?\.\d+)", low), (r"\bna\s*[=:]?\s*(\d?\.\d+)", low),
+                       (r"(\d?\.\d+)\s*na\b", low), (r"(?<![\d.])(\d?\.\d+)(?![\d.])", rest)):
+        n = re.search(pat, where)
+        if n and 0 < float(n.group(1)) <= 1.7:
+            na = float(n.group(1))
+            break
+    if na is None:
+        na = _default_na(mag, immersion)
+    ps = pixel_size_um if pixel_size_um and pixel_size_um > 0 else NOMINAL_CAMERA_PITCH_UM / mag
+    # Micro-Manager's names for unnamed turret positions ("Objective-2", "State-4"): no lens
+    empty = m is None and re.fullmatch(r"(objective|state|position|pos)[-_ ]?\d+", low) is not None
+    return ObjectiveProfile(label=label, magnification=mag, na=na, immersion=immersion,
+                            pixel_size_um=ps, retired=empty)
 
 
 def thinkscope_home() -> Path:
@@ -139,6 +198,17 @@ def load_profiles(user_path: Path | None = None) -> dict[str, ObjectiveProfile]:
             raise ProfileError(f"{path}: objective profile file does not exist")
     profiles.update(_parse(path, profiles))
     return profiles
+
+
+def shipped_profile_labels() -> set[str]:
+    """Labels of the defaults that ship in resources/ (the simulator's turret)."""
+    return set(_read_json(DEFAULT_PROFILES_PATH))
+
+
+def user_profile_labels(user_path: Path | None = None) -> set[str]:
+    """Labels the user's file defines (their values are the lab's, not the shipped defaults)."""
+    path = Path(user_path).expanduser() if user_path is not None else user_profiles_path()
+    return set(_read_json(path)) if path.exists() else set()
 
 
 def save_user_profiles(

@@ -285,7 +285,8 @@ class PycroCoreAdapter:
                 raise IndexError("Circular buffer is empty.")
         return tagged_to_array(tagged)
 
-    def getPixelSizeUm(self) -> float:  # noqa: N802
+    def getPixelSizeUm(self, cached: bool = False) -> float:  # noqa: N802
+        """The Java core's pixel size (``cached`` accepted for CMMCorePlus compatibility)."""
         return float(self._core.get_pixel_size_um())
 
     def isSequenceRunning(self) -> bool:  # noqa: N802

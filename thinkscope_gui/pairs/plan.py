@@ -176,6 +176,12 @@ class AcquisitionPlan(BaseModel):
         if lr.immersion == "oil" and hr.immersion != "oil":
             raise PlanError("the LR objective is oil and the HR objective dry: dry work must "
                             "come before oil; swap the roles or use a dry LR objective")
+        safe_z = getattr(scope, "safe_z", None)  # the swap needs it: refuse now, not mid-run
+        if safe_z is not None:
+            try:
+                safe_z()
+            except Exception as exc:  # noqa: BLE001 - SafetyError, whose text says the fix
+                raise PlanError(str(exc)) from exc
         scale = lr.pixel_size_um / hr.pixel_size_um
         h, w = scope.image_shape()
         lr_field = (w * lr.pixel_size_um, h * lr.pixel_size_um)

@@ -1,13 +1,51 @@
-"""Objectives panel: edit profiles, run the registration-based calibration, save them."""
+"""Objectives panel: map turret labels to profiles, calibrate them, set the stand's safety.
+
+A foreign stand ("Nikon 40X Plan Fluor ELWD") opens with profiles parsed from its labels
+and pixel-size presets; here the lab manager corrects them (or adds one), calibrates, and
+states the safe focus and travel limits the configuration lacks.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..workers import Cancelled, FunctionWorker, start_worker
+from ..workers import FunctionWorker
+from .calibration import CalibrationResultBox, start_calibration
 from .profile_editor import ProfileEditor
+
+
+def _fmt(values: tuple[float, ...] | None) -> str:
+    if values is None or not all(math.isfinite(v) for v in values):
+        return ""
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def _parse(text: str, n: int, what: str) -> tuple[float, ...] | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        raise ValueError(f"{what}: expected {n} numbers separated by commas, got {text!r}") \
+            from None
+    if len(vals) != n:
+        raise ValueError(f"{what}: expected {n} numbers separated by commas, got {text!r}")
+    return vals
 
 
 class ObjectivesPanel(QWidget):
@@ -17,91 +55,215 @@ class ObjectivesPanel(QWidget):
         super().__init__(parent)
         self.scope = scope
         self.window_ = window
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #b35c00")
+        self.calibrate_now = QPushButton("Calibrate now")
+        self.calibrate_now.clicked.connect(lambda: self.toggle_calibration())
+        notice_row = QHBoxLayout()
+        notice_row.addWidget(self.notice, 1)
+        notice_row.addWidget(self.calibrate_now)
         self.editor = ProfileEditor()
-        self.editor.set_profiles(dict(scope.profiles))
+        self.editor.set_profiles(self._shown_profiles())
+        # clicked(bool) must not reach apply_and_save's `profiles` argument
         self.save_button = QPushButton("Apply && save")
-        self.save_button.clicked.connect(self.apply_and_save)
-        revert = QPushButton("Revert")
-        revert.clicked.connect(lambda: self.editor.set_profiles(dict(self.scope.profiles)))
+        self.save_button.clicked.connect(lambda: self.apply_and_save())
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.clicked.connect(
+            lambda: self.editor.set_profiles(self._shown_profiles()))
+        self.add_button = QPushButton("Add objective…")
+        self.add_button.clicked.connect(lambda: self.add_objective())
         self.calib_button = QPushButton("Calibrate")
-        self.calib_button.clicked.connect(self.toggle_calibration)
+        self.calib_button.clicked.connect(lambda: self.toggle_calibration())
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.result_box = CalibrationResultBox()
+        self.result_box.dismissed.connect(self._update_notice)
         row = QHBoxLayout()
-        for b in (self.save_button, revert, self.calib_button):
+        for b in (self.save_button, self.revert_button, self.add_button, self.calib_button):
             row.addWidget(b)
         lay = QVBoxLayout(self)
+        lay.addLayout(notice_row)
         lay.addWidget(self.editor)
         lay.addLayout(row)
+        lay.addWidget(self.result_box)
         lay.addWidget(self.status)
+        lay.addWidget(self._build_stand_box())
         self._worker: FunctionWorker | None = None
         self.last_result: Any = None
         #: asks the operator before oil->dry moves; tests replace it
         self.confirm = lambda text: QMessageBox.question(
             self, "Calibration", text) == QMessageBox.StandardButton.Yes
+        #: asks for a new objective's turret label; tests replace it
+        self.ask_label = lambda: QInputDialog.getText(
+            self, "Add objective", "Turret label (e.g. \"Nikon 60X Plan Apo Oil 1.40\"):")
+        self._update_notice()
+        if self.notice.text() and hasattr(window, "statusBar"):  # guide a new user there
+            first = self.notice.text().splitlines()[0]
+            window.statusBar().showMessage(f"{first} (Objectives panel)", 30000)
+
+    # ------------------------------------------------------------------ stand settings
+
+    def _build_stand_box(self) -> QGroupBox:
+        box = QGroupBox("Stand settings (this configuration)")
+        form = QFormLayout(box)
+        self.safe_z_edit = QLineEdit()
+        self.safe_z_edit.setPlaceholderText("Z (µm) where every objective clears the slide")
+        self.xy_limits_edit = QLineEdit()
+        self.xy_limits_edit.setPlaceholderText("xmin, xmax, ymin, ymax (µm)")
+        self.z_limits_edit = QLineEdit()
+        self.z_limits_edit.setPlaceholderText("zmin, zmax (µm)")
+        form.addRow("Safe focus for objective changes", self.safe_z_edit)
+        form.addRow("XY stage limits", self.xy_limits_edit)
+        form.addRow("Focus limits", self.z_limits_edit)
+        self.stand_save_button = QPushButton("Save stand settings")
+        self.stand_save_button.clicked.connect(lambda: self.save_stand_settings())
+        form.addRow(self.stand_save_button)
+        self._show_stand_settings()
+        return box
+
+    def _show_stand_settings(self) -> None:
+        settings = self.scope.stand_settings()
+        safe = settings["safe_z"]
+        self.safe_z_edit.setText("" if safe is None else f"{safe:g}")
+        self.xy_limits_edit.setText(_fmt(settings["stage_limits"]))
+        self.z_limits_edit.setText(_fmt(settings["z_limits"]))
+
+    def save_stand_settings(self) -> bool:
+        """Store safe focus and limits for this configuration and apply them now."""
+        from hardware.stage_settings import save_stage_settings
+
+        try:
+            xy = _parse(self.xy_limits_edit.text(), 4, "XY stage limits")
+            zl = _parse(self.z_limits_edit.text(), 2, "Focus limits")
+            sz = _parse(self.safe_z_edit.text(), 1, "Safe focus")
+            values = {"stage_limits": xy, "z_limits": zl, "safe_z": sz[0] if sz else None}
+            values = {k: v for k, v in values.items() if v is not None}
+            self.scope.set_stand_settings(**values)
+            path = save_stage_settings(self.scope.source, **values)
+        except Exception as exc:  # noqa: BLE001 - bad input is reported, nothing saved
+            self.window_.report("Stand settings", str(exc))
+            return False
+        self.status.setText(f"stand settings saved to {path}")
+        self._update_notice()
+        return True
+
+    # ------------------------------------------------------------------ profiles
+
+    def _shown_profiles(self) -> dict[str, Any]:
+        """This stand's turret (in turret order), then objectives the lab added; the
+        simulator's shipped defaults are left out on stands whose turret lacks them."""
+        from hardware.profiles import shipped_profile_labels
+
+        profiles = self.scope.profiles
+        turret = [lb for lb in self.scope.objectives() if lb in profiles]
+        shipped = shipped_profile_labels()
+        extra = [lb for lb in profiles if lb not in turret and lb not in shipped]
+        return {lb: profiles[lb] for lb in turret + extra}
+
+    def _update_notice(self) -> None:
+        from thinkscope_gui.pairs.calibration import uncalibrated
+
+        lines = []
+        if hasattr(self.scope, "limits_warning") and (w := self.scope.limits_warning()):
+            lines.append(w)
+        try:
+            self.scope.safe_z()
+        except Exception as exc:  # noqa: BLE001 - SafetyError: say how to fix it
+            lines.append(str(exc))
+        todo = uncalibrated(self.scope.profiles, self.scope.objectives())
+        if todo and self._worker_idle():
+            lines.append(f"Objectives not calibrated: {', '.join(todo)}. Calibrate now?")
+        self.calibrate_now.setVisible(bool(todo) and self._worker_idle())
+        self.notice.setText("\n".join(lines))
+        self.notice.setVisible(bool(lines))
+
+    def _worker_idle(self) -> bool:
+        return getattr(self, "_worker", None) is None
+
+    def add_objective(self, label: str | None = None) -> bool:
+        """Add a row for a new objective, with values parsed from its label (then edit)."""
+        from hardware.profiles import profile_from_label
+
+        if label is None:
+            text, ok = self.ask_label()
+            if not ok or not text.strip():
+                return False
+            label = text.strip()
+        try:
+            current = self.editor.profiles()
+        except Exception as exc:  # noqa: BLE001
+            self.window_.report("Objective profiles", str(exc))
+            return False
+        if label in current:
+            self.window_.report("Add objective", f"{label!r} already has a profile")
+            return False
+        current[label] = profile_from_label(label)
+        self.editor.set_profiles(current)
+        self.status.setText(f"added {label}: check its values, then Apply & save")
+        return True
 
     def apply_and_save(self, profiles: dict[str, Any] | None = None) -> bool:
         """Apply edited (or given) profiles to the microscope and save the user file."""
-        from hardware.profiles import save_user_profiles
+        from hardware.profiles import save_user_profiles, user_profile_labels
 
         try:
             new = profiles if profiles is not None else self.editor.profiles()
             self.scope.set_profiles(new)
-            path = save_user_profiles(new)
+            known = self.scope.profiles  # keep the lab's entries this stand does not show
+            kept = {lb: known[lb] for lb in user_profile_labels() if lb in known}
+            path = save_user_profiles({**kept, **new})
         except Exception as exc:  # noqa: BLE001
             self.window_.report("Objective profiles", str(exc))
             return False
-        self.editor.set_profiles(dict(self.scope.profiles))
+        self.editor.set_profiles(self._shown_profiles())
         self.status.setText(f"saved to {path}")
+        self._update_notice()
         models = self.window_.panels.get("Models")
         if models is not None and hasattr(models, "refresh"):
             models.refresh()  # retired/replaced objectives make their models stale
         self.window_.signals.objectiveChanged.emit(self.scope.objective())
         return True
 
+    # ------------------------------------------------------------------ calibration
+
     def toggle_calibration(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
             self.status.setText("cancelling…")
             return
-        oil = any(p.immersion == "oil" for p in self.scope.profiles.values())
+        oil = any(p.immersion == "oil" for p in self.scope.profiles.values() if not p.retired)
         if oil and not self.confirm("Calibration visits the oil objective and comes back to "
                                     "dry objectives. Is the slide ready for that?"):
             return
-        from .calibration import CalibrationCancelled, calibrate
-
-        scope = self.scope
-        was_live = scope.is_live()
+        was_live = self.scope.is_live()
         if was_live:
             self.window_.set_live(False)
-
-        def job(token: Any, progress: Any) -> Any:
-            try:
-                return calibrate(scope, confirm_oil_to_dry=True,
-                                 cancelled=lambda: token.cancelled, progress=progress)
-            except CalibrationCancelled as exc:
-                raise Cancelled() from exc
 
         def finish(text: str) -> None:
             self._worker = None
             self.calib_button.setText("Calibrate")
             self.status.setText(text)
+            self._update_notice()
             if was_live:
                 self.window_.set_live(True)
 
         def done(result: Any) -> None:
             self.last_result = result
-            finish("calibrated: " + ", ".join(
-                f"{k} {v:.4g} µm/px" for k, v in result.pixel_size_um.items()))
-            self.apply_and_save(result.profiles)
+            saved = self.apply_and_save(result.profiles)
+            finish("calibration saved" if saved else "calibration measured but NOT saved")
+            self.result_box.show_result("Calibration measured:\n" + result.summary())
 
         def failed(msg: str) -> None:
             finish("calibration failed")
             self.window_.report("Calibration failed", msg)
 
         self.calib_button.setText("Stop calibration")
-        self._worker = start_worker(self, job, done, failed, self.status.setText,
-                                    lambda: finish("calibration cancelled"))
+        self.result_box.hide()
+        self._worker = start_calibration(self, self.scope, on_done=done, on_failed=failed,
+                                         on_progress=self.status.setText,
+                                         on_cancelled=lambda: finish("calibration cancelled"))
+        self._update_notice()
 
     def shutdown(self) -> None:
         if self._worker is not None:

@@ -1,0 +1,21 @@
+"""Session-wide reporting: whether Micro-Manager's demo adapters are in this run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.demo_stand import ADAPTERS, DESCRIPTION, SKIP_REASON
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"Micro-Manager demo adapters: {DESCRIPTION}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ADAPTERS is not None:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if SKIP_REASON in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"NOTE: {len(skipped)} demo-stand tests skipped: {SKIP_REASON}", yellow=True)
