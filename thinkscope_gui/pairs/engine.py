@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,7 @@ from .store import LRTileRecord, PairRecord, PairWriter, StoreError, StoreHeader
 
 #: a tile whose central field is less stained than this is "glass"
 MIN_TISSUE_FRACTION = 0.05
+_log = logging.getLogger(__name__)
 PHASES = ("move", "focus", "snap", "register", "write", "swap")
 
 
@@ -245,6 +247,7 @@ class AcquisitionEngine:
             self._state = RunState.RUNNING
             self._t0 = time.perf_counter()
         writer: PairWriter | None = None
+        reraise: BaseException | None = None
         try:
             writer = self._prepare()
             self._emit("started", output=str(writer.path))
@@ -262,13 +265,24 @@ class AcquisitionEngine:
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - any device error ends the run cleanly
             self._fail(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # KeyboardInterrupt in an inline run: still report
+            self._fail(f"{type(exc).__name__}: {exc}")
+            reraise = exc
         finally:
             if writer is not None:
-                writer.close()
+                try:
+                    writer.close()
+                except Exception as exc:  # noqa: BLE001 - the end is reported regardless
+                    _log.warning("closing the store failed: %s", exc)
+            if self._state in (RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING):
+                self._fail("interrupted")
         if self._state == RunState.FAILED:
+            _log.error("acquisition into %s failed: %s", self.plan.output, self._message)
             self._emit("failed", error=self._message)
         else:
             self._emit("finished")
+        if reraise is not None:
+            raise reraise
         return self.status()
 
     def _fail(self, message: str) -> None:
