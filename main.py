@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.source = _source_from_args(args)
+    from thinkscope_gui.logs import setup_logging
+
+    if args.command is None:
+        setup_logging("gui", stderr_scope="")
+    else:
+        setup_logging(args.command)
     if args.command is None:
         reason = _no_display_reason()
         if reason:

@@ -12,6 +12,7 @@ frozen status snapshots; the GUI turns them into signals.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .autofocus import AutofocusResult, FocusMap, autofocus, focus_metric
+from .autofocus import AutofocusCancelled, AutofocusResult, FocusMap, autofocus, focus_metric
 from .plan import AcquisitionPlan, PlanError, Tile, choose_patch_px
 from .quality import saturated_fraction, tissue_fraction
 from .registration import Registration, RegistrationError, cut_patches, register
@@ -64,6 +65,8 @@ class AcquisitionStatus:
     timings_s: tuple[tuple[str, float], ...] = ()
     cancelled: bool = False
     message: str = ""
+    new_pairs: int = 0
+    """Pairs stored by this run (the others were already in a resumed file)."""
     measured_offset: tuple[float, float, float, float] | None = None
     """(dx_um, dy_um, dz_um, rotation_deg) HR minus LR, measured on the first HR tile."""
     output: str = ""
@@ -108,11 +111,12 @@ class AcquisitionEngine:
 
     def __init__(self, plan: AcquisitionPlan | None = None, scope: Any = None,
                  on_event: Callable[[AcquisitionEvent], None] | None = None, *,
-                 resume: bool = False) -> None:
+                 resume: bool = False, append: bool = False) -> None:
         self.plan = plan
         self.scope = scope
         self.on_event = on_event
         self.resume_run = resume
+        self.append_run = append
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._state = RunState.IDLE
@@ -123,6 +127,7 @@ class AcquisitionEngine:
         self._reasons: Counter[str] = Counter()
         self._accepted = self._rejected = self._done = self._total = 0
         self._done_here = 0
+        self._new_pairs = 0
         self._phase = "idle"
         self._t0 = 0.0
         self._message = ""
@@ -165,6 +170,8 @@ class AcquisitionEngine:
     def cancel(self) -> None:
         """Stop after the current step; stored pairs stay (resume the file later)."""
         with self._lock:
+            if self._state == RunState.IDLE and self._thread is not None:
+                self._cancel = True  # a signal between start() and the run's first step
             if self._state in (RunState.RUNNING, RunState.PAUSED):
                 self._cancel = True
                 self._paused = False
@@ -187,6 +194,7 @@ class AcquisitionEngine:
                 accepted=self._accepted, rejected=self._rejected,
                 reasons=tuple(sorted(self._reasons.items())), eta_s=eta, elapsed_s=elapsed,
                 timings_s=tuple(self._timings.items()), cancelled=self._cancelled,
+                new_pairs=self._new_pairs,
                 message=self._message, measured_offset=self._offset,
                 output=self.plan.output if self.plan else "")
 
@@ -244,7 +252,7 @@ class AcquisitionEngine:
         if self.plan is None or self.scope is None:
             raise ValueError("AcquisitionEngine needs a plan and a scope")
         with self._lock:
-            self._state = RunState.RUNNING
+            self._state = RunState.CANCELLING if self._cancel else RunState.RUNNING
             self._t0 = time.perf_counter()
         writer: PairWriter | None = None
         reraise: BaseException | None = None
@@ -256,7 +264,7 @@ class AcquisitionEngine:
                 self._state = RunState.FINISHED
                 self._phase = "done"
                 self._message = "finished"
-        except _Cancelled:
+        except (_Cancelled, AutofocusCancelled):
             with self._lock:
                 self._state = RunState.FINISHED
                 self._cancelled = True
@@ -318,7 +326,11 @@ class AcquisitionEngine:
             profiles_json=json.dumps(profiles), camera_json=json.dumps(camera),
             software_json=json.dumps(_software_versions()),
             source=str(getattr(scope, "source", "")))
-        writer = PairWriter.open(plan.output, header, resume=self.resume_run)
+        writer = PairWriter.open(plan.output, header, resume=self.resume_run,
+                                 append=self.append_run)
+        if writer.tile_offset:  # an appended plan: its tiles follow the stored ones
+            k = writer.tile_offset
+            self._tiles = [dataclasses.replace(t, index=t.index + k) for t in self._tiles]
         with self._lock:
             self._total = 2 * len(self._tiles)
         return writer
@@ -522,6 +534,7 @@ class AcquisitionEngine:
         with self._lock:
             self._done += 1
             self._done_here += 1
+            self._new_pairs += 1
             if rec.accepted:
                 self._accepted += 1
             else:

@@ -41,6 +41,10 @@ class StoreMismatchError(StoreError):
     """An existing file holds pairs of a different objective pair / sampling."""
 
 
+class StorePlanError(StoreError):
+    """Resuming a file with another acquisition plan than the one it holds."""
+
+
 class StoreFullError(StoreError):
     """The disk is full (ENOSPC) or the file became unwritable while appending."""
 
@@ -311,18 +315,29 @@ class PairWriter:
 
     # --- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, header: StoreHeader, *, resume: bool = False) -> PairWriter:
-        """Create a new store, or (``resume``) reopen an existing one for appending."""
+    def open(cls, path: str | Path, header: StoreHeader, *, resume: bool = False,
+             append: bool = False) -> PairWriter:
+        """Create a new store, or reopen an existing one: ``resume`` continues the plan it
+        holds (another plan is refused before anything is written); ``append`` starts a new
+        plan in it, recorded in ``plan_history_json``, its tiles numbered after the old."""
         path = Path(path)
         try:
+            if path.is_dir():
+                raise StoreError(f"{path} is a directory; give a file name such as "
+                                 f"{path / 'pairs.h5'}")
             if path.exists():
-                if not resume:
+                if not (resume or append):
                     raise StoreError(f"{path} already exists; use resume to continue it or "
                                      "choose another output path")
+                with h5py.File(path, "r") as ro:  # read-only: a refused file stays untouched
+                    _check_compatible(ro, header, path)
+                    if not append:
+                        _check_same_plan(ro, header, path)
                 f = _open_guarded(path, "r+")
                 try:
-                    _check_compatible(f, header, path)
                     _truncate_to_committed(f)
+                    if append:
+                        _start_segment(f, header)
                     f.flush()
                 except BaseException:
                     _close_guarded(f, path)
@@ -333,6 +348,7 @@ class PairWriter:
             f = _open_guarded(path, "w")
             try:
                 _init_file(f, header)
+                _start_segment(f, header)
                 f.flush()
             except BaseException:
                 _close_guarded(f, path)
@@ -353,6 +369,11 @@ class PairWriter:
     def committed_pairs(self) -> int:
         """Pairs durably stored."""
         return int(self._f.attrs["committed_pairs"])
+
+    @property
+    def tile_offset(self) -> int:
+        """Added to the current plan's tile indices (non-zero after an ``append``)."""
+        return int(self._f.attrs.get("plan_tile_offset", 0))
 
     def stored_tiles(self) -> dict[int, int]:
         """plan tile index -> row in /lr_tiles, for the committed LR tiles."""
@@ -557,6 +578,60 @@ def _check_compatible(f: h5py.File, h: StoreHeader, path: Path) -> None:
                 f"{path} holds pairs with {what} = {have}, but this run has {want}; "
                 "pairs from different objectives or sampling are never mixed - "
                 "choose another output file")
+
+
+def _plan_dict(text: str) -> dict[str, Any]:
+    try:
+        d = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    d.pop("output", None)  # the same plan may be continued from a moved file
+    return d
+
+
+def plan_differences(stored_json: str, new_json: str) -> list[str]:
+    """Human-readable ``field: stored -> new`` lines where two plans differ (not output)."""
+    a, b = _plan_dict(stored_json), _plan_dict(new_json)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            out.append(f"{key}: {json.dumps(a.get(key))} in the file, "
+                       f"{json.dumps(b.get(key))} now")
+    return out
+
+
+def _check_same_plan(f: h5py.File, h: StoreHeader, path: Path) -> None:
+    stored = str(f.attrs.get("plan_json", "{}"))
+    if not _plan_dict(stored) or not _plan_dict(h.plan_json):
+        return
+    diff = plan_differences(stored, h.plan_json)
+    if diff:
+        raise StorePlanError(
+            f"{path} holds another acquisition plan; resume continues only the stored plan. "
+            f"Differences: {'; '.join(diff)}. To continue it, resume without plan options; "
+            "to acquire the new plan, choose another output file (or add its tiles to this "
+            "file explicitly with append)")
+
+
+def _start_segment(f: h5py.File, h: StoreHeader) -> None:
+    """Record the plan that starts now; its tile indices continue after the stored ones."""
+    a = f.attrs
+    history = json.loads(str(a.get("plan_history_json", "[]")))
+    if not history and (int(a["committed_lr_tiles"]) or int(a["committed_pairs"])):
+        history.append({"plan": json.loads(str(a.get("plan_json", "{}")) or "{}"),
+                        "tile_offset": int(a.get("plan_tile_offset", 0)), "kind": "new"})
+    offset = 0
+    for group in ("lr_tiles", "pairs"):
+        counter = "committed_lr_tiles" if group == "lr_tiles" else "committed_pairs"
+        n = int(a[counter])
+        if n:
+            offset = max(offset, int(np.max(f[f"{group}/tile_index"][:n])) + 1)
+    history.append({"plan": json.loads(h.plan_json or "{}"), "tile_offset": offset,
+                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "kind": "append" if history else "new"})
+    a["plan_json"] = h.plan_json
+    a["plan_tile_offset"] = offset
+    a["plan_history_json"] = json.dumps(history)
 
 
 def _truncate_to_committed(f: h5py.File) -> None:
