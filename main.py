@@ -79,4 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _rc = main()
+    # the command has ended and said so: a late SIGINT/SIGTERM during interpreter shutdown
+    # must not turn that clean end into a traceback or a different exit code
+    import signal
+
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, signal.SIG_IGN)
+    sys.exit(_rc)

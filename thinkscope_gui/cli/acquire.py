@@ -265,7 +265,7 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
     if status.state == RunState.FAILED:
         log.error("acquire: failed: %s", status.message)
         return 1
-    if sig.cancelled:
+    if sig.cancelled and status.cancelled:  # (a signal after the last pair cancels nothing)
         log.warning("acquire: cancelled by %s: %d pairs kept in %s", sig.name,
                     status.accepted + status.rejected, status.output)
         return sig.exit_code
