@@ -111,7 +111,7 @@ def test_file_size_limit_mid_hr_phase_keeps_a_valid_file(tmp_path: Path) -> None
     assert "file size limit" in r.stderr
     nt, n_p = _check_committed(out)
     assert n_p < 9
-    r2 = _acquire(out, tmp_path / "home", "--resume", "--grid", "3x3")
+    r2 = _acquire(out, tmp_path / "home", "--resume")  # continues the stored 3x3 plan
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert _check_committed(out) == (9, 9)
 
