@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         setup_logging("gui", stderr_scope="")
     else:
-        setup_logging(args.command)
+        setup_logging(args.command, stderr=False)  # commands print their own messages
     if args.command is None:
         reason = _no_display_reason()
         if reason:

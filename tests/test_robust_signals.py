@@ -102,6 +102,7 @@ def test_signals_cancel_cleanly_and_resume_finishes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_twenty_sigint_and_twenty_sigterm(tmp_path: Path) -> None:
     outcomes = _trials(20, tmp_path, seed=20)
     print(outcomes)

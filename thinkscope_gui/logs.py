@@ -43,6 +43,8 @@ class _Scope(logging.Filter):
         self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_reported", False):
+            return False  # report() printed it already
         return record.name.startswith(self.prefix) or record.levelno >= logging.CRITICAL
 
 
@@ -118,3 +120,10 @@ def _hook_uncaught() -> None:
         previous_thread(args)
 
     threading.excepthook = thread_hook
+
+
+def report(logger: str, message: str, level: int = logging.ERROR) -> None:
+    """A command's message for the person at the terminal (stderr) that also goes to the
+    log file: printed directly, so it shows whatever logging setup a caller has."""
+    print(message, file=sys.stderr, flush=True)
+    logging.getLogger(logger).log(level, "%s", message, extra={"_reported": True})

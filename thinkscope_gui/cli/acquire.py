@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
+
+from thinkscope_gui.logs import report
 
 
 def _pair(text: str, sep: str, kind: type) -> tuple[Any, Any]:
@@ -158,13 +161,10 @@ def _summary(status: Any, signal_name: str = "") -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the acquisition; 0 on success, 1 on failure, 2 for bad input, 130 / 143 when
     SIGINT / SIGTERM cancelled it (the file keeps every stored pair)."""
-    import logging
-
     from pydantic import ValidationError
 
     from thinkscope_gui.cli.interrupt import SignalCancel
 
-    log = logging.getLogger(__name__)
     running: list[Any] = []  # the engine, once it exists
 
     def on_signal() -> None:
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else None
         resume, append = bool(args.resume), bool(getattr(args, "append", False))
         if resume and append:
-            log.error("acquire: --resume continues the stored plan, --append adds a new one; "
-                      "choose one")
+            report(__name__, "acquire: --resume continues the stored plan, --append adds a "
+                   "new one; choose one")
             return 2
         try:
             if resume:
@@ -185,18 +185,18 @@ def run(args: argparse.Namespace) -> int:
             else:
                 plan = build_plan(args)
         except (ValidationError, OSError, ValueError) as exc:
-            log.error("acquire: invalid plan: %s", exc)
+            report(__name__, f"acquire: invalid plan: {exc}")
             return 2
         out = Path(plan.output)
         if args.save_plan:
             plan.save(args.save_plan)
         if out.is_dir():
-            log.error("acquire: --out %s is a directory; give a file name such as %s",
-                      out, out / "pairs.h5")
+            report(__name__, f"acquire: --out {out} is a directory; give a file name such "
+                   f"as {out / 'pairs.h5'}")
             return 2
         if out.exists() and not (resume or append):
-            log.error("acquire: %s exists; pass --resume to continue its plan, --append to "
-                      "add a new plan's tiles to it, or --out NEW.h5", out)
+            report(__name__, f"acquire: {out} exists; pass --resume to continue its plan, "
+                   "--append to add a new plan's tiles to it, or --out NEW.h5")
             return 2
         if resume and out.exists():
             from thinkscope_gui.pairs.store import plan_differences
@@ -204,23 +204,21 @@ def run(args: argparse.Namespace) -> int:
             stored = _stored_plan(out)
             diff = plan_differences(stored, plan.to_json()) if stored else []
             if diff:
-                log.error("acquire: %s holds another plan; --resume continues only the stored "
-                          "plan (run it without plan options). Differences:\n  %s\nTo acquire "
-                          "the new plan start a new file with --out NEW.h5, or add its tiles "
-                          "to this file with --append", out, "\n  ".join(diff))
+                lines = "\n  ".join(diff)
+                report(__name__, f"acquire: {out} holds another plan; --resume continues only "
+                       f"the stored plan (run it without plan options). Differences:\n  {lines}"
+                       "\nTo acquire the new plan start a new file with --out NEW.h5, or add "
+                       "its tiles to this file with --append")
                 return 2
         return _acquire(args, plan, resume, append, sig, running)
 
 
 def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
              sig: Any, running: list[Any]) -> int:
-    import logging
-
     from tqdm import tqdm
 
     from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState
 
-    log = logging.getLogger(__name__)
     if sig.cancelled:
         print(f"cancelled: {_kept(Path(plan.output))} pairs kept -> {plan.output}; "
               f"{sig.name} received before the run started")
@@ -232,7 +230,7 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
         scope = open_microscope(getattr(args, "source", "sim"), sensor=sensor,
                                 mechanical_delays=bool(args.delays))
     except Exception as exc:  # noqa: BLE001 - report any connection problem plainly
-        log.error("acquire: cannot open the microscope: %s", exc)
+        report(__name__, f"acquire: cannot open the microscope: {exc}")
         return 1
     bar = None if args.quiet else tqdm(total=1, unit="step", dynamic_ncols=True)
 
@@ -263,10 +261,11 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
         scope.close()  # only now: the engine no longer uses the microscope
     print(_summary(status, sig.name))
     if status.state == RunState.FAILED:
-        log.error("acquire: failed: %s", status.message)
+        report(__name__, f"acquire: failed: {status.message}")
         return 1
     if sig.cancelled and status.cancelled:  # (a signal after the last pair cancels nothing)
-        log.warning("acquire: cancelled by %s: %d pairs kept in %s", sig.name,
-                    status.accepted + status.rejected, status.output)
+        report(__name__, f"acquire: cancelled by {sig.name}: "
+               f"{status.accepted + status.rejected} pairs kept in {status.output}",
+               logging.WARNING)
         return sig.exit_code
     return 0

@@ -20,7 +20,12 @@ def _camera(args: argparse.Namespace) -> dict[str, Any]:
 def _enhance(args: argparse.Namespace) -> dict[str, Any]:
     from thinkscope_gui.learn.bench import bench_enhance
 
-    return bench_enhance(model=args.model, device=args.device, seconds=args.seconds)
+    out = bench_enhance(model=args.model, device=args.device, seconds=args.seconds)
+    if getattr(args, "memory_size", 0):  # peak RSS of a streamed large image (subprocess)
+        from thinkscope_gui.learn.bench import bench_enhance_memory
+
+        out.update(bench_enhance_memory(args.model, args.device, size=args.memory_size))
+    return out
 
 
 def _acquire(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device for enhance: cpu or cuda")
     p.add_argument("--grid", type=int, default=4, help="N for an NxN acquisition grid")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    p.add_argument("--memory-size", type=int, default=6000,
+                   help="enhance: also measure the peak RSS of enhancing an NxN image "
+                   "(0: skip)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,3 +54,62 @@ def bench_enhance(model: str | Path | None = None, device: str | None = None,
         out["target_256_ok"] = out.get("fps_256x256", 0) >= 25
         out["target_512_ok"] = out.get("fps_512x512", 0) >= 8
     return out
+
+
+_MEMORY_PROBE = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np, tifffile, torch
+from thinkscope_gui.learn.imageio import enhance_file
+from thinkscope_gui.learn.infer import Enhancer
+model, device = sys.argv[1] or None, sys.argv[2] or None
+size, tmp, threads = int(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+enh = Enhancer.load(model, device=device)
+enh.enhance(np.zeros((64, 64, 3), np.uint8))  # warm: allocator, kernels
+y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+img = (127 + 60 * np.sin(x / 7.0)[..., None] * np.cos(y / 11.0)[..., None]
+       + np.zeros(3, np.float32)).astype(np.uint8)
+del x, y
+src = tmp / "in.tif"
+tifffile.imwrite(src, img, photometric="rgb")
+del img
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t0 = time.perf_counter()
+out = enhance_file(enh, src, tmp / "out.tif")
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+H, W = enh.output_shape(size, size)
+print(json.dumps({"base": base, "peak": peak, "out_bytes": H * W * 3, "seconds": dt,
+                  "out_shape": [H, W, 3]}))
+"""
+
+
+def bench_enhance_memory(model: str | Path | None = None, device: str | None = None,
+                         size: int = 6000, threads: int = 2) -> dict[str, Any]:
+    """Peak RSS of `enhance` on a size x size RGB image (fresh subprocess, so the figure
+    is this job's alone): the streamed bands must stay within ~2x the output + a constant."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model or ""), device or "",
+                            str(size), tmp, str(threads)], capture_output=True, text=True,
+                           env=env, timeout=3600)
+    if r.returncode != 0:
+        return {f"mem_{size}_error": r.stderr.strip().splitlines()[-1:]}
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    mib = 2**20
+    growth = m["peak"] - m["base"]
+    return {f"mem_{size}x{size}_output_MiB": round(m["out_bytes"] / mib, 1),
+            f"mem_{size}x{size}_peak_rss_MiB": round(m["peak"] / mib, 1),
+            f"mem_{size}x{size}_rss_before_MiB": round(m["base"] / mib, 1),
+            f"mem_{size}x{size}_growth_over_output": round(growth / m["out_bytes"], 2),
+            f"mem_{size}x{size}_within_2x_output_plus_const": growth <= 2 * m["out_bytes"],
+            f"mem_{size}x{size}_seconds": round(m["seconds"], 1)}
