@@ -25,8 +25,9 @@ import numpy as np
 from .infer import Enhancer
 from .models import scale_fraction
 
-#: LR pixels per band (bounds the float buffers of one band; ~1 M -> ~100 MB at 2.5x RGB)
-BAND_PIXELS = 1 << 20
+#: LR pixels per band: bounds one band's float buffers (512 K LR px -> ~50 MB per float
+#: copy at 2.5x RGB) while keeping the recomputed context rows a small fraction
+BAND_PIXELS = 1 << 19
 
 
 class EnhanceCancelled(Exception):
