@@ -250,10 +250,11 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
         thread = engine.start()
         if sig.cancelled:  # a signal between opening the scope and start()
             engine.cancel()
-        # signals only set a flag and cancel the engine (cli/interrupt.py), so this join
-        # is never broken by a KeyboardInterrupt and the thread really has ended here
-        while thread.is_alive():
-            thread.join(0.5)
+        # signals only set a flag and cancel the engine (cli/interrupt.py); the engine's
+        # own end event (not Thread.join, see engine.ended) says it no longer uses the scope
+        while not engine.ended.wait(0.5):
+            pass
+        thread.join(5.0)
         status = engine.status()
     finally:
         if bar is not None:

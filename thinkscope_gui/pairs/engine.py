@@ -123,6 +123,9 @@ class AcquisitionEngine:
         self._paused = False
         self._cancel = False
         self._thread: threading.Thread | None = None
+        #: set when run() has reported its end; why an Event: on Python 3.11 a
+        #: KeyboardInterrupt inside Thread.join() marks a running thread as stopped
+        self.ended = threading.Event()
         self._timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
         self._reasons: Counter[str] = Counter()
         self._accepted = self._rejected = self._done = self._total = 0
@@ -142,6 +145,7 @@ class AcquisitionEngine:
 
     def start(self) -> threading.Thread:
         """Run in a background thread; returns it (join it or use wait())."""
+        self.ended.clear()
         self._thread = threading.Thread(target=self.run, name="acquisition", daemon=True)
         self._thread.start()
         return self._thread
@@ -149,7 +153,7 @@ class AcquisitionEngine:
     def wait(self, timeout: float | None = None) -> AcquisitionStatus:
         """Block until a background run ends; returns the final status."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            self.ended.wait(timeout)
         return self.status()
 
     def pause(self) -> None:
@@ -251,6 +255,12 @@ class AcquisitionEngine:
         self.on_event = on_event or self.on_event
         if self.plan is None or self.scope is None:
             raise ValueError("AcquisitionEngine needs a plan and a scope")
+        try:
+            return self._run()
+        finally:
+            self.ended.set()
+
+    def _run(self) -> AcquisitionStatus:
         with self._lock:
             self._state = RunState.CANCELLING if self._cancel else RunState.RUNNING
             self._t0 = time.perf_counter()
