@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONPATH=str(ROOT), PYMM_SIGNALS_BACKEND="psygnal", THINKSCOPE_HOME=str(home),
-               QT_QPA_PLATFORM="offscreen")
+               QT_QPA_PLATFORM="offscreen",
+               PYMM_LOG_FILE=str(home / "pymm.log"))  # fresh: RLIMIT_FSIZE applies to logs too
     return env
 
 

@@ -48,6 +48,24 @@ class _Scope(logging.Filter):
         return record.name.startswith(self.prefix) or record.levelno >= logging.CRITICAL
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file; a write failure (disk full, size limit) is said once on
+    stderr in one line and the file is then left alone, never a traceback per record."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
+        if not self.failed:
+            self.failed = True
+            err = sys.exc_info()[1]
+            print(f"thinkscope: cannot write the log {self.baseFilename}: {err}",
+                  file=sys.stderr)
+
+
 class _Stderr(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
 
@@ -72,8 +90,7 @@ def setup_logging(command: str, *, stderr: bool = True,
     if "file" not in _installed:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fh = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES,
-                                                      backupCount=BACKUPS, encoding="utf-8")
+            fh = _LogFile(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         except OSError as exc:
             print(f"{command}: cannot write the log {path}: {exc}", file=sys.stderr)
             path = None
