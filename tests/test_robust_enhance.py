@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from learn_helpers import make_model_file
 from PIL import Image
 
+from tests.learn_helpers import make_model_file
 from thinkscope_gui.cli import enhance as enhance_cli
 from thinkscope_gui.learn.imageio import ImageFileError, enhance_file, read_input
 from thinkscope_gui.learn.infer import Enhancer
