@@ -105,6 +105,8 @@ def _run(args: argparse.Namespace, sig: object) -> int:
                 print(f"  {line}")
             return 1
         return 0
+    if dst.is_dir():  # an existing folder as output: keep the input's name inside it
+        dst = dst / src.name
     try:
         out = one(src, dst, None)
     except EnhanceCancelled:

@@ -581,10 +581,20 @@ def _check_compatible(f: h5py.File, h: StoreHeader, path: Path) -> None:
 
 
 def _plan_dict(text: str) -> dict[str, Any]:
+    """A plan as a comparable dict: validated (so fields added since the file was written
+    take their defaults on both sides), without the output path (files may move)."""
     try:
         d = json.loads(text or "{}")
     except json.JSONDecodeError:
         return {}
+    if not isinstance(d, dict) or not d:
+        return {}
+    try:
+        from .plan import AcquisitionPlan
+
+        d = json.loads(AcquisitionPlan.model_validate(d).model_dump_json())
+    except ValueError:
+        pass  # not a plan this version can read: compare the raw JSON
     d.pop("output", None)  # the same plan may be continued from a moved file
     return d
 
