@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .infer import Enhancer
-from .models import scale_fraction
+from .models import receptive_radius, scale_fraction
 
 #: LR pixels per band: bounds one band's float buffers (512 K LR px -> ~50 MB per float
 #: copy at 2.5x RGB) while keeping the recomputed context rows a small fraction
@@ -59,7 +59,10 @@ def enhance_bands(enh: Enhancer, img: np.ndarray, *, alpha: np.ndarray | None = 
     s = enh.scale
     H, W = enh.output_shape(h, w)
     T = band_rows(enh, w, band)
-    m = int(enh.overlap)
+    # context rows: the Enhancer's own tile overlap (>= twice the receptive radius)
+    m = int(getattr(enh, "overlap", 0)) or 2 * receptive_radius(enh.meta.arch,
+                                                                enh.meta.arch_params)
+    m += (-m) % scale_fraction(s)[1]
     for y0 in range(0, h, T):
         if cancel is not None and cancel():
             raise EnhanceCancelled()

@@ -144,7 +144,7 @@ def free_bytes(path: Path) -> int | None:
 
 
 def _mb(n: int | None) -> str:
-    return "unknown" if n is None else f"{n / 2**20:.1f} MB"
+    return "unknown" if n is None else f"{n / 2**20:.2f} MB"
 
 
 def _is_full(exc: BaseException) -> bool:
