@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.source = _source_from_args(args)
+    from thinkscope_gui.logs import setup_logging
+
+    if args.command is None:
+        setup_logging("gui", stderr_scope="")
+    else:
+        setup_logging(args.command, stderr=False)  # commands print their own messages
     if args.command is None:
         reason = _no_display_reason()
         if reason:
@@ -73,4 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _rc = main()
+    # the command has ended and said so: a late SIGINT/SIGTERM during interpreter shutdown
+    # must not turn that clean end into a traceback or a different exit code
+    import signal
+
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, signal.SIG_IGN)
+    sys.exit(_rc)

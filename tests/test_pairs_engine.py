@@ -17,7 +17,7 @@ from skimage.transform import resize
 
 from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState
 from thinkscope_gui.pairs.plan import AcquisitionPlan
-from thinkscope_gui.pairs.store import PairStore, PairWriter, StoreFullError
+from thinkscope_gui.pairs.store import PairStore
 
 hardware = pytest.importorskip("hardware")
 from hardware import open_microscope  # noqa: E402
@@ -133,19 +133,6 @@ def test_cancel_then_resume_without_duplicates(tmp_path: Path, scope) -> None:
     with PairStore(out) as s:
         tiles = sorted(s.meta(i)["tile_index"] for i in s.pair_ids(False))
     assert tiles == [0, 1, 2, 3]
-
-
-def test_disk_full_fails_cleanly(tmp_path: Path, scope, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(self, rec):
-        raise StoreFullError(f"disk full while append to {self.path}: No space left on device")
-
-    monkeypatch.setattr(PairWriter, "append_pair", full)
-    plan = AcquisitionPlan(positions_um=[(5000.0, 0.0)], output=str(tmp_path / "f.h5"))
-    status, events = _run(plan, scope)
-    assert status.state == RunState.FAILED and "disk full" in status.message
-    assert events[-1].kind == "failed"
-    with PairStore(tmp_path / "f.h5") as s:  # the LR tile that made it is readable
-        assert s.pair_ids(False) == []
 
 
 def test_other_objective_pair_is_refused(tmp_path: Path, scope, full_run) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
@@ -22,7 +21,6 @@ from thinkscope_gui.pairs.store import (
     PairStore,
     PairWriter,
     StoreError,
-    StoreFullError,
     StoreHeader,
     StoreMismatchError,
 )
@@ -140,26 +138,6 @@ def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open"):
         PairWriter.open(blocker / "sub" / "p.h5", header())
-
-
-def test_disk_full_stops_cleanly_and_keeps_committed(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    h = header()
-    path = tmp_path / "p.h5"
-    w = PairWriter.open(path, h)
-    w.append_tile(tile(0))
-    w.append_pair(pair(0, h))
-
-    def full(self: object, *a: object) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", full)
-    with pytest.raises(StoreFullError, match="disk full"):
-        w.append_pair(pair(1, h))
-    monkeypatch.undo()
-    w.close()
-    with PairStore(path) as s:
-        assert s.pair_ids(False) == [0]
 
 
 _WRITER = textwrap.dedent("""

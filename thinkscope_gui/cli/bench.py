@@ -20,7 +20,12 @@ def _camera(args: argparse.Namespace) -> dict[str, Any]:
 def _enhance(args: argparse.Namespace) -> dict[str, Any]:
     from thinkscope_gui.learn.bench import bench_enhance
 
-    return bench_enhance(model=args.model, device=args.device, seconds=args.seconds)
+    out = bench_enhance(model=args.model, device=args.device, seconds=args.seconds)
+    if getattr(args, "memory_size", 0):  # peak RSS of a streamed large image (subprocess)
+        from thinkscope_gui.learn.bench import bench_enhance_memory
+
+        out.update(bench_enhance_memory(args.model, args.device, size=args.memory_size))
+    return out
 
 
 def _acquire(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="train target: CPU threads/process")
     p.add_argument("--batch", type=int, default=16, help="train target: global batch size")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    p.add_argument("--memory-size", type=int, default=6000,
+                   help="enhance: also measure the peak RSS of enhancing an NxN image "
+                   "(0: skip)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 IMAGE_EXTS = (".png", ".tif", ".tiff")
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("enhance", help="enhance 40x images (PNG/TIFF file or folder)")
+    p = sub.add_parser("enhance", help="enhance 40x images (PNG/TIFF file or folder)",
+                       description="Large images are enhanced band by band and streamed into "
+                       "the output file. In a folder, unreadable images are skipped and named "
+                       "at the end (exit code 1). SIGINT/SIGTERM stop after the current band; "
+                       "finished images stay, the partial one is removed (exit 130/143).")
     p.add_argument("input", help="image file or folder of images")
     p.add_argument("output", help="output file, or folder when the input is a folder")
     p.add_argument("--model", default=None,
@@ -17,35 +23,98 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--bit-depth", type=int, default=None,
                    help="significant bits of 16-bit inputs (default: full range)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    """0: all written; 1: some inputs were bad (named); 2: nothing could be done;
+    130/143: cancelled by SIGINT/SIGTERM."""
+    from thinkscope_gui.cli.interrupt import SignalCancel
+
+    with SignalCancel() as sig:
+        return _run(args, sig)
+
+
+def _run(args: argparse.Namespace, sig: object) -> int:
     from tqdm import tqdm
 
     from thinkscope_gui.learn.errors import ModelFileError, ModelMismatchError
-    from thinkscope_gui.learn.imageio import enhance_file
+    from thinkscope_gui.learn.imageio import ImageFileError, enhance_file
     from thinkscope_gui.learn.infer import Enhancer
+    from thinkscope_gui.learn.tiled import EnhanceCancelled
 
     src, dst = Path(args.input), Path(args.output)
+    quiet = bool(getattr(args, "quiet", False))
+    if not src.exists():
+        print(f"error: {src} does not exist")
+        log.error("enhance: %s does not exist", src)
+        return 2
     try:
         enh = Enhancer.load(args.model, device=args.device)
     except ModelFileError as e:
         print(f"error: {e}")
+        log.error("enhance: %s", e)
         return 2
-    try:
-        if src.is_dir():
-            files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            dst.mkdir(parents=True, exist_ok=True)
-            for f in tqdm(files, unit="image"):
-                enhance_file(enh, f, dst / f.name, bit_depth=args.bit_depth)
-            print(f"enhanced {len(files)} images into {dst}")
-        elif src.is_file():
-            out = enhance_file(enh, src, dst, bit_depth=args.bit_depth)
-            print(f"{src} -> {out} (x{enh.scale:g})")
-        else:
-            print(f"error: {src} does not exist")
+    cancelled = lambda: sig.cancelled  # noqa: E731 - read between bands
+
+    def one(f: Path, out: Path, bar_desc: str | None) -> Path:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if quiet or total < 4:
+                return
+            if bar is None:
+                bar = tqdm(total=total, unit="band", desc=bar_desc or f.name, leave=False)
+            bar.update(done - bar.n)
+
+        try:
+            return enhance_file(enh, f, out, bit_depth=args.bit_depth, progress=progress,
+                                cancel=cancelled)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if dst.exists() and not dst.is_dir():
+            print(f"error: {dst} is a file; give a folder for a folder input")
             return 2
-    except ModelMismatchError as e:
+        dst.mkdir(parents=True, exist_ok=True)
+        bad: list[str] = []
+        written = 0
+        for f in tqdm(files, unit="image", disable=quiet or None):
+            if sig.cancelled:
+                break
+            try:
+                one(f, dst / f.name, f.name)
+                written += 1
+            except (ImageFileError, ModelMismatchError, ValueError) as e:
+                bad.append(str(e).splitlines()[0])
+                log.warning("enhance: skipped %s: %s", f, str(e).splitlines()[0])
+            except EnhanceCancelled:
+                break
+        if sig.cancelled:
+            print(f"cancelled: {written} of {len(files)} images written into {dst}; "
+                  f"{sig.name} received (the image in progress was not written)")
+            return sig.exit_code
+        print(f"enhanced {written} of {len(files)} images into {dst}")
+        if bad:
+            print(f"skipped {len(bad)} bad image(s):")
+            for line in bad:
+                print(f"  {line}")
+            return 1
+        return 0
+    if dst.is_dir():  # an existing folder as output: keep the input's name inside it
+        dst = dst / src.name
+    try:
+        out = one(src, dst, None)
+    except EnhanceCancelled:
+        print(f"cancelled: {dst} not written; {sig.name} received")
+        return sig.exit_code
+    except (ImageFileError, ModelMismatchError) as e:
         print(f"error: {e}")
+        log.error("enhance: %s", e)
         return 2
+    print(f"{src} -> {out} (x{enh.scale:g})")
     return 0

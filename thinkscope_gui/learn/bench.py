@@ -149,3 +149,73 @@ def bench_train(procs: tuple[int, ...] = (1, 2), device: str | None = None, arch
         if isinstance(base, float) and isinstance(v, float):
             out[f"speedup_{n}proc"] = round(v / base, 2)
     return out
+
+
+_MEMORY_PROBE = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np, torch
+from thinkscope_gui.learn.imageio import enhance_file
+from thinkscope_gui.learn.infer import Enhancer
+model, device = sys.argv[1] or None, sys.argv[2] or None
+src, dst, threads = Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+enh = Enhancer.load(model, device=device)
+enh.enhance(np.zeros((64, 64, 3), np.uint8))  # warm: allocator, kernels
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t0 = time.perf_counter()
+enhance_file(enh, src, dst)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"base": base, "peak": peak, "seconds": dt}))
+"""
+#: the "+ a constant" of the streaming bound: torch scratch, one band's float buffers
+MEMORY_CONSTANT = 256 << 20
+
+
+def _test_image(path: Path, size: int) -> None:
+    """A textured uint8 RGB TIFF, built row block by row block (the bench's own memory)."""
+    import tifffile
+
+    img = np.empty((size, size, 3), np.uint8)
+    x = np.sin(np.arange(size, dtype=np.float32) / 7.0)
+    for y0 in range(0, size, 512):
+        y = np.cos(np.arange(y0, min(size, y0 + 512), dtype=np.float32) / 11.0)
+        img[y0:y0 + len(y)] = (127 + 60 * y[:, None, None] * x[None, :, None]).astype(np.uint8)
+    tifffile.imwrite(path, img, photometric="rgb")
+
+
+def bench_enhance_memory(model: str | Path | None = None, device: str | None = None,
+                         size: int = 6000, threads: int = 2) -> dict[str, Any]:
+    """Peak RSS of `enhance` on a size x size RGB image (fresh subprocess, so the figure
+    is this job's alone): the streamed bands must stay within ~2x the output + a constant."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.tif", Path(tmp) / "out.tif"
+        _test_image(src, size)
+        r = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model or ""), device or "",
+                            str(src), str(dst), str(threads)], capture_output=True, text=True,
+                           env=env, timeout=3600)
+        out_bytes = dst.stat().st_size if dst.is_file() else 0
+    if r.returncode != 0:
+        return {f"mem_{size}_error": r.stderr.strip().splitlines()[-1:]}
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    mib = 2**20
+    growth = m["peak"] - m["base"]
+    m["out_bytes"] = out_bytes
+    return {f"mem_{size}x{size}_output_MiB": round(out_bytes / mib, 1),
+            f"mem_{size}x{size}_peak_rss_MiB": round(m["peak"] / mib, 1),
+            f"mem_{size}x{size}_rss_before_MiB": round(m["base"] / mib, 1),
+            f"mem_{size}x{size}_rss_growth_MiB": round(growth / mib, 1),
+            f"mem_{size}x{size}_growth_over_output": round(growth / max(out_bytes, 1), 2),
+            f"mem_{size}x{size}_within_2x_output_plus_256MiB":
+                growth <= 2 * out_bytes + MEMORY_CONSTANT,
+            f"mem_{size}x{size}_seconds": round(m["seconds"], 1)}

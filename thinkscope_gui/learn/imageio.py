@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import ModelMismatchError
 from .infer import PIXEL_TOLERANCE, Enhancer
-from .sources import read_image
 
 
 def write_image(path: str | Path, img: np.ndarray, pixel_size_um: float | None = None,
@@ -73,19 +73,184 @@ def read_pixel_size_um(path: str | Path) -> float | None:
         return None
 
 
+class ImageFileError(ValueError):
+    """An input image cannot be read or is of a kind enhance does not handle."""
+
+
+def read_input(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image to enhance as (pixels, alpha or None): pixels (H,W) or (H,W,3) uint8/uint16
+    or float32; alpha (H,W) kept apart so it passes through unchanged. Anything unreadable
+    or unsupported -> ImageFileError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            a = _read_tiff(path)
+        else:
+            a = _read_pil(path)
+    except ImageFileError:
+        raise
+    except MemoryError as e:
+        raise ImageFileError(f"{path}: too large to read into memory") from e
+    except Exception as e:  # noqa: BLE001 - decoders raise many kinds; one line for all
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ImageFileError(f"{path}: not a readable PNG/TIFF image ({first})") from e
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 2, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # planar TIFF
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (2, 3, 4)):
+        raise ImageFileError(f"{path}: unsupported image layout {a.shape} (expected grey, "
+                             "grey+alpha, RGB or RGBA)")
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    if a.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ImageFileError(f"{path}: unsupported sample type {a.dtype} (8/16-bit integer "
+                             "or 32-bit float in 0..1)")
+    if min(a.shape[:2]) < 2:
+        raise ImageFileError(f"{path}: image too small ({a.shape[1]}x{a.shape[0]} px)")
+    alpha = None
+    if a.ndim == 3 and a.shape[-1] in (2, 4):
+        alpha = np.ascontiguousarray(a[..., -1])
+        a = a[..., :-1]
+        if a.shape[-1] == 1:
+            a = a[..., 0]
+    return np.ascontiguousarray(a), alpha
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tf:
+        pages = len(tf.pages)
+        series = tf.series[0] if tf.series else None
+        if pages > 1 or (series is not None and len(series.shape) > 3):
+            raise ImageFileError(
+                f"{path}: multi-page TIFF ({pages} pages) - enhance takes single images; "
+                "save the pages as separate files (Fiji: Image > Stacks > Stack to Images)")
+        return tf.asarray()
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise ImageFileError(f"{path}: animated/multi-frame image ({frames} frames) - "
+                                 "enhance takes single images")
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+        elif im.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB" if im.mode != "1" else "L")
+        elif im.mode in ("I", "I;16B", "I;16L", "I;16N"):
+            im = im.convert("I;16") if im.mode != "I" else im
+        a = np.asarray(im)
+    if a.dtype == np.int32:  # PIL's 32-bit integer mode, as PNG 16-bit sometimes arrives
+        if a.min() < 0 or a.max() > 65535:
+            raise ImageFileError(f"{path}: 32-bit integer pixels out of the 16-bit range")
+        a = a.astype(np.uint16)
+    return a
+
+
+def _tiff_kw(out_dtype: np.dtype, channels: int, has_alpha: bool, pixel_size_um: float | None,
+             extra: dict) -> dict:
+    """tifffile arguments: photometric, calibration (ImageJ where it can, JSON otherwise)."""
+    colour = channels - int(has_alpha) >= 3
+    kw: dict = {"photometric": "rgb" if colour else "minisblack"}
+    if has_alpha:
+        kw["extrasamples"] = ("unassalpha",)
+        if not colour:
+            kw["planarconfig"] = "contig"
+    if pixel_size_um:
+        res = 1.0 / pixel_size_um
+        if not has_alpha and (out_dtype == np.uint8 or not colour):
+            kw.update(imagej=True, resolution=(res, res),
+                      metadata={"unit": "um", "Info": json.dumps(extra)})
+        else:
+            kw.update(resolution=(res * 1e4, res * 1e4), resolutionunit="CENTIMETER",
+                      description=json.dumps({"pixel_size_um": pixel_size_um, "unit": "um",
+                                              **extra}))
+    return kw
+
+
 def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
-                 bit_depth: int | None = None) -> Path:
+                 bit_depth: int | None = None, *, band: int | None = None,
+                 progress: Any = None, cancel: Any = None) -> Path:
     """Enhance one file; the output records the model and its HR pixel size. A TIFF whose
-    own pixel size says it came from another objective is refused (ModelMismatchError)."""
-    px = read_pixel_size_um(src)
+    own pixel size says it came from another objective is refused (ModelMismatchError).
+
+    The image is enhanced band by band and streamed into the output file (learn/tiled.py),
+    written under a temporary name and renamed when complete: a failure or a cancel never
+    leaves a half image. Alpha passes through (resampled to the output grid, values kept).
+    ``progress(done, total)`` is called per band; ``cancel()`` True stops between bands."""
+    from .tiled import (
+        PngStream,
+        enhance_bands,
+        finish,
+        n_bands,
+        partial_path,
+        write_tiff_stream,
+    )
+
+    src, dst = Path(src), Path(dst)
+    try:
+        px = read_pixel_size_um(src)
+    except Exception:  # noqa: BLE001 - unreadable tags: read_input says why below
+        px = None
     want = enh.meta.lr_pixel_size_um
     if px is not None and abs(px - want) / want > PIXEL_TOLERANCE:
         raise ModelMismatchError(
             f"{src}: pixel size {px:g} µm, but this model expects {enh.lr_profile.label} "
             f"images at {want:g} µm/px (objective {enh.lr_profile.label}, "
             f"NA {enh.lr_profile.na:g})")
-    img = read_image(Path(src))
-    out = enh.enhance(img, bit_depth=bit_depth)
+    img, alpha = read_input(src)
+    if alpha is not None and alpha.dtype != img.dtype:
+        alpha = alpha.astype(img.dtype) if img.dtype.kind == alpha.dtype.kind else None
     extra = {"enhanced_by": "ThinkScope", "model": str(enh.path), "source": str(src),
              "objective": enh.hr_profile.label, "scale": enh.scale}
-    return write_image(dst, out, enh.meta.hr_pixel_size_um, extra)
+    H, W = enh.output_shape(*img.shape[:2])
+    channels = (img.shape[2] if img.ndim == 3 else 1) + int(alpha is not None)
+    out_dtype = np.dtype(np.float32) if img.dtype == np.float32 else img.dtype
+    suffix = dst.suffix.lower()
+    if suffix == ".png" and (out_dtype == np.float32 or (out_dtype == np.uint16 and
+                                                         channels >= 3)):
+        dst = dst.with_suffix(".tif")  # PNG has no float and ThinkScope writes no 16-bit RGB PNG
+        suffix = ".tif"
+    if suffix not in (".png", ".tif", ".tiff"):
+        raise ImageFileError(f"{dst}: output must be .png, .tif or .tiff")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    total = n_bands(enh, img.shape, band)
+    done = [0]
+
+    def blocks() -> Any:
+        for rows in enhance_bands(enh, img, alpha=alpha, bit_depth=bit_depth, band=band,
+                                  cancel=cancel):
+            yield rows
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+
+    tmp = partial_path(dst)
+    shape = (H, W) if channels == 1 else (H, W, channels)
+    try:
+        if suffix == ".png":
+            w = PngStream(tmp, H, W, channels, out_dtype)
+            try:
+                for rows in blocks():
+                    w.write(rows)
+                w.close()
+            except BaseException:
+                w.abort()
+                raise
+        else:
+            write_tiff_stream(tmp, blocks(), shape, out_dtype,
+                              _tiff_kw(out_dtype, channels, alpha is not None,
+                                       enh.meta.hr_pixel_size_um, extra))
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise ImageFileError(f"{dst}: cannot write the output: {e}") from e
+        raise
+    return finish(tmp, dst)

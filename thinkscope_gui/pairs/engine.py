@@ -12,7 +12,9 @@ frozen status snapshots; the GUI turns them into signals.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import math
 import threading
 import time
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .autofocus import AutofocusResult, FocusMap, autofocus, focus_metric
+from .autofocus import AutofocusCancelled, AutofocusResult, FocusMap, autofocus, focus_metric
 from .plan import AcquisitionPlan, PlanError, Tile, choose_patch_px
 from .quality import saturated_fraction, tissue_fraction
 from .registration import Registration, RegistrationError, cut_patches, register
@@ -32,6 +34,7 @@ from .store import LRTileRecord, PairRecord, PairWriter, StoreError, StoreHeader
 
 #: a tile whose central field is less stained than this is "glass"
 MIN_TISSUE_FRACTION = 0.05
+_log = logging.getLogger(__name__)
 PHASES = ("move", "focus", "snap", "register", "write", "swap")
 
 
@@ -62,6 +65,8 @@ class AcquisitionStatus:
     timings_s: tuple[tuple[str, float], ...] = ()
     cancelled: bool = False
     message: str = ""
+    new_pairs: int = 0
+    """Pairs stored by this run (the others were already in a resumed file)."""
     measured_offset: tuple[float, float, float, float] | None = None
     """(dx_um, dy_um, dz_um, rotation_deg) HR minus LR, measured on the first HR tile."""
     output: str = ""
@@ -106,21 +111,26 @@ class AcquisitionEngine:
 
     def __init__(self, plan: AcquisitionPlan | None = None, scope: Any = None,
                  on_event: Callable[[AcquisitionEvent], None] | None = None, *,
-                 resume: bool = False) -> None:
+                 resume: bool = False, append: bool = False) -> None:
         self.plan = plan
         self.scope = scope
         self.on_event = on_event
         self.resume_run = resume
+        self.append_run = append
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._state = RunState.IDLE
         self._paused = False
         self._cancel = False
         self._thread: threading.Thread | None = None
+        #: set when run() has reported its end; why an Event: on Python 3.11 a
+        #: KeyboardInterrupt inside Thread.join() marks a running thread as stopped
+        self.ended = threading.Event()
         self._timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
         self._reasons: Counter[str] = Counter()
         self._accepted = self._rejected = self._done = self._total = 0
         self._done_here = 0
+        self._new_pairs = 0
         self._phase = "idle"
         self._t0 = 0.0
         self._message = ""
@@ -135,6 +145,7 @@ class AcquisitionEngine:
 
     def start(self) -> threading.Thread:
         """Run in a background thread; returns it (join it or use wait())."""
+        self.ended.clear()
         self._thread = threading.Thread(target=self.run, name="acquisition", daemon=True)
         self._thread.start()
         return self._thread
@@ -142,7 +153,7 @@ class AcquisitionEngine:
     def wait(self, timeout: float | None = None) -> AcquisitionStatus:
         """Block until a background run ends; returns the final status."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            self.ended.wait(timeout)
         return self.status()
 
     def pause(self) -> None:
@@ -163,6 +174,8 @@ class AcquisitionEngine:
     def cancel(self) -> None:
         """Stop after the current step; stored pairs stay (resume the file later)."""
         with self._lock:
+            if self._state == RunState.IDLE and self._thread is not None:
+                self._cancel = True  # a signal between start() and the run's first step
             if self._state in (RunState.RUNNING, RunState.PAUSED):
                 self._cancel = True
                 self._paused = False
@@ -185,6 +198,7 @@ class AcquisitionEngine:
                 accepted=self._accepted, rejected=self._rejected,
                 reasons=tuple(sorted(self._reasons.items())), eta_s=eta, elapsed_s=elapsed,
                 timings_s=tuple(self._timings.items()), cancelled=self._cancelled,
+                new_pairs=self._new_pairs,
                 message=self._message, measured_offset=self._offset,
                 output=self.plan.output if self.plan else "")
 
@@ -241,10 +255,17 @@ class AcquisitionEngine:
         self.on_event = on_event or self.on_event
         if self.plan is None or self.scope is None:
             raise ValueError("AcquisitionEngine needs a plan and a scope")
+        try:
+            return self._run()
+        finally:
+            self.ended.set()
+
+    def _run(self) -> AcquisitionStatus:
         with self._lock:
-            self._state = RunState.RUNNING
+            self._state = RunState.CANCELLING if self._cancel else RunState.RUNNING
             self._t0 = time.perf_counter()
         writer: PairWriter | None = None
+        reraise: BaseException | None = None
         try:
             writer = self._prepare()
             self._emit("started", output=str(writer.path))
@@ -253,7 +274,7 @@ class AcquisitionEngine:
                 self._state = RunState.FINISHED
                 self._phase = "done"
                 self._message = "finished"
-        except _Cancelled:
+        except (_Cancelled, AutofocusCancelled):
             with self._lock:
                 self._state = RunState.FINISHED
                 self._cancelled = True
@@ -262,13 +283,24 @@ class AcquisitionEngine:
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - any device error ends the run cleanly
             self._fail(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # KeyboardInterrupt in an inline run: still report
+            self._fail(f"{type(exc).__name__}: {exc}")
+            reraise = exc
         finally:
             if writer is not None:
-                writer.close()
+                try:
+                    writer.close()
+                except Exception as exc:  # noqa: BLE001 - the end is reported regardless
+                    _log.warning("closing the store failed: %s", exc)
+            if self._state in (RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING):
+                self._fail("interrupted")
         if self._state == RunState.FAILED:
+            _log.error("acquisition into %s failed: %s", self.plan.output, self._message)
             self._emit("failed", error=self._message)
         else:
             self._emit("finished")
+        if reraise is not None:
+            raise reraise
         return self.status()
 
     def _fail(self, message: str) -> None:
@@ -304,7 +336,11 @@ class AcquisitionEngine:
             profiles_json=json.dumps(profiles), camera_json=json.dumps(camera),
             software_json=json.dumps(_software_versions()),
             source=str(getattr(scope, "source", "")))
-        writer = PairWriter.open(plan.output, header, resume=self.resume_run)
+        writer = PairWriter.open(plan.output, header, resume=self.resume_run,
+                                 append=self.append_run)
+        if writer.tile_offset:  # an appended plan: its tiles follow the stored ones
+            k = writer.tile_offset
+            self._tiles = [dataclasses.replace(t, index=t.index + k) for t in self._tiles]
         with self._lock:
             self._total = 2 * len(self._tiles)
         return writer
@@ -508,6 +544,7 @@ class AcquisitionEngine:
         with self._lock:
             self._done += 1
             self._done_here += 1
+            self._new_pairs += 1
             if rec.accepted:
                 self._accepted += 1
             else:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,9 @@ FORMAT = "thinkscope-pairs"
 FORMAT_VERSION = 1
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1}
 _STR = h5py.string_dtype()
+#: free bytes kept in hand beyond the record itself (HDF5 metadata, B-tree splits)
+RESERVE_BYTES = 1 << 20
+_log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -33,6 +39,10 @@ class StoreError(RuntimeError):
 
 class StoreMismatchError(StoreError):
     """An existing file holds pairs of a different objective pair / sampling."""
+
+
+class StorePlanError(StoreError):
+    """Resuming a file with another acquisition plan than the one it holds."""
 
 
 class StoreFullError(StoreError):
@@ -125,15 +135,151 @@ class PairRecord:
         }
 
 
-def _os_error(exc: OSError, path: Path, what: str) -> StoreError:
-    if getattr(exc, "errno", None) == errno.ENOSPC or "No space" in str(exc):
-        return StoreFullError(f"disk full while {what} {path}: {exc}")
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (None when it cannot be asked)."""
+    try:
+        return shutil.disk_usage(path if path.is_dir() else path.parent).free
+    except OSError:
+        return None
+
+
+def _mb(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 2**20:.2f} MB"
+
+
+def _is_full(exc: BaseException) -> bool:
+    """h5py reports a failed write as RuntimeError or OSError with the errno in the text."""
+    no = getattr(exc, "errno", None)
+    text = str(exc)
+    return (no in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "No space left" in text
+            or "errno = 28" in text or "errno = 27" in text or "File too large" in text
+            or "Disk quota" in text)
+
+
+def _os_error(exc: BaseException, path: Path, what: str) -> StoreError:
+    if _is_full(exc):
+        kind = ("file size limit reached" if getattr(exc, "errno", None) == errno.EFBIG
+                else "disk full")
+        return StoreFullError(
+            f"{kind} while {what} {path} ({_mb(free_bytes(path))} free): the file keeps "
+            "every pair committed before this; free space, then continue with --resume "
+            f"[{str(exc).splitlines()[0][:160]}]")
     return StoreError(f"cannot {what} {path}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------
 # writer
 # ---------------------------------------------------------------------------------------
+class _GuardedIO:
+    """The file object under the writer's h5py.File (h5py's ``fileobj`` driver).
+
+    Why: once a write has failed (disk full, file size limit) HDF5 still flushes its
+    in-memory state at close, writing a superblock whose end-of-file lies past what reached
+    the disk - h5py then refuses the whole file as truncated. After the first failed write
+    this object drops every further write, so the disk keeps the file as it was at the last
+    successful flush: valid, with every committed pair.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.failed: BaseException | None = None
+
+    def readinto(self, b: Any) -> int:
+        return self._raw.readinto(b)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._raw.read(n)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def write(self, b: Any) -> int:
+        if self.failed is not None:
+            return len(memoryview(b))
+        try:
+            return self._raw.write(b)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failed is not None:
+            return self._raw.tell() if size is None else size
+        try:
+            return self._raw.truncate(size)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                self._raw.flush()
+            except OSError as exc:
+                self.failed = exc
+                raise
+
+    def fsync(self) -> None:
+        """Push the OS cache to the device (a commit mark must follow real bytes)."""
+        if self.failed is not None:
+            raise self.failed
+        self.flush()
+        try:
+            os.fsync(self._raw.fileno())
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def close(self) -> None:
+        try:
+            if self.failed is None:
+                self._raw.flush()
+        except OSError:
+            pass
+        finally:
+            self._raw.close()
+
+
+def _open_guarded(path: Path, mode: str) -> h5py.File:
+    raw = open(path, "r+b" if mode == "r+" else "w+b")  # noqa: SIM115 - owned by the File
+    try:
+        import fcntl
+
+        fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    except OSError as exc:
+        raw.close()
+        raise StoreError(f"{path} is open for writing in another process") from exc
+    gio = _GuardedIO(raw)
+    try:
+        f = h5py.File(gio, mode)
+    except BaseException:
+        gio.close()
+        raise
+    _IO[id(f.id)] = gio
+    return f
+
+
+#: h5py File id -> the guarded file object under it (h5py Files take no attributes)
+_IO: dict[int, _GuardedIO] = {}
+
+
+def _close_guarded(f: h5py.File, path: Path) -> None:
+    gio = _IO.pop(id(f.id), None)
+    try:
+        if f.id.valid:
+            f.close()
+    except Exception as exc:  # noqa: BLE001 - h5py raises RuntimeError/OSError here
+        _log.warning("closing %s after an error: %s", path, str(exc).splitlines()[0])
+    finally:
+        if gio is not None:
+            gio.close()
+
+
 _TILE_SCALARS = {
     "tile_index": ("i4", ()), "tile_ixy": ("i4", (2,)), "stage_xy_um": ("f8", (2,)),
     "z_um": ("f8", ()), "focus_score": ("f8", ()), "tissue_fraction": ("f8", ()),
@@ -159,39 +305,58 @@ class PairWriter:
         self._f = f
         self.path = path
         self.header = header
+        self._broken: StoreError | None = None
+        self._io = _IO[id(f.id)]
+        # why held open: closing an h5py Dataset flushes its chunk cache, and a write that
+        # fails there is only "ignored" - the commit mark would then cover missing data.
+        # Open datasets write only in the explicit flush below, where failures raise.
+        self._ds = {f"{g}/{n}": d for g in ("lr_tiles", "pairs")
+                    for n, d in f[g].items() if isinstance(d, h5py.Dataset)}
 
     # --- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, header: StoreHeader, *, resume: bool = False) -> PairWriter:
-        """Create a new store, or (``resume``) reopen an existing one for appending."""
+    def open(cls, path: str | Path, header: StoreHeader, *, resume: bool = False,
+             append: bool = False) -> PairWriter:
+        """Create a new store, or reopen an existing one: ``resume`` continues the plan it
+        holds (another plan is refused before anything is written); ``append`` starts a new
+        plan in it, recorded in ``plan_history_json``, its tiles numbered after the old."""
         path = Path(path)
         try:
+            if path.is_dir():
+                raise StoreError(f"{path} is a directory; give a file name such as "
+                                 f"{path / 'pairs.h5'}")
             if path.exists():
-                if not resume:
+                if not (resume or append):
                     raise StoreError(f"{path} already exists; use resume to continue it or "
                                      "choose another output path")
-                f = h5py.File(path, "r+")
+                with h5py.File(path, "r") as ro:  # read-only: a refused file stays untouched
+                    _check_compatible(ro, header, path)
+                    if not append:
+                        _check_same_plan(ro, header, path)
+                f = _open_guarded(path, "r+")
                 try:
-                    _check_compatible(f, header, path)
                     _truncate_to_committed(f)
+                    if append:
+                        _start_segment(f, header)
                     f.flush()
                 except BaseException:
-                    f.close()
+                    _close_guarded(f, path)
                     raise
                 return cls(f, path, header)
             if not path.parent.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-            f = h5py.File(path, "w")
+            f = _open_guarded(path, "w")
             try:
                 _init_file(f, header)
+                _start_segment(f, header)
                 f.flush()
             except BaseException:
-                f.close()
+                _close_guarded(f, path)
                 raise
             return cls(f, path, header)
         except StoreError:
             raise
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise _os_error(exc, path, "open for writing") from exc
 
     # --- state -------------------------------------------------------------------------
@@ -205,26 +370,34 @@ class PairWriter:
         """Pairs durably stored."""
         return int(self._f.attrs["committed_pairs"])
 
+    @property
+    def tile_offset(self) -> int:
+        """Added to the current plan's tile indices (non-zero after an ``append``)."""
+        return int(self._f.attrs.get("plan_tile_offset", 0))
+
     def stored_tiles(self) -> dict[int, int]:
         """plan tile index -> row in /lr_tiles, for the committed LR tiles."""
         n = self.committed_tiles
-        idx = self._f["lr_tiles/tile_index"][:n]
+        idx = self._ds["lr_tiles/tile_index"][:n]
         return {int(t): i for i, t in enumerate(idx)}
 
     def lr_tile(self, row: int) -> tuple[np.ndarray, dict[str, Any]]:
         """A stored raw LR frame and its metadata (used when resuming into the HR phase)."""
-        g = self._f["lr_tiles"]
-        return g["frames"][row], json.loads(g["meta_json"][row])
+        return (self._ds["lr_tiles/frames"][row],
+                json.loads(self._ds["lr_tiles/meta_json"][row]))
 
     def stored_pair_tiles(self) -> set[int]:
         """Plan tile indices that already have a committed pair."""
         n = self.committed_pairs
-        return {int(t) for t in self._f["pairs/tile_index"][:n]}
+        return {int(t) for t in self._ds["pairs/tile_index"][:n]}
 
     def set_attr(self, name: str, value: Any) -> None:
         """Record a file-level fact (e.g. the measured inter-objective offset) durably."""
-        self._guard(lambda: self._f.attrs.__setitem__(name, value), "write attribute")
-        self._guard(self._f.flush, "flush")
+        def write() -> None:
+            self._f.attrs[name] = value
+            self._sync()
+
+        self._guard(write, "write attribute to")
 
     def get_attr(self, name: str, default: Any = None) -> Any:
         """Read a file-level attribute."""
@@ -233,7 +406,6 @@ class PairWriter:
     # --- appending ---------------------------------------------------------------------
     def append_tile(self, rec: LRTileRecord) -> int:
         """Store a raw LR frame durably; returns its row."""
-        g = self._f["lr_tiles"]
         n = self.committed_tiles
         meta = {"tile_index": rec.tile_index, "tile_ix": rec.ix, "tile_iy": rec.iy,
                 "stage_xy_um": list(rec.stage_xy_um), "z_um": rec.z_um,
@@ -244,12 +416,11 @@ class PairWriter:
                   "focus_score": rec.focus_score, "tissue_fraction": rec.tissue_fraction,
                   "timestamp": rec.timestamp, "frames": rec.frame,
                   "meta_json": json.dumps(meta)}
-        self._append(g, n, values, "committed_lr_tiles")
+        self._append("lr_tiles", n, values, "committed_lr_tiles")
         return n
 
     def append_pair(self, rec: PairRecord) -> int:
         """Store a pair durably (patches, raw HR frame, metadata); returns its id."""
-        g = self._f["pairs"]
         n = self.committed_pairs
         values = {"tile_index": rec.tile_index, "lr_tile": rec.lr_tile,
                   "tile_ixy": (rec.ix, rec.iy), "stage_xy_um": rec.stage_xy_um,
@@ -260,35 +431,62 @@ class PairWriter:
                   "timestamp": rec.timestamp, "reason": rec.reason,
                   "lr": rec.lr_patch, "hr": rec.hr_patch, "hr_raw": rec.hr_frame,
                   "meta_json": json.dumps(rec.meta())}
-        self._append(g, n, values, "committed_pairs")
+        self._append("pairs", n, values, "committed_pairs")
         return n
 
-    def _append(self, g: h5py.Group, n: int, values: dict[str, Any], counter: str) -> None:
+    def _append(self, group: str, n: int, values: dict[str, Any], counter: str) -> None:
+        self._check_space(values)
+
         def write() -> None:
             for name, v in values.items():
-                ds = g[name]
+                ds = self._ds[f"{group}/{name}"]
                 if ds.shape[0] < n + 1:
                     ds.resize(n + 1, axis=0)
                 ds[n] = v
-            self._f.flush()  # data and grown shapes reach the disk first ...
+            self._sync()  # data and grown shapes reach the disk first ...
             self._f.attrs[counter] = n + 1
-            self._f.flush()  # ... then the commit mark
+            self._sync()  # ... then the commit mark
 
-        self._guard(write, "append to")
+        self._guard(write, "appending to")
+
+    def _check_space(self, values: dict[str, Any]) -> None:
+        """Refuse a record that cannot fit before writing any of it: HDF5 is then never
+        left half way through a write, so the file stays exactly as last committed."""
+        if self._broken is not None:
+            raise self._broken
+        need = sum(np.asarray(v).nbytes for v in values.values()) + RESERVE_BYTES
+        free = free_bytes(self.path)
+        if free is not None and free < need:
+            self._broken = StoreFullError(
+                f"disk full: {self.path} needs about {_mb(need)} for the next record but "
+                f"only {_mb(free)} is free; the file keeps every pair committed so far - "
+                "free space, then continue with --resume")
+            raise self._broken
+
+    def _sync(self) -> None:
+        """HDF5 flush, then fsync: the bytes are on the disk, not only in the OS cache."""
+        self._f.flush()
+        self._io.fsync()
 
     def _guard(self, fn: Any, what: str) -> None:
+        if self._broken is not None:
+            raise self._broken
         try:
             fn()
-        except OSError as exc:
-            raise _os_error(exc, self.path, what) from exc
+        except (OSError, RuntimeError, SystemError) as exc:
+            # after a failed write HDF5's in-memory state is not trusted for more commits;
+            # the file object saw the real OS error (h5py may wrap it as SystemError)
+            cause = self._io.failed or exc
+            self._broken = _os_error(cause, self.path, what)
+            raise self._broken from exc
 
     def close(self) -> None:
-        """Flush and close; safe to call twice and after a write error."""
+        """Flush and close; safe to call twice and after a write error (never raises: the
+        committed rows are already on disk, a failure here only concerns uncommitted ones)."""
         try:
-            if self._f.id.valid:
-                self._f.close()
-        except OSError:
-            pass
+            _close_guarded(self._f, self.path)
+        finally:
+            self._ds.clear()
 
     def __enter__(self) -> PairWriter:
         return self
@@ -380,6 +578,70 @@ def _check_compatible(f: h5py.File, h: StoreHeader, path: Path) -> None:
                 f"{path} holds pairs with {what} = {have}, but this run has {want}; "
                 "pairs from different objectives or sampling are never mixed - "
                 "choose another output file")
+
+
+def _plan_dict(text: str) -> dict[str, Any]:
+    """A plan as a comparable dict: validated (so fields added since the file was written
+    take their defaults on both sides), without the output path (files may move)."""
+    try:
+        d = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(d, dict) or not d:
+        return {}
+    try:
+        from .plan import AcquisitionPlan
+
+        d = json.loads(AcquisitionPlan.model_validate(d).model_dump_json())
+    except ValueError:
+        pass  # not a plan this version can read: compare the raw JSON
+    d.pop("output", None)  # the same plan may be continued from a moved file
+    return d
+
+
+def plan_differences(stored_json: str, new_json: str) -> list[str]:
+    """Human-readable ``field: stored -> new`` lines where two plans differ (not output)."""
+    a, b = _plan_dict(stored_json), _plan_dict(new_json)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            out.append(f"{key}: {json.dumps(a.get(key))} in the file, "
+                       f"{json.dumps(b.get(key))} now")
+    return out
+
+
+def _check_same_plan(f: h5py.File, h: StoreHeader, path: Path) -> None:
+    stored = str(f.attrs.get("plan_json", "{}"))
+    if not _plan_dict(stored) or not _plan_dict(h.plan_json):
+        return
+    diff = plan_differences(stored, h.plan_json)
+    if diff:
+        raise StorePlanError(
+            f"{path} holds another acquisition plan; resume continues only the stored plan. "
+            f"Differences: {'; '.join(diff)}. To continue it, resume without plan options; "
+            "to acquire the new plan, choose another output file (or add its tiles to this "
+            "file explicitly with append)")
+
+
+def _start_segment(f: h5py.File, h: StoreHeader) -> None:
+    """Record the plan that starts now; its tile indices continue after the stored ones."""
+    a = f.attrs
+    history = json.loads(str(a.get("plan_history_json", "[]")))
+    if not history and (int(a["committed_lr_tiles"]) or int(a["committed_pairs"])):
+        history.append({"plan": json.loads(str(a.get("plan_json", "{}")) or "{}"),
+                        "tile_offset": int(a.get("plan_tile_offset", 0)), "kind": "new"})
+    offset = 0
+    for group in ("lr_tiles", "pairs"):
+        counter = "committed_lr_tiles" if group == "lr_tiles" else "committed_pairs"
+        n = int(a[counter])
+        if n:
+            offset = max(offset, int(np.max(f[f"{group}/tile_index"][:n])) + 1)
+    history.append({"plan": json.loads(h.plan_json or "{}"), "tile_offset": offset,
+                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "kind": "append" if history else "new"})
+    a["plan_json"] = h.plan_json
+    a["plan_tile_offset"] = offset
+    a["plan_history_json"] = json.dumps(history)
 
 
 def _truncate_to_committed(f: h5py.File) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -129,9 +130,10 @@ def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
     try:
         scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and source == "sim" else None)
     except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback
-        if screenshot:
-            print(f"cannot open microscope '{source}': {exc}", file=sys.stderr)
-        else:
+        # stderr and the log file too (main.py sets both up; without handlers logging's
+        # last resort still prints it): the dialog alone leaves nothing to diagnose later
+        logging.getLogger(__name__).error("cannot open microscope '%s': %s", source, exc)
+        if not screenshot:
             QMessageBox.critical(None, "ThinkScope", f"Cannot open microscope '{source}':\n{exc}")
         return 1
     try:
