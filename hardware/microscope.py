@@ -43,6 +43,7 @@ class Frame:
     objective: str
     xy: tuple[float, float]
     z: float
+    bit_depth: int = 8  #: significant bits per channel, from the core (getImageBitDepth)
 
 
 class MicroscopeEvents(SignalGroup):
@@ -631,6 +632,7 @@ class Microscope:
             objective=objective,
             xy=xy,
             z=z,
+            bit_depth=int(core.getImageBitDepth()),
         )
         return self._frame
 

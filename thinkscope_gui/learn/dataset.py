@@ -1,7 +1,9 @@
 """Training data: tiles from pair sources, a split by tile position, and random patches.
 
-Patch origins sit on the LR grid step q of scale = p/q (even offsets at 2.5), so the HR
-origin origin*scale is an integer pixel and the pair stays exactly aligned.
+Patch origins are LR offsets whose HR image ``origin*scale`` falls (almost) on an HR
+pixel: every even offset at 2.5 = 5/2, every offset at 4, and about one in ten at a
+calibrated scale such as 2.4954 (within 0.05 HR px), so the pair stays aligned at any
+scale without resampling the HR again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from torch.utils.data import Dataset
 
 from .meta import Normalisation
 from .models import scale_fraction
+from .normalise import denormalise, divisor_for, normalise, to_unit
 from .sources import PairSource, split_key
+
+__all__ = ["PatchDataset", "Tile", "aligned_origins", "check_compatible",
+           "compute_normalisation", "denormalise", "load_tiles", "match_illumination",
+           "normalise", "split_by_tile"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,10 @@ class Tile:
     source: str
 
     def lr01(self) -> np.ndarray:
-        return _hwc(self.lr).astype(np.float32) / self.divisor
+        return to_unit(_hwc(self.lr), self.divisor)
 
     def hr01(self) -> np.ndarray:
-        return _hwc(self.hr).astype(np.float32) / self.divisor
+        return to_unit(_hwc(self.hr), self.divisor)
 
 
 def _hwc(a: np.ndarray) -> np.ndarray:
@@ -75,7 +82,7 @@ def match_illumination(lr: np.ndarray, hr: np.ndarray, sigma_lr_px: float = 16.0
     r_t = torch.from_numpy(ratio.transpose(2, 0, 1).copy())[None]
     r_up = F.interpolate(r_t, size=hr_f.shape[:2], mode="bilinear", align_corners=False)
     out = hr_f * r_up[0].numpy().transpose(1, 2, 0)
-    if hr.dtype.kind in "ui":
+    if hr.dtype.kind in "ui":  # raw camera units in and out: no [0, 1] conversion here
         out = np.clip(np.rint(out), 0, np.iinfo(hr.dtype).max)
     return out.astype(hr.dtype).reshape(hr.shape)
 
@@ -91,12 +98,31 @@ def load_tiles(sources: Sequence[PairSource],
         lr, hr = s.lr(i), s.hr(i)
         if illumination:
             hr = match_illumination(lr, hr)
-        divisor = float(2 ** int(s.bit_depth) - 1) if lr.dtype.kind in "ui" else 1.0
+        divisor = divisor_for(lr.dtype, int(s.bit_depth) if lr.dtype.kind in "ui" else None)
         key = (s.name, *split_key(s.meta(i), i))
         tiles.append(Tile(lr=lr, hr=hr, divisor=divisor, key=key, source=s.name))
         if on_progress:
             on_progress(n + 1, len(jobs))
     return tiles
+
+
+def aligned_origins(n: int, patch: int, scale: float, tol_hr_px: float = 0.05) -> np.ndarray:
+    """LR patch offsets along a tile side of ``n`` whose HR offset ``o*scale`` lies within
+    ``tol_hr_px`` of an HR pixel (the closest one when none does), and whose HR patch
+    stays inside the HR tile of ``round(n*scale)`` px.
+
+    Why: an HR patch cut at round(o*scale) is misaligned by exactly that rounding error;
+    keeping it tiny keeps pairs aligned at any scale without a second resampling.
+    """
+    o = np.arange(0, n - patch + 1)
+    hr = np.round(o * scale)
+    err = np.abs(o * scale - hr)
+    fits = hr + round(patch * scale) <= round(n * scale)
+    ok = o[(err <= tol_hr_px + 1e-9) & fits]
+    if ok.size == 0:
+        cand = np.where(fits, err, np.inf)
+        ok = o[[int(np.argmin(cand))]]
+    return ok
 
 
 def split_by_tile(tiles: Sequence[Tile], val_fraction: float = 0.2,
@@ -122,20 +148,6 @@ def compute_normalisation(tiles: Sequence[Tile], divisor: float) -> Normalisatio
     return Normalisation(divisor=divisor, mean=mean, std=std)
 
 
-def normalise(x: torch.Tensor, norm: Normalisation) -> torch.Tensor:
-    """(N,C,H,W) in [0,1] -> network space."""
-    m = torch.tensor(norm.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(norm.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
-
-
-def denormalise(x: torch.Tensor, norm: Normalisation) -> torch.Tensor:
-    """Network space -> [0,1] (not clipped)."""
-    m = torch.tensor(norm.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(norm.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return x * s + m
-
-
 class PatchDataset(Dataset):
     """Random aligned patches with flips and 90-degree rotations, in network space.
 
@@ -153,8 +165,9 @@ class PatchDataset(Dataset):
         self.tiles = list(tiles)
         self.scale = float(scale)
         self.q = scale_fraction(self.scale)[1]
-        self.patch = int(patch) - int(patch) % self.q  # HR patch = patch*scale, integral
+        self.patch = int(patch) - int(patch) % self.q  # even patches at 2.5: integral HR
         self.hr_patch = int(round(self.patch * self.scale))
+        self._origins: dict[int, np.ndarray] = {}
         self.norm = norm
         self.length = int(length)
         self.augment = augment
@@ -164,6 +177,11 @@ class PatchDataset(Dataset):
         small = [t for t in self.tiles if min(t.lr.shape[:2]) < self.patch]
         if small:
             raise ValueError(f"patch {self.patch} is larger than a tile {small[0].lr.shape}")
+
+    def _aligned(self, n: int) -> np.ndarray:
+        if n not in self._origins:
+            self._origins[n] = aligned_origins(n, self.patch, self.scale)
+        return self._origins[n]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -175,13 +193,13 @@ class PatchDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, int(idx)))
         t = self.tiles[int(rng.integers(len(self.tiles)))]
         h, w = t.lr.shape[:2]
-        q, p = self.q, self.patch
-        oy = int(rng.integers(0, (h - p) // q + 1)) * q
-        ox = int(rng.integers(0, (w - p) // q + 1)) * q
+        p = self.patch
+        oys, oxs = self._aligned(h), self._aligned(w)
+        oy = int(oys[int(rng.integers(len(oys)))])
+        ox = int(oxs[int(rng.integers(len(oxs)))])
         hy, hx = int(round(oy * self.scale)), int(round(ox * self.scale))
-        lr = _hwc(t.lr[oy:oy + p, ox:ox + p]).astype(np.float32) / t.divisor
-        hr = _hwc(t.hr[hy:hy + self.hr_patch, hx:hx + self.hr_patch]).astype(np.float32)
-        hr = hr / t.divisor
+        lr = to_unit(_hwc(t.lr[oy:oy + p, ox:ox + p]), t.divisor)
+        hr = to_unit(_hwc(t.hr[hy:hy + self.hr_patch, hx:hx + self.hr_patch]), t.divisor)
         if self.augment:
             k = int(rng.integers(4))
             lr, hr = np.rot90(lr, k), np.rot90(hr, k)
