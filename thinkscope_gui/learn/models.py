@@ -9,7 +9,7 @@ PixelShuffle(p) places them, so the HR grid stays aligned with the LR one.
 
 Any other scale (a calibrated 2.4954, say) has no small fraction. The network then
 predicts on the grid of ceil(scale) (PixelShuffle), and a fixed, exact cubic resampling
-(:func:`resample`, Keys a = -0.5; see KEYS_A for the measurement) takes that grid onto
+(:func:`resample`, torch's bicubic; see KEYS_A for the measurement) takes that grid onto
 the true HR grid: HR pixel k sits at LR
 coordinate (k + 0.5)/scale - 0.5, the same convention as the bicubic skip and as the HR
 patches in the pair store. Output is always round(H*scale) x round(W*scale).
@@ -45,12 +45,13 @@ def out_size(h: int, w: int, scale: float) -> tuple[int, int]:
 #: cubic parameter of the fixed resampling from the ceil(scale) grid to the true HR grid.
 #: Chosen by measurement (simulator, noise-free 100x/1.4 truth at 2.4954, a perfect
 #: network output on the shuffle grid resampled onto the true grid, PSNR vs the truth):
-#: ceil grid + Keys -0.5: 61.2 dB; + torch's -0.75: 59.2; + bilinear: 60.2; the nearest
-#: fraction 5/2 + Keys: 62.8; 4x grid + bilinear: 62.9; the former fallback
+#: ceil grid + torch's bicubic (a = -0.75): 59.2 dB; + Keys -0.5: 61.2; + bilinear: 60.2;
+#: the nearest fraction 5/2 + Keys: 62.8; 4x grid + bilinear: 62.9; the former fallback
 #: (F.interpolate(size=...) bilinear, antialiased, stretched): 52.7; a 0.5 HR px phase
-#: error: 41.0. Every exact-grid choice is far above what a network reaches (~30-40 dB),
-#: so the cheapest grid (ceil) with the best cubic on it wins.
-KEYS_A = -0.5
+#: error: 41.0. Every exact-grid choice is far above what a network reaches (~30-45 dB),
+#: so speed decides: the cheapest grid (ceil) and torch's fused bicubic kernels
+#: (F.interpolate / grid_sample, 5-10x faster on CPU than a gather-based Keys -0.5).
+KEYS_A = -0.75
 
 
 def is_exact(scale: float) -> bool:
@@ -77,14 +78,14 @@ def _resample_axis(x: torch.Tensor, dim: int, n_out: int, start: float,
     n = x.shape[dim]
     u = start + step * torch.arange(n_out, dtype=torch.float64)
     i0 = torch.floor(u)
-    t = (u - i0).to(x.dtype).to(x.device)
+    t = u - i0  # weights in float64, then cast: fp16 weights cost ~3 LSB of 8 bits
     i0 = i0.to(torch.long).to(x.device)
     shape = [1] * x.ndim
     shape[dim] = n_out
     out = None
     for k, w in zip(range(-1, 3), _cubic(t, a), strict=True):
         idx = (i0 + k).clamp_(0, n - 1)
-        term = x.index_select(dim, idx) * w.view(shape)
+        term = x.index_select(dim, idx) * w.to(x.dtype).to(x.device).view(shape)
         out = term if out is None else out + term
     assert out is not None
     return out
@@ -100,10 +101,27 @@ def resample(x: torch.Tensor, scale: float, size: tuple[int, int],
     Why: any scale, no size-dependent stretch (F.interpolate(size=...) would use
     round(H*s)/H instead of s), and a phase so tiles cut at any LR offset land on the
     whole frame's HR grid. Edges are clamped (replicate), as torch's bicubic does.
-    ``a``: the cubic's parameter (-0.75 = torch's bicubic, -0.5 = Keys, exact for
-    quadratics).
+    ``a``: the cubic's parameter; -0.75 (torch's bicubic) runs on torch's fused kernels
+    (F.interpolate at zero phase, else grid_sample); others (-0.5 = Keys, exact for
+    quadratics) on a separable 4-tap gather.
     """
     r = grid / float(scale)
+    if a == -0.75:
+        if not (phase[0] or phase[1]):
+            # replicate-pad so floor((h+2)*scale/grid) >= size, then crop
+            xp = F.pad(x, (0, 2, 0, 2), mode="replicate")
+            y = F.interpolate(xp, scale_factor=1.0 / r, mode="bicubic", align_corners=False,
+                              recompute_scale_factor=False)
+            if y.shape[-2] >= size[0] and y.shape[-1] >= size[1]:
+                return y[..., : size[0], : size[1]]
+        h, w = x.shape[-2:]
+        uy = (torch.arange(size[0], dtype=torch.float64) + phase[0] + 0.5) * r - 0.5
+        ux = (torch.arange(size[1], dtype=torch.float64) + phase[1] + 0.5) * r - 0.5
+        ny = (2.0 * (uy + 0.5) / h - 1.0).to(x.dtype).to(x.device)
+        nx = (2.0 * (ux + 0.5) / w - 1.0).to(x.dtype).to(x.device)
+        g = torch.stack(torch.broadcast_tensors(nx[None, :], ny[:, None]), dim=-1)
+        return F.grid_sample(x, g[None].expand(x.shape[0], -1, -1, -1), mode="bicubic",
+                             padding_mode="border", align_corners=False)
     y = _resample_axis(x, x.ndim - 2, size[0], (phase[0] + 0.5) * r - 0.5, r, a)
     return _resample_axis(y, x.ndim - 1, size[1], (phase[1] + 0.5) * r - 0.5, r, a)
 
@@ -116,15 +134,8 @@ def bicubic(x: torch.Tensor, scale: float,
     Why not F.interpolate(size=...): for odd sizes round(H*s)/H != s, which would shift
     the grid by a fraction of a pixel. The scale is passed explicitly and the input padded
     at the bottom/right, so every output pixel sits at the same place for any size (and
-    tiles agree with whole frames)."""
-    h, w = x.shape[-2:]
-    oh, ow = out_size(h, w, scale)
-    if phase[0] or phase[1]:
-        return resample(x, scale, (oh, ow), phase)
-    xp = F.pad(x, (0, 2, 0, 2), mode="replicate")
-    y = F.interpolate(xp, scale_factor=scale, mode="bicubic", align_corners=False,
-                      recompute_scale_factor=False)
-    return y[..., :oh, :ow]
+    tiles agree with whole frames). ``phase``: see :func:`resample`."""
+    return resample(x, scale, out_size(x.shape[-2], x.shape[-1], scale), phase)
 
 
 class SubPixelUp(nn.Module):
