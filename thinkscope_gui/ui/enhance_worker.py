@@ -25,6 +25,8 @@ class EnhanceJob:
     consistency: bool = False
     mode: str = ""
     t_received: float = field(default_factory=time.perf_counter)
+    #: the camera's significant bits (Frame.bit_depth); None: the model's recorded depth
+    bit_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,12 @@ class LiveEnhanceWorker(QThread):
             if enhancer is None or job is None:
                 continue
             try:
-                out = enhancer.enhance(job.image)
+                # the frame's own bit depth (12 in a uint16, say) sets the full scale
+                kw = {} if job.bit_depth is None else {"bit_depth": int(job.bit_depth)}
+                out = enhancer.enhance(job.image, **kw)
                 heat = None
                 if job.consistency:
-                    heat = enhancer.consistency(job.image, out)
+                    heat = enhancer.consistency(job.image, out, **kw)
             except Exception as exc:  # noqa: BLE001 - report and keep the thread alive
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
                 continue
