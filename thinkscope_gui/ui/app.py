@@ -120,8 +120,12 @@ class ScreenshotRun:
         QApplication.instance().quit()
 
 
-def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
-    """Open the main window on ``source``; with ``screenshot`` run the timed demo and exit."""
+def run_gui(source: str = "sim", screenshot: str | None = None,
+            size: tuple[int, int] | None = None) -> int:
+    """Open the main window on ``source``; with ``screenshot`` run the timed demo and exit.
+
+    ``size`` (width, height) sizes the window; with a screenshot every dock is shown.
+    """
     from .errors import install_excepthook
     from .main_window import MainWindow
 
@@ -143,6 +147,8 @@ def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
                 QMessageBox.critical(None, "ThinkScope", f"Cannot start the GUI:\n{exc}")
             return 1
         install_excepthook(window.reporter)
+        if size is not None:
+            window.fit_to(*size, show_all_docks=screenshot is not None)
         window.show()
         window.set_live(True)
         if screenshot:

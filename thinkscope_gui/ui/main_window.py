@@ -31,6 +31,7 @@ from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
 from .settings import app_settings, read_bool, read_float
 from .tiff_io import save_tiff
+from .widgets import dock_scroll
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,15 @@ class MainWindow(QMainWindow):
             lay.addWidget(w)
         lay.addStretch(1)
         dock = self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [box.minimumSizeHint().width() + 16],
+                         Qt.Orientation.Horizontal)
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title}")
-        dock.setWidget(widget)
+        # a dock scrolls rather than forcing the window taller than a 768-pixel screen
+        dock.setWidget(dock_scroll(widget, title))
         self.addDockWidget(area, dock)
         return dock
 
@@ -301,6 +304,15 @@ class MainWindow(QMainWindow):
         text = self.live.heads_up()
         self.hud.setText(text)
         self.view.set_hud(text)
+
+    def fit_to(self, width: int, height: int, *, show_all_docks: bool = False) -> None:
+        """Size the window to ``width`` x ``height`` (a screen size); optionally open every
+        dock that the user closed, so a screenshot shows the whole application."""
+        if show_all_docks:
+            for dock in self.findChildren(QDockWidget):
+                dock.setFloating(False)
+                dock.show()
+        self.resize(width, height)
 
     # -------------------------------------------------------------- settings
     def _settings_model_path(self) -> str | None:

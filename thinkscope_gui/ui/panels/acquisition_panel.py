@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from ..model_form import ModelForm
 from ..settings import app_settings, thinkscope_home
+from ..widgets import StatusLabel
 from ..workers import EventBridge
 from .stage_map import StageMap
 
@@ -67,9 +68,8 @@ class AcquisitionPanel(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
         self.progress = QProgressBar()
-        self.eta = QLabel()
-        self.last_pair = QLabel("last pair: –")
-        self.last_pair.setWordWrap(True)
+        self.eta = StatusLabel(lines=2)
+        self.last_pair = StatusLabel("last pair: –", lines=2)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         for w in (save, load, self.resume_box):
             row1.addWidget(w)

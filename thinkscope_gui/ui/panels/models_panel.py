@@ -10,7 +10,6 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -19,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..settings import thinkscope_home
+from ..widgets import StatusLabel
 from .model_catalog import ModelEntry, data_text, metrics_text, read_model_meta, scan_models
 from .model_catalog import staleness as stale_reason
 
@@ -43,8 +43,7 @@ class ModelsPanel(QWidget):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.addWidget(b)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
+        self.info = StatusLabel(lines=2)
         lay = QVBoxLayout(self)
         lay.addWidget(self.table)
         lay.addLayout(buttons)
