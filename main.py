@@ -27,7 +27,8 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 1366x768: {text!r}") from None
+        msg = f"size must be WIDTHxHEIGHT, e.g. 1366x768: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
     if w < 320 or h < 240:
         raise argparse.ArgumentTypeError(f"size too small: {text!r}")
     return (w, h)

@@ -55,10 +55,10 @@ class WheelGuard(QObject):
         if kind == QEvent.Type.Polish and isinstance(obj, (QAbstractSpinBox, QComboBox)):
             # WheelFocus would hand focus to the field under the wheel before we decide
             obj.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        elif kind == QEvent.Type.Wheel and isinstance(obj, (QAbstractSpinBox, QComboBox)):
-            if not obj.hasFocus():
-                event.ignore()  # propagates to the parent (the scroll area scrolls)
-                return True
+        elif (kind == QEvent.Type.Wheel and isinstance(obj, (QAbstractSpinBox, QComboBox))
+              and not obj.hasFocus()):
+            event.ignore()  # propagates to the parent (the scroll area scrolls)
+            return True
         return False
 
 
