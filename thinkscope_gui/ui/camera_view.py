@@ -82,6 +82,10 @@ class CameraView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._glw)
+        # a click on the image gives it the keyboard: stage keys work only then
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._glw.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFocusProxy(self._glw)
         self.hud = QLabel(self)
         self.hud.setStyleSheet("QLabel { color: #fff; background: rgba(0,0,0,150); "
                                "padding: 3px 6px; font-family: monospace; }")

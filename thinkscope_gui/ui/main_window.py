@@ -11,6 +11,7 @@ from typing import Any
 from qtpy.QtCore import QByteArray, Qt, QTimer
 from qtpy.QtGui import QAction, QKeySequence, QShortcut
 from qtpy.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -31,7 +32,7 @@ from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
 from .settings import app_settings, read_bool, read_float
 from .tiff_io import save_tiff
-from .widgets import dock_scroll
+from .widgets import dock_scroll, install_wheel_guard
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
         self.signals = ScopeSignals(scope, self)
         self.view = CameraView(self)
         self.setCentralWidget(self.view)
+        install_wheel_guard(QApplication.instance())
         self.live = LiveController(scope, self.view, self)
         self.live.failed.connect(lambda m: self.report("Live view", m))
         self.models = ModelManager(self)
@@ -190,17 +192,26 @@ class MainWindow(QMainWindow):
             self.resizeDocks([first], [420], Qt.Orientation.Horizontal)
 
     def _build_shortcuts(self) -> None:
+        """Stage and focus keys act only while the image has focus (click it), as in
+        Micro-Manager: arrows in a spin box, table or selector never move the stand."""
+        in_view = Qt.ShortcutContext.WidgetWithChildrenShortcut
         moves = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
                  Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
         for key, (dx, dy) in moves.items():
             s = QShortcut(QKeySequence(key), self.view)
+            s.setContext(in_view)
             s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=False))
             s = QShortcut(QKeySequence(Qt.KeyboardModifier.ShiftModifier | key), self.view)
+            s.setContext(in_view)
             s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=True))
-        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, lambda: self.focus_widget.nudge(+1))
-        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, lambda: self.focus_widget.nudge(-1))
+        for key, sign in ((Qt.Key.Key_PageUp, +1), (Qt.Key.Key_PageDown, -1)):
+            s = QShortcut(QKeySequence(key), self.view)
+            s.setContext(in_view)
+            s.activated.connect(lambda sign=sign: self.focus_widget.nudge(sign))
+        s = QShortcut(QKeySequence("Space"), self.view)
+        s.setContext(in_view)
+        s.activated.connect(self.snap)
         QShortcut(QKeySequence("Ctrl+S"), self, self._save_dialog)
-        QShortcut(QKeySequence("Space"), self, self.snap)
 
     # ---------------------------------------------------------------- camera
     def snap(self) -> None:
