@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QByteArray, Qt, QTimer
+from qtpy.QtCore import QByteArray, Qt, QTimer, Signal
 from qtpy.QtGui import QAction, QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QApplication,
@@ -40,9 +40,23 @@ log = logging.getLogger(__name__)
 class MainWindow(QMainWindow):
     """Composes the camera view, controls and dock panels around one microscope."""
 
+    #: imported in the background after the first frame (torch, scipy, skimage): the
+    #: window and live view never wait for them
+    HEAVY_MODULES = ("thinkscope_gui.learn.train", "thinkscope_gui.learn.infer",
+                     "thinkscope_gui.pairs.engine")
+    #: panels whose engine needs a heavy module; with ``defer_heavy`` they are built later
+    DEFERRED_PANELS = ("Training",)
+
+    startupDone = Signal()
+
     def __init__(self, scope: Any, *, modal_errors: bool = True, load_model: bool = True,
-                 parent: QWidget | None = None) -> None:
+                 defer_heavy: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.ready = False  # True once the background imports and deferred panels are done
+        self._defer_heavy = defer_heavy
+        self._docks: dict[str, QDockWidget] = {}
+        self._factories: dict[str, Callable[[], QWidget]] = {}
+        self._warmup: Any = None
         self.setObjectName("ThinkScopeMain")
         self.setWindowTitle(f"ThinkScope — {getattr(scope, 'source', 'microscope')}")
         self.scope = scope
@@ -75,8 +89,42 @@ class MainWindow(QMainWindow):
         self._hud_timer.start(500)
         self._restore_settings()
         self._startup_load = load_model
-        if load_model:
+        self._load_pending = load_model and defer_heavy
+        if load_model and not defer_heavy:
             self.models.load(self._settings_model_path())
+        if not defer_heavy:
+            QTimer.singleShot(0, self.start_background)
+
+    # ---------------------------------------------------------------- start-up
+    def start_background(self) -> None:
+        """Import the heavy engines in a worker, then build the deferred panels and load
+        the model. run_gui calls this after the first live frame; idempotent."""
+        if self._warmup is not None or self.ready:
+            return
+        import importlib
+
+        from .workers import start_worker
+
+        def job(token: Any, progress: Any) -> None:
+            for name in self.HEAVY_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - the panel will show the reason
+                    log.exception("background import of %s failed", name)
+
+        def done(_result: Any = None) -> None:
+            self._warmup = None
+            for title in self.DEFERRED_PANELS:
+                if title in self._factories and getattr(self.panels.get(title), "deferred",
+                                                        False):
+                    self._set_panel(title, self._make_panel(title))
+            if self._load_pending:
+                self._load_pending = False
+                self.models.load(self._settings_model_path())
+            self.ready = True
+            self.startupDone.emit()
+
+        self._warmup = start_worker(self, job, done, lambda _m: done())
 
     # ------------------------------------------------------------------ errors
     def report(self, title: str, detail: str) -> None:
@@ -151,8 +199,7 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_panels(self) -> None:
-        """Dock panels; one that cannot be built shows why instead of breaking the window."""
-        factories: list[tuple[str, Callable[[], QWidget]]] = []
+        """Dock panels, tabbed on the right; heavy ones may be built after start-up."""
 
         def acq() -> QWidget:
             from .panels.acquisition_panel import AcquisitionPanel
@@ -170,18 +217,18 @@ class MainWindow(QMainWindow):
             from .panels.objectives_panel import ObjectivesPanel
             return ObjectivesPanel(self.scope, self)
 
-        factories = [("Acquisition", acq), ("Training", train), ("Models", models),
-                     ("Objectives", objectives)]
+        self._factories = {"Acquisition": acq, "Training": train, "Models": models,
+                           "Objectives": objectives}
         first: QDockWidget | None = None
-        for title, make in factories:
-            try:
-                widget = make()
-            except Exception as exc:  # noqa: BLE001 - a missing engine must not kill the GUI
-                log.exception("panel %s unavailable", title)
-                widget = QLabel(f"{title} unavailable:\n{type(exc).__name__}: {exc}")
-                widget.setWordWrap(True)
+        for title in self._factories:
+            if self._defer_heavy and title in self.DEFERRED_PANELS:
+                widget = QLabel(f"{title}: loading the engine in the background…")
+                widget.deferred = True  # type: ignore[attr-defined]
+            else:
+                widget = self._make_panel(title)
             self.panels[title] = widget
             dock = self._add_dock(title, widget)
+            self._docks[title] = dock
             if first is None:
                 first = dock
             else:
@@ -190,6 +237,21 @@ class MainWindow(QMainWindow):
             first.raise_()
             # the camera view gets most of the window; panels can be widened by the user
             self.resizeDocks([first], [420], Qt.Orientation.Horizontal)
+
+    def _make_panel(self, title: str) -> QWidget:
+        """Build one panel; one that cannot be built shows why instead of breaking."""
+        try:
+            return self._factories[title]()
+        except Exception as exc:  # noqa: BLE001 - a missing engine must not kill the GUI
+            log.exception("panel %s unavailable", title)
+            widget = QLabel(f"{title} unavailable:\n{type(exc).__name__}: {exc}")
+            widget.setWordWrap(True)
+            return widget
+
+    def _set_panel(self, title: str, widget: QWidget) -> None:
+        """Put a (re)built panel into its dock."""
+        self.panels[title] = widget
+        self._docks[title].setWidget(dock_scroll(widget, title))
 
     def _build_shortcuts(self) -> None:
         """Stage and focus keys act only while the image has focus (click it), as in
@@ -370,6 +432,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop timers, workers and engines; leaves the microscope open for its owner."""
         self._hud_timer.stop()
+        if self._warmup is not None:
+            self._warmup.wait(60000)  # imports cannot be interrupted; let them finish
         for panel in self.panels.values():
             stop = getattr(panel, "shutdown", None)
             if callable(stop):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,13 @@ class ModelsPanel(QWidget):
         lay.addWidget(self.info)
         window.models.loaded.connect(lambda _e: self.refresh())
         window.signals.objectiveChanged.connect(lambda _l: self.refresh())
-        self.refresh()
+        if "thinkscope_gui.learn.modelfile" in sys.modules:
+            self.refresh()
+        else:
+            # reading model headers needs the learn engine (torch): the window imports
+            # it in the background after the first frame and then lists the models
+            self.info.setText("looking for models…")
+            window.startupDone.connect(self.refresh)
 
     def _profiles(self) -> dict[str, Any]:
         try:
@@ -60,6 +67,10 @@ class ModelsPanel(QWidget):
 
     def refresh(self) -> None:
         """Re-scan the model folders and re-judge staleness against the current profiles."""
+        if ("thinkscope_gui.learn.modelfile" not in sys.modules
+                and not getattr(self.window_, "ready", True)):
+            return  # still starting: startupDone refreshes
+        self.info.setText("")
         self.entries = scan_models()
         profiles = self._profiles()
         active = self.window_.models.path
