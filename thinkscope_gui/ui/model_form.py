@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QSizePolicy,
     QSpinBox,
     QWidget,
 )
@@ -54,12 +55,19 @@ class TupleEditor(QWidget):
             w.setPrefix(f"{label} " if label else "")
             w.setSuffix(hint.get("suffix", ""))
             w.setKeyboardTracking(False)
+            _narrow(w)
             w.valueChanged.connect(self.changed)
             lay.addWidget(w)
             self.spins.append(w)
 
     def values(self) -> list[Any]:
         return [w.value() for w in self.spins]
+
+
+def _narrow(w: QWidget, minimum: int = 70) -> None:
+    """Let an editor shrink to the dock's width (a spin box's hint counts its whole range)."""
+    w.setMinimumWidth(minimum)
+    w.setSizePolicy(QSizePolicy.Policy.Ignored, w.sizePolicy().verticalPolicy())
 
 
 def _number_tuple(tp: Any) -> type | None:
@@ -124,6 +132,8 @@ class ModelForm(QWidget):
                 continue
             hint = self._hints.get(name, {})
             editor = self._make_editor(tp, value, optional, hint)
+            if not isinstance(editor, (QCheckBox, TupleEditor)):
+                _narrow(editor, 90)
             editor.setToolTip(tip)
             self._editors[name] = (editor, tp, optional)
             self._layout.addRow(hint.get("title", name.replace("_", " ")), editor)
