@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ from .live_controller import LiveController
 from .microscope_widgets import ExposureWidget, FocusWidget, ObjectiveWidget, StageWidget
 from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
-from .settings import app_settings, read_bool, read_float
+from .settings import app_settings, read_bool, read_float, thinkscope_home
 from .tiff_io import save_tiff
-from .widgets import dock_scroll, install_wheel_guard
+from .widgets import dock_scroll, install_wheel_guard, unique_path
+from .workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,6 @@ class MainWindow(QMainWindow):
             return
         import importlib
 
-        from .workers import start_worker
-
         def job(token: Any, progress: Any) -> None:
             for name in self.HEAVY_MODULES:
                 try:
@@ -141,12 +141,38 @@ class MainWindow(QMainWindow):
         self.act_live = QAction("Live", self, checkable=True)
         self.act_live.toggled.connect(self.set_live)
         self.act_save = QAction("Save TIFF…", self)
+        self.act_save.setToolTip("Save the camera frame as TIFF with pixel size, objective, "
+                                 "exposure and position (Ctrl+S)")
         self.act_save.triggered.connect(self._save_dialog)
+        self.act_save_enh = QAction("Save enhanced…", self)
+        self.act_save_enh.setToolTip("Enhance the whole frame with the active model and save "
+                                     "it as TIFF (pixel size divided by the model's scale)")
+        self.act_save_enh.triggered.connect(lambda: self._save_dialog(enhanced=True))
         self.act_auto = QAction("Auto contrast", self)
+        self.act_auto.setToolTip("Set the display range once from the visible image")
         self.act_auto.triggered.connect(lambda: self.view.auto_contrast())
+        self.act_auto_live = QAction("Auto", self, checkable=True)
+        self.act_auto_live.setToolTip("Continuous auto-contrast (twice a second)")
+        self.act_auto_live.toggled.connect(lambda on: setattr(self.view, "auto_levels", on))
         self.act_roi = QAction("Contrast ROI", self, checkable=True)
         self.act_roi.toggled.connect(self.view.contrast_roi.setVisible)
-        for a in (self.act_snap, self.act_live, self.act_save, self.act_auto, self.act_roi):
+        for a in (self.act_snap, self.act_live, self.act_save, self.act_save_enh, self.act_auto,
+                  self.act_auto_live, self.act_roi):
+            tb.addAction(a)
+        tb.addSeparator()
+        self.act_zoom_in = QAction("＋", self)
+        self.act_zoom_in.setToolTip("Zoom in (the zoom is kept when the mode changes)")
+        self.act_zoom_in.triggered.connect(lambda: self.view.zoom(1.5))
+        self.act_zoom_out = QAction("－", self)
+        self.act_zoom_out.setToolTip("Zoom out")
+        self.act_zoom_out.triggered.connect(lambda: self.view.zoom(1 / 1.5))
+        self.act_one = QAction("1:1", self)
+        self.act_one.setToolTip("One camera pixel per screen pixel")
+        self.act_one.triggered.connect(self.view.one_to_one)
+        self.act_fit = QAction("Fit", self)
+        self.act_fit.setToolTip("Whole frame in the window")
+        self.act_fit.triggered.connect(self.view.fit)
+        for a in (self.act_zoom_in, self.act_zoom_out, self.act_one, self.act_fit):
             tb.addAction(a)
         tb.addSeparator()
         self.act_enhance = QAction("Enhance", self, checkable=True)
@@ -167,6 +193,15 @@ class MainWindow(QMainWindow):
                                   suffix=" px lens")
         self.lens_size.valueChanged.connect(self._lens_size_changed)
         tb.addWidget(self.lens_size)
+        self.lens_zoom = QSpinBox(minimum=1, maximum=8, value=2, prefix="×", suffix=" lens")
+        self.lens_zoom.setToolTip("Lens magnification: the lens enhances the centre 1/m of "
+                                  "its area and shows it m times larger")
+        self.lens_zoom.valueChanged.connect(self._lens_zoom_changed)
+        tb.addWidget(self.lens_zoom)
+
+    def _lens_zoom_changed(self, v: int) -> None:
+        self.view.lens_magnification = float(v)
+        self.view.set_lens_center(*self.view.lens_center)
 
     def _lens_size_changed(self, v: int) -> None:
         self.view.lens_size = int(v)
@@ -273,7 +308,7 @@ class MainWindow(QMainWindow):
         s = QShortcut(QKeySequence("Space"), self.view)
         s.setContext(in_view)
         s.activated.connect(self.snap)
-        QShortcut(QKeySequence("Ctrl+S"), self, self._save_dialog)
+        QShortcut(QKeySequence("Ctrl+S"), self, lambda: self._save_dialog())
 
     # ---------------------------------------------------------------- camera
     def snap(self) -> None:
@@ -300,21 +335,84 @@ class MainWindow(QMainWindow):
             self.act_live.setChecked(on)
             self.act_live.blockSignals(False)
 
+    def frame_info(self, kind: str = "raw") -> dict[str, Any]:
+        """What a saved image records besides its pixels (ImageJ Info text)."""
+        info: dict[str, Any] = {"kind": kind, "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                "source": getattr(self.scope, "source", "")}
+        with contextlib.suppress(Exception):
+            label = self.scope.objective()
+            p = self.scope.profile(label)
+            info.update(objective=label, magnification=p.magnification, na=p.na,
+                        immersion=p.immersion, camera_pixel_size_um=p.pixel_size_um)
+        with contextlib.suppress(Exception):
+            x, y = self.scope.xy()
+            info.update(exposure_ms=self.scope.exposure(), stage_x_um=x, stage_y_um=y,
+                        z_um=self.scope.z())
+        if kind == "enhanced" and self.models.enhancer is not None:
+            info.update(model=self.models.path.name if self.models.path else "default",
+                        model_path=str(self.models.path or ""),
+                        model_scale=self.models.enhancer.scale)
+        return info
+
+    def default_save_path(self, kind: str = "raw") -> Path:
+        """$THINKSCOPE_HOME/images/<time>_<objective>_<kind>.tif, never an existing file."""
+        label = "frame"
+        with contextlib.suppress(Exception):
+            label = str(self.scope.objective())
+        name = f"{time.strftime('%Y%m%d_%H%M%S')}_{label}_{kind}.tif"
+        return unique_path(thinkscope_home() / "images" / name)
+
     def save_frame(self, path: str | Path) -> Path | None:
-        """Save the displayed frame as TIFF with the current pixel size."""
+        """Save the displayed camera frame as TIFF with pixel size and full metadata."""
         if self.view.frame is None:
             self.report("Save", "no frame to save yet")
             return None
         try:
-            return save_tiff(path, self.view.frame, self.view.pixel_size_um)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            out = save_tiff(path, self.view.frame, self.view.pixel_size_um,
+                            self.frame_info("raw"))
         except Exception as exc:  # noqa: BLE001
             self.report("Save failed", str(exc))
             return None
+        self.statusBar().showMessage(f"saved {out}", 10000)
+        return out
 
-    def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save frame", "frame.tif", "TIFF (*.tif)")
+    def save_enhanced(self, path: str | Path,
+                      on_done: Callable[[Path], None] | None = None) -> bool:
+        """Enhance the whole current frame in the background and save it (with the model
+        in the metadata); False when there is no frame or no usable model."""
+        frame, enhancer = self.view.frame, self.models.enhancer
+        if frame is None or enhancer is None or not self.models.usable:
+            self.report("Save enhanced", "needs a frame and a usable model for this objective")
+            return False
+        pixel = self.view.pixel_size_um / float(enhancer.scale)
+        info = self.frame_info("enhanced")
+        info["pixel_size_um"] = pixel
+
+        def job(token: Any, progress: Any) -> Path:
+            out = enhancer.enhance(frame)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return save_tiff(path, out, pixel, info)
+
+        def done(out: Path) -> None:
+            self.statusBar().showMessage(f"saved {out}", 10000)
+            if on_done is not None:
+                on_done(out)
+
+        start_worker(self, job, done, lambda m: self.report("Save enhanced failed", m))
+        return True
+
+    def _save_dialog(self, enhanced: bool = False) -> None:
+        kind = "enhanced" if enhanced else "raw"
+        default = self.default_save_path(kind)
+        default.parent.mkdir(parents=True, exist_ok=True)
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {kind} frame", str(default),
+                                              "TIFF (*.tif *.tiff)")
         if path:
-            self.save_frame(path)
+            if enhanced:
+                self.save_enhanced(path)
+            else:
+                self.save_frame(path)
 
     # ----------------------------------------------------------- enhancement
     def set_enhancing(self, on: bool) -> None:
@@ -406,6 +504,8 @@ class MainWindow(QMainWindow):
         self.focus_widget.step.setValue(read_float(s, "focus/step_um", 0.5))
         self.lens_size.setValue(int(read_float(s, "view/lens_px", 128)))
         self.blend.setValue(int(read_float(s, "view/blend", 50)))
+        self.lens_zoom.setValue(int(read_float(s, "view/lens_zoom", 2)))
+        self.act_auto_live.setChecked(read_bool(s, "view/auto_contrast", False))
         mode = str(s.value("view/mode", OverlayMode.LENS.value))
         if mode in [m.value for m in OverlayMode]:
             self.mode_combo.setCurrentText(mode)
@@ -419,6 +519,8 @@ class MainWindow(QMainWindow):
         s.setValue("focus/step_um", self.focus_widget.step.value())
         s.setValue("view/lens_px", self.lens_size.value())
         s.setValue("view/blend", self.blend.value())
+        s.setValue("view/lens_zoom", self.lens_zoom.value())
+        s.setValue("view/auto_contrast", self.act_auto_live.isChecked())
         s.setValue("view/mode", self.mode_combo.currentText())
         if self.models.path is not None:
             s.setValue("model/path", str(self.models.path))
