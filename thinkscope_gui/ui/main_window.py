@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.models.loaded.connect(self._model_loaded)
         self.models.failed.connect(self._model_failed)
         self.models.mismatch.connect(self._model_mismatch)
+        self.models.changed.connect(self._show_model_state)
         self.signals.objectiveChanged.connect(self._objective_changed)
         self.model_status = QLabel("model: none")
         self.hud = QLabel()
@@ -160,10 +161,10 @@ class MainWindow(QMainWindow):
                   self.act_auto_live, self.act_roi):
             tb.addAction(a)
         tb.addSeparator()
-        self.act_zoom_in = QAction("＋", self)
+        self.act_zoom_in = QAction("Zoom +", self)
         self.act_zoom_in.setToolTip("Zoom in (the zoom is kept when the mode changes)")
         self.act_zoom_in.triggered.connect(lambda: self.view.zoom(1.5))
-        self.act_zoom_out = QAction("－", self)
+        self.act_zoom_out = QAction("Zoom −", self)
         self.act_zoom_out.setToolTip("Zoom out")
         self.act_zoom_out.triggered.connect(lambda: self.view.zoom(1 / 1.5))
         self.act_one = QAction("1:1", self)
@@ -438,18 +439,23 @@ class MainWindow(QMainWindow):
 
     def activate_model(self, path: str | Path | None) -> None:
         """Load a model in the background; the view keeps running meanwhile."""
-        self.model_status.setText("model: loading…")
         self.models.load(path)
+
+    def _show_model_state(self) -> None:
+        """The status bar's model line: the manager's summary, kept until it changes (a
+        disabled model stays explained, not a notice that fades after seconds)."""
+        text = self.models.summary()
+        self.model_status.setText(f"model: {text}")
+        self.model_status.setToolTip(self.models.reason or text)
+        self.model_status.setStyleSheet("" if self.models.usable or self.models.enhancer is None
+                                        else "color: #c60;")
 
     def _model_loaded(self, enhancer: Any) -> None:
         self._startup_load = False
-        name = self.models.path.name if self.models.path else "default"
-        self.model_status.setText(f"model: {name} (x{enhancer.scale:g})")
         self.live.set_enhancer(enhancer)
         self._objective_changed(self.scope.objective())
 
     def _model_failed(self, msg: str) -> None:
-        self.model_status.setText("model: none")
         if self._startup_load:
             self.reporter.notify("Model", msg)  # no dialog on start-up
         else:
@@ -458,8 +464,6 @@ class MainWindow(QMainWindow):
 
     def _model_mismatch(self, msg: str) -> None:
         self.set_enhancing(False)
-        name = self.models.path.name if self.models.path else "default"
-        self.model_status.setText(f"model: {name} (disabled: objective)")
         self.reporter.notify("Model disabled", msg)
 
     def _objective_changed(self, label: str) -> None:
@@ -467,9 +471,8 @@ class MainWindow(QMainWindow):
             profile = self.scope.profile(label)
         except Exception:  # noqa: BLE001
             return
-        if self.models.enhancer is not None and self.models.check(profile):
-            name = self.models.path.name if self.models.path else "default"
-            self.model_status.setText(f"model: {name} (x{self.models.enhancer.scale:g})")
+        if self.models.enhancer is not None:
+            self.models.check(profile)  # the status line follows models.changed
 
     def _update_hud(self) -> None:
         text = self.live.heads_up()
