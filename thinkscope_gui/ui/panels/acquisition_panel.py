@@ -242,6 +242,12 @@ class AcquisitionPanel(QWidget):
         except Exception as exc:  # noqa: BLE001
             self.window_.report("Acquisition plan", str(exc))
             return False
+        movers = [getattr(getattr(self.window_, n, None), "mover", None)
+                  for n in ("stage_widget", "focus_widget")]
+        if any(m is not None and m.busy() for m in movers):
+            self.window_.report("Acquisition", "a stage or focus move is still running; "
+                                "start again when it has finished")
+            return False
         resume = self.resume_box.isChecked()
         if Path(plan.output).exists() and not resume:
             # never replace a store: write next to it (decided before live stops)
