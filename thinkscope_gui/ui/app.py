@@ -172,7 +172,6 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
     ``size`` (width, height) sizes the window; with a screenshot every dock is shown.
     """
     from .errors import install_excepthook
-    from .main_window import MainWindow
 
     app = _app()
     splash = splash_screen()
@@ -196,6 +195,8 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
                            Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
                            QColor(200, 200, 200))
         app.processEvents()
+        from .main_window import MainWindow  # pyqtgraph: imported while the camera starts
+
         try:
             window = MainWindow(scope, modal_errors=screenshot is None, defer_heavy=True)
         except Exception as exc:  # noqa: BLE001 - say why instead of a bare traceback
