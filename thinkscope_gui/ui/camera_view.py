@@ -136,6 +136,12 @@ class CameraView(QWidget):
         self._glw.scene().sigMouseMoved.connect(self._mouse_moved)
         self._apply_mode_visibility()
 
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """A window resize keeps the whole frame in view unless the user zoomed."""
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        if not self._user_range:
+            QTimer.singleShot(0, self._fit_view)
+
     def set_hud(self, text: str) -> None:
         """The heads-up line drawn over the image (fps, enhanced fps, latency)."""
         self.hud.setText(text)
