@@ -104,3 +104,13 @@ def test_window_fits_and_buttons_visible(qtbot: Any, window: Any, size: tuple[in
     assert image.width() == w and image.height() == h
     assert image.save(str(SHOTS / f"window_{w}x{h}.png"))
 
+
+
+def test_size_option_parses_and_refuses_bad_sizes(capsys: Any) -> None:
+    import main
+
+    assert main.build_parser().parse_args(["--size", "1366x768"]).size == (1366, 768)
+    for bad in ("1366", "axb", "100x100"):
+        with pytest.raises(SystemExit):
+            main.build_parser().parse_args(["--size", bad])
+        assert "size" in capsys.readouterr().err
