@@ -53,10 +53,12 @@ STILL_BUDGET_S = 0.03
 
 
 def margin_px(opt: SimOptics, dz_um: float) -> int:
-    """Padding (px) that holds the defocus blur disc plus a diffraction tail, so the
+    """Padding (px) that holds the defocus blur disc plus its diffraction tail, so the
     circular convolution wraps nothing into the frame: MARGIN_PX doubled until it covers it
     (few distinct sizes, so cached spectra are reused along a focus sweep)."""
-    need = 1.25 * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 2
+    # a partially coherent image sums amplitudes, whose defocus tails decay more slowly
+    spread = 1.25 if opt.condenser_na is None else 1.6
+    need = spread * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 2
     m = MARGIN_PX
     while m < need:
         m *= 2
