@@ -24,7 +24,8 @@ from pymmcore_plus.experimental.unicore import Device, UniMMCore
 from hardware.errors import MicroscopeError
 from hardware.sim.devices import SimWorld, _SimPart
 
-__all__ = ["RESOURCES", "SIM_CFG", "SIM_REALISTIC_CFG", "SimCore", "close_core", "load_cfg_core", "make_sim_core"]
+__all__ = ["RESOURCES", "SIM_CFG", "SIM_REALISTIC_CFG", "SimCore", "close_core", "load_cfg_core",
+           "make_sim_core"]
 
 log = logging.getLogger(__name__)
 

@@ -212,8 +212,8 @@ def _register(ref: np.ndarray, img: np.ndarray) -> np.ndarray:
     """Shift (rows, cols) of `img`'s content relative to `ref`, in px.
 
     Vignetting and the camera's fixed-pattern noise do not move with the specimen and pull
-    a plain phase correlation towards zero: high-pass the frames, find the shift coarsely on smoothed frames, then refine
-    on crops that overlap in specimen, not in sensor pixels.
+    a plain phase correlation towards zero: high-pass the frames, find the shift coarsely
+    on smoothed frames, then refine on crops that overlap in specimen, not in pixels.
     """
     from scipy.ndimage import gaussian_filter
 

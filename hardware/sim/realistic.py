@@ -22,7 +22,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy import fft, ndimage
+from scipy import fft
 
 from hardware.sim import slide
 from hardware.sim.optics import CAMERA_PITCH_UM, DEFAULT_SIM_OPTICS, WAVELENGTHS_UM, SimOptics
@@ -33,7 +33,6 @@ from hardware.sim.render import (
     SimRenderer,
     _freq_maps,
     _Layout,
-    _noise_bank,
     fold_to_pixels,
 )
 
