@@ -296,10 +296,14 @@ def test_live_on_the_realistic_stand_matches_snaps(real: RealisticRenderer) -> N
     z = _focus(real.optics, "40x", x, y)
     p = real.optics["40x"].pixel_size_um
     x, y = round(x / p) * p, round(y / p) * p  # live snaps the stage to whole pixels
-    for _ in range(40):  # converge to exact tiles
+    first = real.render(x, y, z, "40x", (256, 256), live=True, noise=False)
+    assert first.shape == (256, 256, 3)  # served at once, from previews
+    for _ in range(40):  # converges to exact tiles as the background worker images them
         live = real.render(x, y, z, "40x", (256, 256), live=True, noise=False)
         if real.live_settled:
             break
+        assert real.wait_live_tiles()
+    assert real.live_settled
     snap = real.render(x, y, z, "40x", (256, 256), noise=False)
     diff = np.abs(live.astype(float) - snap.astype(float))
     assert np.median(diff) < 20 and diff.mean() < 25  # of 4095: same image, same camera

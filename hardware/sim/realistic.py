@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -28,12 +30,16 @@ from hardware.sim import slide
 from hardware.sim.optics import CAMERA_PITCH_UM, DEFAULT_SIM_OPTICS, WAVELENGTHS_UM, SimOptics
 from hardware.sim.render import (
     FULL_WELL_E,
+    MARGIN_PX,
     READ_NOISE_E,
+    TILE_PX,
     WORKERS,
     SimRenderer,
+    _check_roi,
     _freq_maps,
     _Layout,
     fold_to_pixels,
+    margin_px,
 )
 
 __all__ = [
@@ -269,7 +275,101 @@ class RealisticRenderer(SimRenderer):
     def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
         super().__init__(REALISTIC_OPTICS if optics is None else optics)
         self._raw_key = None
-        self._raw = None  # live: (clean raw DN, std DN, roi origin)
+        self._raw = None  # live: (demosaiced clean DN, demosaiced noise std DN)
+        # live tiles: the Abbe sum is too slow for the frame path, so tiles not yet imaged
+        # at this focus show the (incoherent) preview and a worker images them
+        self._img_wanted: list[tuple] = []
+        self._img_inflight: set = set()
+        self._img_worker: threading.Thread | None = None
+        self._img_wake = threading.Event()
+        self._deferred = False
+
+    # ---- live tiles -----------------------------------------------------------
+    def _live_transmission(self, x: float, y: float, z: float, objective: str,
+                           shape: tuple[int, int]) -> np.ndarray:
+        self._deferred = False
+        self._img_wanted = []
+        out = super()._live_transmission(x, y, z, objective, shape)
+        if self._deferred:
+            self._settled = False
+            self._img_wake.set()
+            if self._img_worker is None:
+                self._img_worker = threading.Thread(target=self._img_work, daemon=True,
+                                                    name="sim-abbe-tiles")
+                self._img_worker.start()
+        return out
+
+    def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
+                        shape: tuple[int, int]) -> bool:
+        """Only when the snap's image at this very focus is cached (an Abbe frame is slow)."""
+        if opt.condenser_na is None:
+            return super()._snap_refocuses(objective, opt, x, y, z, shape)
+        dz = z - (slide.slide_surface_z(x, y) + opt.true_parfocal_z_um)
+        skey = (objective, float(x), float(y), *shape, margin_px(opt, dz))
+        return (skey, round(dz, 4)) in self._exact_img
+
+    def _exact_tile(self, objective: str, opt: SimOptics, ti: int, tj: int,
+                    dzq: float) -> np.ndarray:
+        key = (objective, ti, tj, dzq)
+        if opt.condenser_na is None or key in self._tile_img:
+            return super()._exact_tile(objective, opt, ti, tj, dzq)
+        self._deferred = True
+        if key not in self._img_inflight:
+            self._img_wanted.append((key, opt))
+        return self._preview_tile(objective, opt, ti, tj, dzq)
+
+    def _img_work(self) -> None:
+        """Image the wanted tiles (nearest the view centre first) outside the lock."""
+        while True:
+            with self._lock:
+                job = None
+                while self._img_wanted and job is None:
+                    key, opt = self._img_wanted.pop(0)
+                    if key not in self._tile_img and key not in self._img_inflight:
+                        job = key, opt
+                if job is None:
+                    self._img_wake.clear()
+                else:
+                    self._img_inflight.add(job[0])
+                gen = self._gen
+            if job is None:
+                if self._img_wake.wait(1.0):
+                    continue
+                with self._lock:
+                    if not self._img_wanted:
+                        self._img_worker = None
+                        return
+                continue
+            (objective, ti, tj, dzq), opt = job
+            m = margin_px(opt, dzq)
+            try:
+                with self._lock:
+                    cache = self._tile_spec if m == MARGIN_PX else self._wide_spec
+                    skey = (objective, ti, tj) if m == MARGIN_PX else (objective, ti, tj, m)
+                    spec = cache.get(skey)
+                if spec is None:
+                    spec = self._exact_tile_spectrum(opt, ti, tj, m)
+                lay = self._tile_layout(opt, m)
+                img = self._image(spec, lay, opt, dzq, tile=True)
+                tile = np.ascontiguousarray(
+                    img[:, m : m + TILE_PX, m : m + TILE_PX].transpose(1, 2, 0))
+            except Exception:  # noqa: BLE001 - the tile stays a preview; asked for again
+                tile = None
+            with self._lock:
+                self._img_inflight.discard(job[0])
+                if tile is not None and gen == self._gen and self.optics.get(objective) == opt:
+                    cache.get_or(skey, lambda s=spec: s)
+                    self._tile_img.get_or(job[0], lambda t=tile: t)
+
+    def wait_live_tiles(self, timeout_s: float = 60.0) -> bool:
+        """Block until the background worker has imaged every tile asked for (tests)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._img_wanted and not self._img_inflight:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def _object_spectrum(self, grid: slide.Grid, lay: _Layout, opt: SimOptics) -> np.ndarray:
         if opt.condenser_na is None:
@@ -289,8 +389,6 @@ class RealisticRenderer(SimRenderer):
                roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """A demosaiced colour frame (H, W, 3), uint8 (bit_depth <= 8) or uint16 holding
         ``bit_depth`` significant bits; the dark level is the bias, not 0."""
-        from hardware.sim.render import _check_roi
-
         roi = _check_roi(shape, roi)
         y0, x0 = (0, 0) if roi is None else (roi[1], roi[0])
         maxdn = float(2**bit_depth - 1)

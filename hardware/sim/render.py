@@ -58,7 +58,7 @@ def margin_px(opt: SimOptics, dz_um: float) -> int:
     (few distinct sizes, so cached spectra are reused along a focus sweep)."""
     # a partially coherent image sums amplitudes, whose defocus tails decay more slowly
     spread = 1.25 if opt.condenser_na is None else 1.6
-    need = spread * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 2
+    need = spread * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 4
     m = MARGIN_PX
     while m < need:
         m *= 2
@@ -483,7 +483,7 @@ class SimRenderer:
         tiles = self._view_tiles(i0, j0, h, w)
         missing = [t for t in tiles if (objective, *t) not in self._tile_spec]
 
-        if missing and (objective, float(x), float(y), h, w, MARGIN_PX) in self._spec:
+        if missing and self._snap_refocuses(objective, opt, x, y, z, shape):
             # a snap was taken right here: its cached spectrum re-focuses the frame exactly
             self._request(objective, opt, missing)
             self._settled = True
@@ -525,6 +525,12 @@ class SimRenderer:
             ]
         self._settled = not missing
         return out
+
+    def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
+                        shape: tuple[int, int]) -> bool:
+        """True when a snap here left a spectrum that gives this live frame cheaply."""
+        dz = z - (slide.slide_surface_z(x, y) + opt.true_parfocal_z_um)
+        return (objective, float(x), float(y), *shape, margin_px(opt, dz)) in self._spec
 
     # ---- one tile
     @staticmethod
