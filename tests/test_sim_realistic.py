@@ -298,12 +298,8 @@ def test_live_on_the_realistic_stand_matches_snaps(real: RealisticRenderer) -> N
     x, y = round(x / p) * p, round(y / p) * p  # live snaps the stage to whole pixels
     first = real.render(x, y, z, "40x", (256, 256), live=True, noise=False)
     assert first.shape == (256, 256, 3)  # served at once, from previews
-    for _ in range(40):  # converges to exact tiles as the background worker images them
-        live = real.render(x, y, z, "40x", (256, 256), live=True, noise=False)
-        if real.live_settled:
-            break
-        assert real.wait_live_tiles()
-    assert real.live_settled
+    assert real.settle_live(x, y, z, "40x", (256, 256))  # the worker images the tiles
+    live = real.render(x, y, z, "40x", (256, 256), live=True, noise=False)
     snap = real.render(x, y, z, "40x", (256, 256), noise=False)
     diff = np.abs(live.astype(float) - snap.astype(float))
     assert np.median(diff) < 20 and diff.mean() < 25  # of 4095: same image, same camera

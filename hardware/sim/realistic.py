@@ -17,10 +17,12 @@ Stage repeatability and the missing position metadata live in the devices
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import threading
 import time
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -264,6 +266,17 @@ def _sensor_defects(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return gain, offset, dark
 
 
+_RENDERERS: weakref.WeakSet[RealisticRenderer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """Let a worker finish its tile before exit: an FFT thread pool torn down mid-call aborts
+    the interpreter ("terminate called without an active exception")."""
+    for r in list(_RENDERERS):
+        r.stop_worker()
+
+
 class RealisticRenderer(SimRenderer):
     """Renders the realistic stand: Abbe partially coherent optics and a Bayer colour camera.
 
@@ -283,6 +296,20 @@ class RealisticRenderer(SimRenderer):
         self._img_worker: threading.Thread | None = None
         self._img_wake = threading.Event()
         self._deferred = False
+        self._stopping = False
+        _RENDERERS.add(self)
+
+    def stop_worker(self, timeout_s: float = 10.0) -> None:
+        """Stop the background tile worker (it is restarted by the next live frame)."""
+        with self._lock:
+            self._stopping = True
+            self._img_wanted = []
+            worker = self._img_worker
+        self._img_wake.set()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout_s)
+        with self._lock:
+            self._stopping = False
 
     # ---- live tiles -----------------------------------------------------------
     def _live_transmission(self, x: float, y: float, z: float, objective: str,
@@ -293,11 +320,22 @@ class RealisticRenderer(SimRenderer):
         if self._deferred:
             self._settled = False
             self._img_wake.set()
-            if self._img_worker is None:
+            if self._img_worker is None and not self._stopping:
                 self._img_worker = threading.Thread(target=self._img_work, daemon=True,
                                                     name="sim-abbe-tiles")
                 self._img_worker.start()
         return out
+
+    def settle_live(self, x: float, y: float, z: float, objective: str,
+                    shape: tuple[int, int], timeout_s: float = 120.0) -> bool:
+        """Render live frames here until every tile is exact (benchmarks, tests)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.render(x, y, z, objective, shape, live=True, noise=False)
+            if self.live_settled:
+                return True
+            self.wait_live_tiles(max(0.0, deadline - time.monotonic()))
+        return False
 
     def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
                         shape: tuple[int, int]) -> bool:
@@ -323,6 +361,9 @@ class RealisticRenderer(SimRenderer):
         while True:
             with self._lock:
                 job = None
+                if self._stopping:
+                    self._img_worker = None
+                    return
                 while self._img_wanted and job is None:
                     key, opt = self._img_wanted.pop(0)
                     if key not in self._tile_img and key not in self._img_inflight:
