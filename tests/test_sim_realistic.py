@@ -119,6 +119,19 @@ def test_defocused_edges_match_a_larger_rendering(renderer_cls: type, obj: str) 
     assert np.abs(small - big)[band].max() < 0.005
 
 
+def test_defocused_frames_sampled_at_pixels_match_half_pixel_sampling() -> None:
+    class HalfPixel(SimRenderer):
+        def _pixel_sampled(self, opt: object, margin: int) -> bool:
+            return False
+
+    x, y = 3000.0, 200.0
+    fast, ref = SimRenderer(), HalfPixel()
+    for obj, dz in (("40x", 1.5), ("100x", 3.0)):
+        z = _focus(fast.optics, obj, x, y) + dz
+        a, b = fast.transmission(x, y, z, obj, SHAPE), ref.transmission(x, y, z, obj, SHAPE)
+        assert np.abs(a - b).max() < 0.005
+
+
 # --------------------------------------------------------------------------- camera
 def test_bayer_mosaic_shows_in_noise_per_colour_site(real: RealisticRenderer) -> None:
     """Demosaiced noise: full variance where a colour was measured, a quarter where it was

@@ -54,14 +54,14 @@ STILL_BUDGET_S = 0.03
 
 def margin_px(opt: SimOptics, dz_um: float) -> int:
     """Padding (px) that holds the defocus blur disc plus its diffraction tail, so the
-    circular convolution wraps nothing into the frame: MARGIN_PX doubled until it covers it
-    (few distinct sizes, so cached spectra are reused along a focus sweep)."""
+    circular convolution wraps nothing into the frame: MARGIN_PX grown in steps of √2 until
+    it covers it (few distinct sizes, so cached spectra are reused along a focus sweep)."""
     # a partially coherent image sums amplitudes, whose defocus tails decay more slowly
-    spread = 1.25 if opt.condenser_na is None else 1.6
+    spread = 1.1 if opt.condenser_na is None else 1.6
     need = spread * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 4
-    m = MARGIN_PX
-    while m < need:
-        m *= 2
+    m, half = MARGIN_PX, False
+    while m < need:  # 32, 48, 64, 96, 128, 192, ...
+        m, half = (m * 3 // 2, True) if not half else (m * 4 // 3, False)
     return m
 
 
@@ -114,6 +114,39 @@ def _transmission_spectra(grid: slide.Grid) -> np.ndarray:
         np.exp(od, out=od)
         spec[c] = fft.rfft2(od, workers=WORKERS)
     return spec
+
+
+@lru_cache(maxsize=8)
+def _pixel_maps(nh: int, nw: int, pixel_um: float) -> tuple[np.ndarray, np.ndarray]:
+    """Radial frequency and pixel-box MTF on the rfft2 grid of an nh x nw pixel sampling."""
+    fy = fft.fftfreq(nh, d=pixel_um).astype(np.float32)
+    fx = fft.rfftfreq(nw, d=pixel_um).astype(np.float32)
+    fr = np.hypot(fy[:, None], fx[None, :])
+    box = np.sinc(fy * pixel_um)[:, None] * np.sinc(fx * pixel_um)[None, :]
+    return fr, box.astype(np.float32)
+
+
+def defocused_spectrum(grid: slide.Grid) -> np.ndarray:
+    """Transmission rfft2 × pixel box, sampled at the pixel centres (`grid.d` = pixel).
+
+    For frames far enough from focus to need a wide margin: the defocus factor leaves < 1 %
+    of the contrast above the pixel Nyquist frequency, so the half-pixel sampling (4x the
+    samples) buys nothing there, and the wide margin costs less than the in-focus frame.
+    """
+    spec = _transmission_spectra(grid)
+    spec *= _pixel_maps(grid.nr, grid.nc, grid.d)[1]
+    return spec
+
+
+def defocused_image(spec: np.ndarray, opt: SimOptics, dz_um: float, pixel_um: float,
+                    ) -> np.ndarray:
+    """Image (3, Nh, Nw) from `defocused_spectrum`: OTF × defocus, no fold needed."""
+    nh, nw = spec.shape[-2], 2 * (spec.shape[-1] - 1)
+    fr, _ = _pixel_maps(nh, nw, pixel_um)
+    out = np.empty((3, nh, nw), np.float32)
+    for c in range(3):
+        out[c] = fft.irfft2(spec[c] * otf_2d(opt, dz_um, c, fr), s=(nh, nw), workers=WORKERS)
+    return out
 
 
 def object_spectrum(grid: slide.Grid, lay: _Layout, optics: SimOptics) -> np.ndarray:
@@ -247,7 +280,7 @@ class SimRenderer:
     def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
         self.optics = dict(DEFAULT_SIM_OPTICS if optics is None else optics)
         self._lock = threading.RLock()
-        self._spec = _LRU(3)  # exact path: (obj, x, y, h, w, margin) -> spectrum
+        self._spec = _LRU(6)  # exact path: (obj, x, y, h, w, margin) -> spectrum
         self._exact_img = _LRU(2)  # (spec key, dz) -> transmission (H, W, 3)
         self._tile_spec = _LRU(56)  # (obj, ti, tj) -> spectrum
         self._wide_spec = _LRU(24)  # defocused tiles: (obj, ti, tj, margin) -> spectrum
@@ -370,14 +403,24 @@ class SimRenderer:
         h, w = shape
         margin = margin_px(opt, dz)
         with self._lock:
+            if self._pixel_sampled(opt, margin):  # a wider cached spectrum serves as well
+                base = (objective, float(x_um), float(y_um), h, w)
+                wider = [k[-1] for k in self._spec
+                         if k[:-1] == base and margin < k[-1] <= 2 * margin]
+                margin = min(wider, default=margin)
             skey = (objective, float(x_um), float(y_um), h, w, margin)
             ikey = (skey, round(dz, 4))
             if ikey in self._exact_img:
                 return self._exact_img.get_or(ikey, None)
             lay, mh, mw = self._frame_layout(shape, opt, margin)
-            spec = self._spec.get_or(skey, lambda: self._object_spectrum(
-                self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw), lay, opt))
-            img = self._image(spec, lay, opt, dz)
+            fine = self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw)
+            if self._pixel_sampled(opt, margin):
+                spec = self._spec.get_or(skey, lambda: defocused_spectrum(slide.Grid(
+                    fine.x0, fine.y0, opt.pixel_size_um, lay.nh, lay.nw, fine.theta)))
+                img = defocused_image(spec, opt, dz, opt.pixel_size_um)
+            else:
+                spec = self._spec.get_or(skey, lambda: self._object_spectrum(fine, lay, opt))
+                img = self._image(spec, lay, opt, dz)
             t = np.ascontiguousarray(img[:, mh : mh + h, mw : mw + w].transpose(1, 2, 0))
             t.flags.writeable = False  # cached and shared: callers must copy to modify
             return self._exact_img.get_or(ikey, lambda: t)
@@ -402,6 +445,10 @@ class SimRenderer:
 
     # ------------------------------------------------------------------ exact frames
     # ------------------------------------------------------------------ optics hooks
+    def _pixel_sampled(self, opt: SimOptics, margin: int) -> bool:
+        """Wide-margin (defocused) frames of the ideal stand sample at the pixel centres."""
+        return margin > MARGIN_PX and opt.condenser_na is None
+
     def _object_spectrum(self, grid: slide.Grid, lay: _Layout, opt: SimOptics) -> np.ndarray:
         """What is cached per position: here the transmission spectrum × pixel box."""
         return object_spectrum(grid, lay, opt)
@@ -577,7 +624,14 @@ class SimRenderer:
             lay = self._tile_layout(opt, M)
             if M == MARGIN_PX:
                 spec = self._ensure_spec(objective, opt, ti, tj)
-            else:  # far from focus: a wider tile holds the blur (rare, kept apart)
+            elif self._pixel_sampled(opt, M):  # far from focus: a wider tile holds the blur
+                x0, y0, th = self._tile_origin(opt, ti, tj, M)
+                spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
+                    defocused_spectrum(slide.Grid(x0, y0, opt.pixel_size_um, lay.nh, lay.nw,
+                                                  th))))
+                img = defocused_image(spec, opt, dzq, opt.pixel_size_um)
+                return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
+            else:
                 spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
                     self._exact_tile_spectrum(opt, ti, tj, M)))
             img = self._image(spec, lay, opt, dzq, tile=True)
