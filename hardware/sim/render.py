@@ -56,9 +56,12 @@ def margin_px(opt: SimOptics, dz_um: float) -> int:
     """Padding (px) that holds the defocus blur disc plus its diffraction tail, so the
     circular convolution wraps nothing into the frame: MARGIN_PX grown in steps of √2 until
     it covers it (few distinct sizes, so cached spectra are reused along a focus sweep)."""
-    # a partially coherent image sums amplitudes, whose defocus tails decay more slowly
-    spread = 1.1 if opt.condenser_na is None else 1.6
-    need = spread * opt.blur_radius_um(dz_um) / opt.pixel_size_um + MARGIN_PX / 4
+    r_px = opt.blur_radius_um(dz_um) / opt.pixel_size_um
+    # a partially coherent image sums amplitudes, whose defocus tails decay more slowly;
+    # beyond the in-focus margin the realistic stand images incoherently (RealisticRenderer)
+    need = 1.1 * r_px + MARGIN_PX / 4
+    if opt.condenser_na is not None and 1.6 * r_px + MARGIN_PX / 4 > MARGIN_PX:
+        need = max(need, MARGIN_PX + 1)
     m, half = MARGIN_PX, False
     while m < need:  # 32, 48, 64, 96, 128, 192, ...
         m, half = (m * 3 // 2, True) if not half else (m * 4 // 3, False)
@@ -417,7 +420,7 @@ class SimRenderer:
             if self._pixel_sampled(opt, margin):
                 spec = self._spec.get_or(skey, lambda: defocused_spectrum(slide.Grid(
                     fine.x0, fine.y0, opt.pixel_size_um, lay.nh, lay.nw, fine.theta)))
-                img = defocused_image(spec, opt, dz, opt.pixel_size_um)
+                img = self._defocused_image(spec, opt, dz)
             else:
                 spec = self._spec.get_or(skey, lambda: self._object_spectrum(fine, lay, opt))
                 img = self._image(spec, lay, opt, dz)
@@ -446,8 +449,12 @@ class SimRenderer:
     # ------------------------------------------------------------------ exact frames
     # ------------------------------------------------------------------ optics hooks
     def _pixel_sampled(self, opt: SimOptics, margin: int) -> bool:
-        """Wide-margin (defocused) frames of the ideal stand sample at the pixel centres."""
-        return margin > MARGIN_PX and opt.condenser_na is None
+        """Wide-margin (defocused) frames sample the specimen at the pixel centres."""
+        return margin > MARGIN_PX
+
+    def _defocused_image(self, spec: np.ndarray, opt: SimOptics, dz_um: float) -> np.ndarray:
+        """Image of a wide-margin frame from its `defocused_spectrum`."""
+        return defocused_image(spec, opt, dz_um, opt.pixel_size_um)
 
     def _object_spectrum(self, grid: slide.Grid, lay: _Layout, opt: SimOptics) -> np.ndarray:
         """What is cached per position: here the transmission spectrum × pixel box."""
@@ -629,7 +636,7 @@ class SimRenderer:
                 spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
                     defocused_spectrum(slide.Grid(x0, y0, opt.pixel_size_um, lay.nh, lay.nw,
                                                   th))))
-                img = defocused_image(spec, opt, dzq, opt.pixel_size_um)
+                img = self._defocused_image(spec, opt, dzq)
                 return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
             else:
                 spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
