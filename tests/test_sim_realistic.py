@@ -8,6 +8,7 @@ camera and off-nominal pixel size, stage repeatability and the absence of positi
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from skimage.registration import phase_cross_correlation
 
 import main
-from hardware import open_microscope
+from hardware import MicroscopeError, open_microscope
 from hardware.microscope import Microscope
 from hardware.sim import slide
 from hardware.sim.optics import DEFAULT_SIM_OPTICS
@@ -195,29 +196,28 @@ def test_core_reports_12_bits_and_frames_stay_below_4096(scope: Microscope) -> N
     assert img.dtype == np.uint16 and img.max() == 4095
 
 
-def test_frames_carry_no_stage_position(scope: Microscope) -> None:
+def _live_metadata(scope: Microscope) -> dict:
     scope.start_live()
     try:
-        deadline = 50
-        while scope.latest_frame() is None and deadline:
-            import time
-
-            time.sleep(0.1)
-            deadline -= 1
+        deadline = time.monotonic() + 30.0
+        while scope.latest_frame() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         _, md = scope.core.getLastImageAndMD()
     finally:
         scope.stop_live()
-    assert not [k for k in md if str(k).startswith("Sim")]
+    return dict(md)
+
+
+def test_frames_carry_no_stage_position(scope: Microscope) -> None:
+    md = _live_metadata(scope)
+    assert md and not [k for k in md if str(k).startswith("Sim")]
     with open_microscope("sim", sensor=(32, 32)) as ideal:  # the ideal stand does record it
-        ideal.core.snapImage()
-        ideal.start_live()
-        try:
-            while ideal.latest_frame() is None:
-                pass
-            _, md = ideal.core.getLastImageAndMD()
-        finally:
-            ideal.stop_live()
-    assert "SimX_um" in dict(md)
+        assert "SimX_um" in _live_metadata(ideal)
+
+
+def test_unknown_simulated_stand_is_refused() -> None:
+    with pytest.raises(MicroscopeError, match="sim:realistic"):
+        open_microscope("sim:perfect")
 
 
 # --------------------------------------------------------------------------- geometry
