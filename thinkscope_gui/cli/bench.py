@@ -17,12 +17,13 @@ def _camera(args: argparse.Namespace) -> dict[str, Any]:
 
     shape = (args.size, args.size)
     out: dict[str, Any] = {}
-    for stand, source, renderer in (("ideal", "sim", SimRenderer),
-                                    ("realistic", "sim:realistic", RealisticRenderer)):
+    # the ideal stand's figures keep their plain names; the realistic ones are prefixed
+    for prefix, source, renderer in (("", "sim", SimRenderer),
+                                     ("realistic_", "sim:realistic", RealisticRenderer)):
         live = bench_live(shape, seconds=args.seconds, source=source)
-        out.update({f"{stand}_{k}": v for k, v in live.items()})
+        out.update({f"{prefix}{k}": v for k, v in live.items()})
         figures = bench_camera(shape, seconds=args.seconds, renderer=renderer())
-        out.update({f"{stand}_renderer_{k}": v for k, v in figures.items()})
+        out.update({f"{prefix}renderer_{k}": v for k, v in figures.items()})
     return out
 
 
