@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from hardware import open_microscope
+from hardware.sim.slide import slide_surface_z
 
 
 def _count_frames(scope, seconds: float, step=None) -> float:  # noqa: ANN001
@@ -32,6 +33,9 @@ def bench_live(shape: tuple[int, int] = (1024, 1024), seconds: float = 4.0,
     with open_microscope(source, sensor=shape) as scope:
         scope.set_objective("40x")
         scope.set_xy(4000.0, -800.0)
+        renderer = scope.core.sim_world.renderer()
+        # in focus, as an operator would look at it (the simulator knows its focal plane)
+        scope.set_z(slide_surface_z(*scope.xy()) + renderer.optics["40x"].true_parfocal_z_um)
         scope.set_exposure(exposure_ms)
         t0 = time.perf_counter()
         scope.start_live()
@@ -39,7 +43,6 @@ def bench_live(shape: tuple[int, int] = (1024, 1024), seconds: float = 4.0,
             time.sleep(0.005)
         first_s = time.perf_counter() - t0
         # every tile exact (the realistic stand images its tiles in the background)
-        renderer = scope.core.sim_world.renderer()
         while not renderer.live_settled and time.perf_counter() - t0 < 180.0:
             time.sleep(0.02)
         settle_s = time.perf_counter() - t0
