@@ -155,6 +155,8 @@ class LiveEnhanceWorker(QThread):
         self.dropped = 0      #: jobs replaced before they started
         self.abandoned = 0    #: jobs stopped part-way because the target changed
         self.done = 0
+        #: the job being computed now (None when idle)
+        self.current: EnhanceJob | None = None
         #: intra-op threads for live inference; one avoids fighting the GUI and the camera
         self.torch_threads = 1
         #: measured LR pixels per second (moving average) for plain and consistency jobs
@@ -212,6 +214,7 @@ class LiveEnhanceWorker(QThread):
                 _limit_torch_threads(self.torch_threads)
                 limited = True
             t0 = time.perf_counter()
+            self.current = job
             try:
                 res = self.process(job, enhancer)
             except Abandoned:
@@ -220,6 +223,8 @@ class LiveEnhanceWorker(QThread):
             except Exception as exc:  # noqa: BLE001 - report and keep the thread alive
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
                 continue
+            finally:
+                self.current = None
             dt = time.perf_counter() - t0
             r = job.region()
             rate = r[2] * r[3] / max(dt, 1e-6)
