@@ -38,12 +38,29 @@ def _conv_same(xp: torch.Tensor, k: torch.Tensor, pad: int) -> torch.Tensor:
     if xp.shape[-1] * xp.shape[-2] < 96 * 96:
         return F.conv2d(xp, k, groups=c)
     hp, wp = xp.shape[-2:]
-    ks = k.shape[-1]
-    kp = torch.zeros((c, hp, wp), dtype=xp.dtype)
-    kp[:, :ks, :ks] = k[:, 0].flip(-1, -2)
-    kp = torch.roll(kp, shifts=(-pad, -pad), dims=(-2, -1))
-    y = torch.fft.irfft2(torch.fft.rfft2(xp[0]) * torch.fft.rfft2(kp), s=(hp, wp))
+    y = torch.fft.irfft2(torch.fft.rfft2(xp[0]) * _kernel_fft(k, hp, wp), s=(hp, wp))
     return y[None, :, pad:hp - pad, pad:wp - pad]
+
+
+_KFFT: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _kernel_fft(k: torch.Tensor, hp: int, wp: int) -> torch.Tensor:
+    """The kernels' spectrum on an (hp, wp) grid, centred at the origin; cached because a
+    live view asks for the same few shapes frame after frame."""
+    key = (id(k), hp, wp)
+    hit = _KFFT.get(key)
+    if hit is not None:
+        return hit[1]
+    c, ks = k.shape[0], k.shape[-1]
+    kp = torch.zeros((c, hp, wp), dtype=k.dtype)
+    kp[:, :ks, :ks] = k[:, 0].flip(-1, -2)
+    kp = torch.roll(kp, shifts=(-(ks // 2), -(ks // 2)), dims=(-2, -1))
+    got = torch.fft.rfft2(kp)
+    if len(_KFFT) > 16:
+        _KFFT.clear()
+    _KFFT[key] = (k, got)  # holding k keeps its id from being reused
+    return got
 
 
 def reimage(enhanced: np.ndarray, lr_shape: tuple[int, int], na: float, lr_pixel_um: float,

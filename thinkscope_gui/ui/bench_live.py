@@ -97,7 +97,7 @@ def _cell(app: Any, win: Any, stall: StallMeter, seconds: float) -> dict[str, An
 def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
                model: str | None = None, modes: tuple[str, ...] = tuple(MODES),
                zooms: tuple[str, ...] = ZOOMS, window: tuple[int, int] = (1280, 960),
-               log: Any = print) -> dict[str, Any]:
+               log: Any = print, threads: int | None = None) -> dict[str, Any]:
     """Figures per mode and zoom, plus ``summary``: one line per cell in the issue's form."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
@@ -133,6 +133,8 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
         if getattr(win.models.enhancer, "device", device) != device:
             win.models.enhancer = enh
         win.live.set_enhancer(win.models.enhancer)
+        if threads:
+            win.live.worker.torch_threads = int(threads)
         out["model"] = str(enh.path)
         stall = StallMeter()
         try:

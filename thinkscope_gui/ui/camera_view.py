@@ -442,7 +442,8 @@ class CameraView(QWidget):
         h, w = vh, vw
         if h * w > max_px:
             f = math.sqrt(max_px / (h * w))
-            h, w = max(2 * align, int(h * f)), max(2 * align, int(w * f))
+            # in steps of 16: the size (and the caches keyed on it) stays put frame to frame
+            h, w = max(2 * align, int(h * f) // 16 * 16), max(2 * align, int(w * f) // 16 * 16)
             r0, c0 = r0 + (vh - h) // 2, c0 + (vw - w) // 2
         a = max(1, int(align))
         r1, c1 = min(fh, -(-(r0 + h) // a) * a), min(fw, -(-(c0 + w) // a) * a)
