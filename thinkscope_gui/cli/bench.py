@@ -53,12 +53,20 @@ def _live(args: argparse.Namespace) -> dict[str, Any]:
                       model=args.model, log=(lambda *_: None) if args.json else print)
 
 
+def _engines(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.learn.bench_engines import bench_engines
+
+    return bench_engines(device=args.device, threads=args.threads_engines,
+                         log=(lambda *_: None) if args.json else print)
+
+
 TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "camera": _camera,
     "enhance": _enhance,
     "acquire": _acquire,
     "train": _train,
     "live": _live,
+    "engines": _engines,
 }
 
 
@@ -78,6 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="train target: CPU threads/process")
     p.add_argument("--batch", type=int, default=16, help="train target: global batch size")
     p.add_argument("--gpu", action="store_true", help="live target: enhance on CUDA")
+    p.add_argument("--threads-engines", type=int, default=2,
+                   help="engines target: CPU threads for every engine")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--memory-size", type=int, default=6000,
                    help="enhance: also measure the peak RSS of enhancing an NxN image "
