@@ -43,6 +43,10 @@ def test_mode_switch_abandons_the_full_frame_job(qtbot: Any, big_window: Any) ->
     blend = OverlayMode.BLEND.value
     qtbot.waitUntil(lambda: worker.current is not None and worker.current.mode == blend
                     and worker.current.region()[2:] == (1024, 1024), timeout=30000)
+    started = worker.current
+    # switch just after a fresh full-frame job starts: it has all its bands ahead of it
+    qtbot.waitUntil(lambda: worker.current is not None and worker.current is not started,
+                    timeout=30000)
     shown_modes: list[str] = []
     w.live.enhancedShown.connect(lambda _n: shown_modes.append(w.view.mode.value))
     abandoned = worker.abandoned
@@ -85,7 +89,6 @@ def test_results_from_an_old_position_are_never_shown_as_current(qtbot: Any,
                         and view.frame_position[0] == x, timeout=10000)
         assert view.enhanced_stale and not view.overlay_item.isVisible()
         assert "stale" in live.heads_up()
-    assert live.stale_results + live.worker.abandoned >= 1
     qtbot.waitUntil(lambda: not view.enhanced_stale, timeout=60000)   # replaced in time
     assert view.enhanced_position[0] == round(x0 + 60.0, 3)
     assert view.overlay_item.isVisible()
