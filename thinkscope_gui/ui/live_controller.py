@@ -68,6 +68,7 @@ class LiveController(QObject):
         #: (enhanced (h, w), visible (h, w)) of the last job submitted
         self.last_target: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._last_number: int | None = None
+        self._last_mode: OverlayMode | None = None
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -121,7 +122,10 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         scale = float(enhancer.scale)
         consistency = mode == OverlayMode.CONSISTENCY
-        zoomed = view.zoom_factor() >= 0.999
+        # the first job of a new mode gets the short budget: something shows at once,
+        # the next jobs cover more
+        zoomed = view.zoom_factor() >= 0.999 or mode != self._last_mode
+        self._last_mode = mode
         target = view.enhance_target(scale, int(getattr(enhancer, "_q", 1)),
                                      self.budget_px(consistency, zoomed))
         if target is None:
