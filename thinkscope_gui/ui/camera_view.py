@@ -432,7 +432,7 @@ class CameraView(QWidget):
         zoom = max(self.zoom_factor(), 1e-6)
         if self.mode == OverlayMode.LENS:
             r0, c0, sh, sw = self.lens_source_rect()
-            lr0, lc0, lh, lw = self.lens_rect()
+            lw = self.lens_rect()[3]
             return ((r0, c0, sh, sw), min(model_scale, zoom * lw / max(sw, 1)), (sh, sw))
         vis = self.visible_rect()
         if vis is None:
