@@ -57,6 +57,8 @@ def test_mode_switch_abandons_the_full_frame_job(qtbot: Any, big_window: Any) ->
     img = w.view.overlay_image()
     s = w.models.enhancer.scale
     assert img.shape[0] <= round(w.view.lens_source_rect()[2] * s)  # a lens crop, not 1024²
+    side = w.view.lens_source_rect()[2]
+    assert f"enhancing {side}²" in w.live.heads_up()   # the heads-up line says what is done
 
 
 def test_results_from_an_old_position_are_never_shown_as_current(qtbot: Any,
