@@ -36,15 +36,17 @@ def bicubic_upsample(lr: np.ndarray, scale: float, divisor: float | None = None)
 
 
 def richardson_lucy_baseline(lr: np.ndarray, scale: float, lr_objective: str = "40x",
-                             hr_pixel_um: float | None = None, iterations: int = 10) -> np.ndarray:
-    """Bicubic upsampling, then per-channel Richardson-Lucy with the true LR PSF; [0,1]."""
+                             hr_pixel_um: float | None = None, iterations: int = 10,
+                             divisor: float | None = None) -> np.ndarray:
+    """Bicubic upsampling, then per-channel Richardson-Lucy with the true LR PSF; [0,1].
+    ``divisor``: the camera's full scale (12-bit frames in uint16), None for the dtype's."""
     from skimage.restoration import richardson_lucy
 
     from hardware.sim.optics import DEFAULT_SIM_OPTICS
 
     opt = DEFAULT_SIM_OPTICS[lr_objective]
     hr_px = hr_pixel_um or opt.pixel_size_um / scale
-    up = bicubic_upsample(lr, scale).astype(np.float64)
+    up = bicubic_upsample(lr, scale, divisor).astype(np.float64)
     out = np.empty_like(up)
     for ch in range(up.shape[-1]):
         psf = psf_from_optics(opt.na, min(ch, 2), hr_px, opt.pixel_size_um)
