@@ -41,21 +41,34 @@ def robust_tiles(val_tiles: Sequence[Tile], seed: int = 0) -> dict[str, list[Til
     return out
 
 
-def heldout_tiles(config: Any, n: int = 4) -> list[Tile]:
-    """Tiles of a simulator tissue the run does not train on (only for runs on simulator
-    pairs: a store's own tissue cannot be told apart); [] when there is none."""
-    if not getattr(config, "sim_pairs", 0):
-        return []
+def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4) -> list[Tile]:
+    """Simulator tiles of a tissue the run does not train on, when the data is 40x -> 100x
+    RGB like the simulator's (for a lab's own stand too: another tissue through the same
+    optics is still a fair check that the model learned optics, not one slide); [] when
+    the data cannot be compared (another pair of objectives or channels)."""
     from hardware.sim.slide import REGIONS
 
     from .dataset import load_tiles
     from .sim_source import SimPairSource
 
-    others = [r for r in REGIONS if r != "bar_target" and r not in config.sim_tissues]
+    if sources:
+        s0 = sources[0]
+        same = (getattr(s0.lr_profile, "label", "") == "40x"
+                and getattr(s0.hr_profile, "label", "") == "100x"
+                and int(s0.channels) == 3)
+        if not same:
+            return []
+    seen = set(config.sim_tissues) if getattr(config, "sim_pairs", 0) else set()
+    for s in sources:
+        seen.update(getattr(s, "tissues", ()))
+    others = [r for r in REGIONS if r != "bar_target" and r not in seen]
     if not others:
         return []
-    src = SimPairSource(n, tissues=others[:1], tile=min(int(config.sim_tile), 96),
-                        seed=int(config.sim_seed) + 7919)
+    tissue = "stroma" if "stroma" in others else others[0]
+    src = SimPairSource(n, tissues=[tissue], tile=min(int(getattr(config, "sim_tile", 96)), 96),
+                        seed=int(config.seed) + 7919)
+    if sources and abs(float(src.scale) - float(sources[0].scale)) > 1e-6:
+        return []
     return load_tiles([src])
 
 

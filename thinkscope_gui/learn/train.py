@@ -332,7 +332,7 @@ class Trainer:
             raise TrainingError("no training tiles after the split")
         val_tiles = val_tiles[: cfg.max_val_tiles]
         robust_sets = robust_tiles(val_tiles[:8], cfg.seed)
-        heldout = heldout_tiles(cfg)
+        heldout = heldout_tiles(cfg, sources)
         bit_depth = int(sources[0].bit_depth)
         divisor = bits_divisor(bit_depth)
 
