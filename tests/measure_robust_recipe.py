@@ -20,6 +20,11 @@ from thinkscope_gui.learn.infer import Enhancer
 from thinkscope_gui.learn.sim_source import SimPairSource
 from thinkscope_gui.learn.train import TrainConfig, Trainer
 
+VARIANTS = {  # Augmentations overrides tried while tuning the "robust" recipe
+    "hed-only": dict(noise=0.0, jpeg=0.0, bayer=0.0, defocus=0.0),
+    "mild": dict(noise=0.01, jpeg=0.1, bayer=0.1, defocus=0.0),
+    "mild+defocus": dict(noise=0.01, jpeg=0.1, bayer=0.1, defocus=0.1, defocus_sigma=0.4),
+}
 RECIPES = {"no-aug (old CLI default)": dict(intensity_jitter=0.0, augment="off"),
            "jitter 0.5 only": dict(intensity_jitter=0.5, augment="off"),
            "robust (new default)": dict(intensity_jitter=0.5, augment="robust")}
@@ -29,11 +34,25 @@ def main() -> None:
     epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     torch.set_num_threads(1)
+    recipes = dict(RECIPES)
+    if len(sys.argv) > 3:  # variants of the robust recipe: measure_robust_recipe.py E S a,b
+        import thinkscope_gui.learn.train as train_mod
+        from thinkscope_gui.learn.augment import Augmentations
+
+        recipes = {}
+        for v in sys.argv[3].split(","):
+            recipes[v] = dict(intensity_jitter=0.5, augment="robust", _variant=v)
+        real = train_mod.augmentations_for
     src = SimPairSource(16, tissues=["epithelium"], tile=96, seed=3)
     tmp = Path(tempfile.mkdtemp())
-    for name, over in RECIPES.items():
+    for name, over in recipes.items():
+        over = dict(over)
+        variant = over.pop("_variant", None)
+        if variant:
+            train_mod.augmentations_for = (  # type: ignore[assignment]
+                lambda r, i, v=variant: Augmentations(intensity=i, **VARIANTS[v]))
         torch.manual_seed(0)
-        out = tmp / f"{over['augment']}{over['intensity_jitter']}.safetensors"
+        out = tmp / f"{over['augment']}{over['intensity_jitter']}{variant}.safetensors"
         cfg = TrainConfig(arch="fast", epochs=epochs, steps_per_epoch=steps, batch_size=8,
                           patch=32, threads=1, out=str(out), command="measure", **over)
         st = Trainer(cfg, sources=[src]).run()
@@ -46,6 +65,8 @@ def main() -> None:
                                 gain=g)
             row[f"stroma_x{g:g}_gain_db"] = round(m["gain_db_clean"], 2)
         print(json.dumps(row), flush=True)
+        if variant:
+            train_mod.augmentations_for = real
 
 
 if __name__ == "__main__":
