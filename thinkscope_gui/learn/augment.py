@@ -36,15 +36,21 @@ _OD_FLOOR = 1e-3
 @dataclass(frozen=True)
 class Augmentations:
     """Strengths of the training augmentations (the defaults are the measured recipe;
-    `Augmentations.off()` keeps only what was there before: flips and rotations)."""
+    `Augmentations.off()` keeps only what was there before: flips and rotations).
+
+    Tuned with tests/measure_robust_recipe.py (fast model, one tissue, 6x60 steps, gain
+    over bicubic on unseen stroma at exposure x1.0): LR-only degradations at p=0.25 with
+    defocus up to 0.6 px took it to -0.74 dB (the net learns to over-sharpen clean input);
+    at these milder strengths +0.61 dB, against +0.82 for HED + exposure alone and -0.53
+    for no augmentation (the old CLI default, -1.18 dB at x1.1)."""
 
     intensity: float = 0.5     #: per-channel affine gain/offset jitter, both images
     stain: float = 0.05        #: HED-space: per-stain OD scale 1±s and shift ±s, both images
-    noise: float = 0.02        #: max extra Gaussian noise sigma on LR (shot-like + read)
-    jpeg: float = 0.25         #: probability of a JPEG round trip of LR (quality 50-95)
-    bayer: float = 0.25        #: probability of an RGGB mosaic + bilinear demosaic of LR
-    defocus: float = 0.2       #: probability of a slight Gaussian defocus of LR
-    defocus_sigma: float = 0.6  #: max defocus sigma in LR px
+    noise: float = 0.01        #: max extra Gaussian noise sigma on LR (shot-like)
+    jpeg: float = 0.1          #: probability of a JPEG round trip of LR (quality 50-95)
+    bayer: float = 0.1         #: probability of an RGGB mosaic + bilinear demosaic of LR
+    defocus: float = 0.1       #: probability of a slight Gaussian defocus of LR
+    defocus_sigma: float = 0.4  #: max defocus sigma in LR px
     dihedral: bool = True      #: the 8 dihedral orientations
 
     @classmethod
