@@ -117,10 +117,12 @@ def evaluate_model(enh: Enhancer, tissue: str = "stroma", n: int = 6, tile: int 
     for stand in stands:
         per_gain = {}
         for g in gains:
-            its = rl_iterations if g == 1.0 else rl_iterations[:1] + rl_iterations[-1:]
+            its = rl_iterations if g == 1.0 else tuple(sorted({rl_iterations[0],
+                                                               rl_iterations[-1]}))
             per_gain[f"{g:g}"] = evaluate_tissue(enh, tissue, n, tile, seed, its, g, stand)
         report["stands"][stand] = per_gain
-    bars = evaluate_bars(enh, periods_um)
+    bars = evaluate_bars(enh, periods_um, rl_iterations=tuple(
+        it for it in (10, 20, 40) if it <= 2 * max(rl_iterations)) or (10,))
     for r in bars:
         ref = r["hr"] or 1e-9
         r["recovered_model"] = r["model"] / ref

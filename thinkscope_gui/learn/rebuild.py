@@ -44,13 +44,16 @@ class RebuildRecipe:
     loss: str = "mse"
     eval_n: int = 6
     eval_tile: int = 96
+    eval_gains: tuple[float, ...] = (0.9, 1.0, 1.1)
+    eval_rl_iterations: tuple[int, ...] = (2, 5, 10, 20)
     threads: int = 2
 
     @classmethod
     def tiny(cls) -> RebuildRecipe:
         """Seconds, not hours: for tests of the command itself."""
         return cls(pairs_per_stand=4, tile=64, minutes={}, epochs=1, steps_per_epoch=4,
-                   batch_size=4, patch=32, eval_n=1, eval_tile=64, threads=1)
+                   batch_size=4, patch=32, eval_n=1, eval_tile=48, eval_gains=(1.0,),
+                   eval_rl_iterations=(2,), threads=1)
 
     def resolved(self) -> RebuildRecipe:
         from .sim_source import STANDS
@@ -88,6 +91,15 @@ def _score(report: dict[str, Any]) -> float:
     return min(m["gain_db_clean"] for per in report["stands"].values() for m in per.values())
 
 
+def _evaluate(path: Path, recipe: RebuildRecipe) -> dict[str, Any]:
+    from .evaluate import evaluate_model
+    from .infer import Enhancer
+
+    return evaluate_model(Enhancer.load(path, device="cpu"), n=recipe.eval_n,
+                          tile=recipe.eval_tile, stands=recipe.stands, gains=recipe.eval_gains,
+                          rl_iterations=recipe.eval_rl_iterations)
+
+
 def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
                    archs: tuple[str, ...] = ("fast", "quality"), force: bool = False,
                    command: str = "main.py rebuild-models",
@@ -95,8 +107,6 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
                    cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train and evaluate each default model; returns {arch: {path, kept, score, old_score,
     report}}. Files are written as OUT_DIR/default_ARCH.safetensors."""
-    from .evaluate import evaluate_model
-    from .infer import Enhancer
     from .train import TrainConfig, Trainer
 
     recipe = (recipe or RebuildRecipe()).resolved()
@@ -135,9 +145,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
             results[arch] = {"state": status.state, "kept": False}
             continue
         log(f"{arch}: trained ({status.state}); evaluating on held-out tissue")
-        report = evaluate_model(Enhancer.load(tmp, device="cpu"), n=recipe.eval_n,
-                                tile=recipe.eval_tile, stands=recipe.stands,
-                                rl_iterations=(2, 10))
+        report = _evaluate(tmp, recipe)
         model, meta = load_model(tmp)
         meta = ModelMeta(**{**meta.model_dump(), "code_version": version,
                             "data_recipe": data_recipe, "rebuild_recipe": asdict(recipe),
@@ -147,9 +155,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
         old = None
         if final.is_file():
             try:
-                old = _score(evaluate_model(Enhancer.load(final, device="cpu"), n=recipe.eval_n,
-                                            tile=recipe.eval_tile, stands=recipe.stands,
-                                            rl_iterations=(2,)))
+                old = _score(_evaluate(final, recipe))
             except Exception as e:  # noqa: BLE001 - an unreadable old model is replaced
                 log(f"{arch}: the existing {final} could not be scored ({e}); replacing it")
         keep = force or old is None or score > old
