@@ -98,7 +98,7 @@ class LiveEnhanceWorker(QThread):
         self.wait(5000)
 
     def run(self) -> None:  # noqa: D401 - Qt override
-        _limit_torch_threads(self.torch_threads)
+        limited = False  # torch is set up at the first job, not while the window starts
         while True:
             with self._cond:
                 while self._job is None and not self._stop:
@@ -109,6 +109,9 @@ class LiveEnhanceWorker(QThread):
                 enhancer = self._enhancer
             if enhancer is None or job is None:
                 continue
+            if not limited:
+                _limit_torch_threads(self.torch_threads)
+                limited = True
             try:
                 # the frame's own bit depth (12 in a uint16, say) sets the full scale
                 kw = {} if job.bit_depth is None else {"bit_depth": int(job.bit_depth)}
