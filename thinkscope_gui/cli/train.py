@@ -148,6 +148,8 @@ def _robust_line(h: dict[str, float]) -> str:
         return ""
     held = (f", held-out tissue {h['heldout_gain_db']:+.2f} dB" if "heldout_gain_db" in h
             else "")
+    if "otherstand_gain_db" in h:
+        held += f", other stand {h['otherstand_gain_db']:+.2f} dB"
     return (f"; robustness set: gain {h.get('robust_gain_db', float('nan')):+.2f} dB, "
             f"worst {h['robust_min_gain_db']:+.2f} dB{held}")
 

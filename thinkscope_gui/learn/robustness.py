@@ -41,11 +41,16 @@ def robust_tiles(val_tiles: Sequence[Tile], seed: int = 0) -> dict[str, list[Til
     return out
 
 
-def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4) -> list[Tile]:
+def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4
+                  ) -> dict[str, list[Tile]]:
     """Simulator tiles of a tissue the run does not train on, when the data is 40x -> 100x
     RGB like the simulator's (for a lab's own stand too: another tissue through the same
-    optics is still a fair check that the model learned optics, not one slide); [] when
-    the data cannot be compared (another pair of objectives or channels)."""
+    optics is still a fair check that the model learned optics, not one slide); {} when
+    the data cannot be compared (another pair of objectives or channels).
+
+    Keys: "heldout" (that tissue on the ideal stand) and, when this build has the
+    realistic stand and the run trains on no realistic-stand data, "otherstand" (the same
+    tissue there: partially coherent optics, Bayer camera, 12 bits with bias)."""
     from hardware.sim.slide import REGIONS
 
     from .dataset import load_tiles
@@ -57,24 +62,31 @@ def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4) -> list[
                 and getattr(s0.hr_profile, "label", "") == "100x"
                 and int(s0.channels) == 3)
         if not same:
-            return []
+            return {}
     seen = set(config.sim_tissues) if getattr(config, "sim_pairs", 0) else set()
     for s in sources:
         seen.update(getattr(s, "tissues", ()))
     others = [r for r in REGIONS if r != "bar_target" and r not in seen]
     if not others:
-        return []
+        return {}
+    from .sim_source import STANDS
+
     tissue = "stroma" if "stroma" in others else others[0]
-    src = SimPairSource(n, tissues=[tissue], tile=min(int(getattr(config, "sim_tile", 96)), 96),
-                        seed=int(config.seed) + 7919)
+    tile = min(int(getattr(config, "sim_tile", 96)), 96)
+    src = SimPairSource(n, tissues=[tissue], tile=tile, seed=int(config.seed) + 7919)
     if sources and abs(float(src.scale) - float(sources[0].scale)) > 1e-6:
-        return []
-    return load_tiles([src])
+        return {}
+    out = {"heldout": load_tiles([src])}
+    if "realistic" in STANDS and not any(getattr(s, "stand", "ideal") == "realistic"
+                                         for s in sources):
+        out["otherstand"] = load_tiles([SimPairSource(
+            n, tissues=[tissue], tile=tile, seed=int(config.seed) + 7919, stand="realistic")])
+    return out
 
 
 def robustness_metrics(score: Callable[[Sequence[Tile]], dict[str, float]],
-                       sets: dict[str, list[Tile]], heldout: Sequence[Tile] = ()
-                       ) -> dict[str, float]:
+                       sets: dict[str, list[Tile]],
+                       heldout: dict[str, list[Tile]] | None = None) -> dict[str, float]:
     """Gain over bicubic per perturbation and on the held-out tissue, their worst case, and
     the below-bicubic flag. ``score(tiles)`` is the run's own validate() on those tiles."""
     out: dict[str, float] = {}
@@ -87,11 +99,13 @@ def robustness_metrics(score: Callable[[Sequence[Tile]], dict[str, float]],
         gains.append(m["gain_db"])
         psnrs.append(m["psnr"])
         bics.append(m["bicubic_psnr"])
-    if heldout:
-        m = score(heldout)
-        out["heldout_psnr"] = m["psnr"]
-        out["heldout_bicubic_psnr"] = m["bicubic_psnr"]
-        out["heldout_gain_db"] = m["gain_db"]
+    for name, tiles in (heldout or {}).items():
+        if not tiles:
+            continue
+        m = score(tiles)
+        out[f"{name}_psnr"] = m["psnr"]
+        out[f"{name}_bicubic_psnr"] = m["bicubic_psnr"]
+        out[f"{name}_gain_db"] = m["gain_db"]
         gains.append(m["gain_db"])
     if not gains:
         return out
@@ -110,7 +124,8 @@ def robustness_warning(metrics: dict[str, float]) -> str | None:
         return None
     bad = [f"{k.removeprefix('robust_gain_db_').removesuffix('_gain_db')} "
            f"{v:+.2f} dB" for k, v in metrics.items()
-           if (k.startswith("robust_gain_db_") or k == "heldout_gain_db")
+           if (k.startswith("robust_gain_db_") or k in ("heldout_gain_db",
+                                                         "otherstand_gain_db"))
            and v < -BELOW_TOLERANCE_DB]
     return ("WARNING: the model is WORSE THAN BICUBIC on the robustness set (" +
             ", ".join(bad) + "): it will make images from another slide, stain or exposure "
