@@ -24,9 +24,10 @@ from .sim_source import STANDS, SimPairSource, ideal_renderer, render_pair
 BORDER = 8  #: HR pixels ignored at tile edges (every method pays the same edge effects)
 
 
-def _score(pred01: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+def _score(pred01: np.ndarray, ref: np.ndarray, divisor: float) -> tuple[float, float]:
+    """PSNR/SSIM of a [0, 1] prediction against a camera frame of full scale ``divisor``."""
     a = to_tensor01(pred01.astype(np.float32))[..., BORDER:-BORDER, BORDER:-BORDER]
-    b = to_tensor01(ref)[..., BORDER:-BORDER, BORDER:-BORDER]
+    b = to_tensor01(ref, divisor)[..., BORDER:-BORDER, BORDER:-BORDER]
     return psnr(a, b), float(ssim(a, b))
 
 
@@ -61,7 +62,7 @@ def evaluate_tissue(enh: Enhancer, tissue: str = "stroma", n: int = 6, tile: int
                                                         divisor=div)
         for name, p in preds.items():
             for ref_name, ref in (("clean", hr_clean), ("noisy", hr_noisy)):
-                ps, ss = _score(p, ref)
+                ps, ss = _score(p, ref, div)
                 add(f"{name}_psnr_{ref_name}", ps)
                 add(f"{name}_ssim_{ref_name}", ss)
     out = {k: float(np.mean(v)) for k, v in acc.items()}
