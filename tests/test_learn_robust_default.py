@@ -90,6 +90,9 @@ def test_readme_command_does_not_fall_below_bicubic_on_unseen_tissue(readme_mode
         m = evaluate_tissue(enh, "stroma", n=2, tile=80, seed=2024, rl_iterations=(2,),
                             gain=gain)
         assert m["gain_db_clean"] > 0.0, (gain, m)
+    # the robustness set of the run itself: the unseen tissue on both simulated stands
+    print({k: round(v, 2) for k, v in st.metrics.items() if "gain" in k})
+    assert st.metrics["heldout_gain_db"] > 0.0 and st.metrics["otherstand_gain_db"] > 0.0
 
 
 def test_robustness_set_in_status_history_and_model_file(readme_model) -> None:
