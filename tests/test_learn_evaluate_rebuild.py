@@ -67,3 +67,16 @@ def test_rebuild_models_tiny_records_provenance_and_never_ships_worse(
     assert main(["rebuild-models", "--tiny", "--arch", "fast", "--out-dir", str(out_dir)]) == 0
     assert "kept the existing" in capsys.readouterr().out
     assert path.read_bytes() == shipped and not list(out_dir.glob(".rebuild_*"))
+
+
+def test_a_rebuild_that_trades_one_stand_for_another_is_not_better() -> None:
+    from thinkscope_gui.learn.rebuild import better
+
+    def rep(ideal: float, realistic: float) -> dict:
+        return {"stands": {"ideal": {"1": {"gain_db_clean": ideal}},
+                           "realistic": {"1": {"gain_db_clean": realistic}}}}
+
+    # measured: 10-min both-stand fast model vs the shipped one (worst case alone says yes)
+    assert not better(rep(1.46, 1.50), rep(2.64, 0.97))
+    assert better(rep(2.70, 1.50), rep(2.64, 0.97))
+    assert not better(rep(2.64, 0.97), rep(2.64, 0.97))
