@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (a bare `torch` on a CPU machine downloads gigabytes of CUDA wheels).
 TORCH_SPEC := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4" || echo "torch==2.13.0")
 
-.PHONY: run test lint bench demo clean qt-system-libs
+.PHONY: run test lint bench demo clean qt-system-libs models
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python main.py demo
+
+# Rebuild the shipped default models from the committed code (about an hour on 2 threads;
+# a rebuilt model replaces a shipped one only when it scores better). ARGS=--tiny: seconds.
+models: $(STAMP)
+	$(BIN)/python main.py rebuild-models $(ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -11,7 +11,8 @@ import sys
 os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
 
 #: subcommand -> module in thinkscope_gui.cli that provides add_parser() and run()
-SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo", "calibrate", "stand")
+SUBCOMMANDS = ("acquire", "train", "enhance", "snap", "bench", "demo", "calibrate", "stand",
+               "evaluate", "rebuild-models")
 
 
 def _source_from_args(args: argparse.Namespace) -> str:
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"thinkscope_gui.cli.{name}")
+        module = importlib.import_module(f"thinkscope_gui.cli.{name.replace('-', '_')}")
         module.add_parser(sub)
     return parser
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         from thinkscope_gui.ui.app import run_gui
 
         return run_gui(args.source, screenshot=args.screenshot, size=args.size)
-    module = importlib.import_module(f"thinkscope_gui.cli.{args.command}")
+    module = importlib.import_module(f"thinkscope_gui.cli.{args.command.replace('-', '_')}")
     return int(module.run(args) or 0)
 
 

@@ -242,7 +242,8 @@ def test_train_command_round_trips_every_setting() -> None:
         schedule="step", loss="mse", ssim_weight=0.1, grad_weight=0.2, intensity_jitter=0.3,
         match_illumination=False, val_fraction=0.3, max_val_tiles=5, patience=2,
         min_delta_db=0.05, seed=9, warm_start="w.safetensors", out="o.safetensors",
-        checkpoint="o.ckpt", resume=True, threads=3, device="cuda")
+        checkpoint="o.ckpt", resume=True, threads=3, device="cuda", augment="off",
+        minutes=2.5)
     default = TrainConfig()
     assert all(getattr(cfg, f) != getattr(default, f)
                for f in TrainConfig.model_fields if f != "command")  # all set: none missed

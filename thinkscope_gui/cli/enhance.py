@@ -1,4 +1,5 @@
-"""`main.py enhance IN OUT [--model M]`: enhance PNG/TIFF files or whole folders."""
+"""`main.py enhance IN OUT [--model fast|quality|PATH]`: enhance PNG/TIFF files or whole
+folders; stills default to the shipped quality model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 from pathlib import Path
 
 IMAGE_EXTS = (".png", ".tif", ".tiff")
+#: stills and whole fields get the quality model (the live view keeps the fast one)
+STILLS_MODEL = "quality"
 log = logging.getLogger(__name__)
 
 
@@ -18,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "finished images stay, the partial one is removed (exit 130/143).")
     p.add_argument("input", help="image file or folder of images")
     p.add_argument("output", help="output file, or folder when the input is a folder")
-    p.add_argument("--model", default=None,
-                   help="model file, or fast / quality for the shipped models (default: fast)")
+    p.add_argument("--model", default=STILLS_MODEL, metavar="fast|quality|PATH",
+                   help="shipped model (fast: the live view's; quality: for stills) or a "
+                   f"model file (default: {STILLS_MODEL})")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--bit-depth", type=int, default=None,
                    help="significant bits of 16-bit inputs (default: full range)")

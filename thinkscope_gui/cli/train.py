@@ -39,8 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=["l1", "mse"], default="l1")
     p.add_argument("--ssim-weight", type=float, default=0.0)
     p.add_argument("--grad-weight", type=float, default=0.0)
-    p.add_argument("--jitter", type=float, default=0.0,
-                   help="per-channel affine intensity augmentation strength (e.g. 0.5)")
+    p.add_argument("--jitter", type=float, default=0.5,
+                   help="per-channel affine intensity (exposure) augmentation strength; "
+                   "0 = off (default 0.5: without it models break on another exposure)")
+    p.add_argument("--augment", choices=["robust", "off"], default="robust",
+                   help="augmentation recipe: robust (stain, noise, JPEG, Bayer, defocus, "
+                   "8 orientations; default) or off (orientations and --jitter only)")
+    p.add_argument("--minutes", type=float, default=None, metavar="M",
+                   help="train for M minutes (ignores --epochs); the learning rate follows "
+                   "a cosine over the budget and ends annealed")
     p.add_argument("--no-illumination-match", action="store_true",
                    help="keep smooth LR/HR brightness differences (vignetting, exposure)")
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
@@ -93,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         stores=args.store, folders=args.pairs_dir, sim_pairs=args.sim_pairs,
         sim_tissues=[t for t in args.sim_tissues.split(",") if t], sim_tile=args.sim_tile,
         sim_seed=args.sim_seed, arch=args.arch, arch_params=args.arch_params,
-        epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch,
+        epochs=args.epochs, minutes=args.minutes, augment=args.augment,
+        steps_per_epoch=args.steps, batch_size=args.batch,
         patch=args.patch, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         ssim_weight=args.ssim_weight, grad_weight=args.grad_weight,
         intensity_jitter=args.jitter, schedule=args.schedule, patience=args.patience,
@@ -134,6 +142,18 @@ def train_command(cfg: TrainConfig, nproc_per_node: int = 1, python: str = "pyth
     return shlex.join([*launch, "train", *argv])
 
 
+def _robust_line(h: dict[str, float]) -> str:
+    """The robustness-set figures of one epoch (gain over bicubic, worst case)."""
+    if "robust_min_gain_db" not in h:
+        return ""
+    held = (f", held-out tissue {h['heldout_gain_db']:+.2f} dB" if "heldout_gain_db" in h
+            else "")
+    if "otherstand_gain_db" in h:
+        held += f", other stand {h['otherstand_gain_db']:+.2f} dB"
+    return (f"; robustness set: gain {h.get('robust_gain_db', float('nan')):+.2f} dB, "
+            f"worst {h['robust_min_gain_db']:+.2f} dB{held}")
+
+
 def run(args: argparse.Namespace) -> int:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
@@ -161,8 +181,8 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
         return 2
     rank = launch_rank()
     main = rank == 0  # under torchrun only rank 0 shows progress and the summary
-    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True,
-               disable=not main)
+    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch if cfg.minutes is None else None,
+               unit="step", dynamic_ncols=True, disable=not main)
 
     printed = [0]
 
@@ -184,7 +204,9 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
             if "psnr" in h:
                 bar.write(f"epoch {h['epoch']}: PSNR {h['psnr']:.2f} dB (bicubic "
                           f"{h['bicubic_psnr']:.2f}), SSIM {h['ssim']:.4f} (bicubic "
-                          f"{h['bicubic_ssim']:.4f})")
+                          f"{h['bicubic_ssim']:.4f})" + _robust_line(h))
+            if st.robust_warning:
+                bar.write(st.robust_warning, file=sys.stderr)
 
     trainer = Trainer(cfg, on_event, dist_timeout_s=args.dist_timeout)
     cancels.append(trainer.cancel)
@@ -212,6 +234,8 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
             print(f"cancelled by {sig.name or 'request'} {where}: {kept}; {best}; "
                   f"continue with --resume{speed}", flush=True)
         return sig.exit_code or 130
+    if main and st.robust_warning:  # loud, and last, where it cannot be missed
+        print(st.robust_warning, file=sys.stderr, flush=True)
     if main:
         late = (f" ({sig.name} arrived after the last step; nothing was lost)"
                 if sig.cancelled else "")

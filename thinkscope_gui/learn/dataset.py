@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .augment import Augmentations
 from .meta import Normalisation
 from .models import is_exact, scale_fraction
 from .normalise import denormalise, divisor_for, normalise, to_unit
@@ -152,17 +153,19 @@ def compute_normalisation(tiles: Sequence[Tile], divisor: float) -> Normalisatio
 
 
 class PatchDataset(Dataset):
-    """Random aligned patches with flips and 90-degree rotations, in network space.
+    """Random aligned patches, augmented, in network space.
 
-    intensity_jitter j: per-channel gain in [1-j, 1+j] and offset in [-j/2, j/2] applied to
-    both images (physically valid, see __getitem__).
+    augmentations: the recipe of learn/augment.py (dihedral orientations, exposure, stain,
+    noise, JPEG, Bayer, defocus). Without one: flips and rotations when augment=True, plus
+    intensity_jitter j (per-channel gain in [1-j, 1+j] and offset in [-j/2, j/2], both images).
     Item idx of epoch e is drawn from a generator seeded by (seed, e, idx): reproducible,
     and independent of how a DataLoader batches it.
     """
 
     def __init__(self, tiles: Sequence[Tile], scale: float, norm: Normalisation,
                  patch: int = 48, length: int = 1024, augment: bool = True,
-                 seed: int = 0, intensity_jitter: float = 0.0) -> None:
+                 seed: int = 0, intensity_jitter: float = 0.0,
+                 augmentations: Augmentations | None = None) -> None:
         if not tiles:
             raise ValueError("no training tiles")
         self.tiles = list(tiles)
@@ -179,6 +182,10 @@ class PatchDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.intensity_jitter = float(intensity_jitter)
+        if augmentations is None:
+            augmentations = replace(Augmentations.off(self.intensity_jitter),
+                                    dihedral=bool(augment))
+        self.augmentations = augmentations
         small = [t for t in self.tiles if min(t.lr.shape[:2]) < self.patch]
         if small:
             raise ValueError(f"patch {self.patch} is larger than a tile {small[0].lr.shape}")
@@ -222,20 +229,7 @@ class PatchDataset(Dataset):
         ox = int(oxs[int(rng.integers(len(oxs)))])
         lr = to_unit(_hwc(t.lr[oy:oy + p, ox:ox + p]), t.divisor)
         hr = to_unit(self._hr_patch(t.hr, oy, ox), t.divisor)
-        if self.augment:
-            k = int(rng.integers(4))
-            lr, hr = np.rot90(lr, k), np.rot90(hr, k)
-            if rng.integers(2):
-                lr, hr = lr[:, ::-1], hr[:, ::-1]
-        if self.intensity_jitter:
-            # Incoherent imaging is linear in intensity per colour channel, so any per-channel
-            # affine map a*x+b of both images is again a valid pair: the net must learn the
-            # optics, not the stain statistics of the training tissue.
-            j = self.intensity_jitter
-            a = rng.uniform(1 - j, 1 + j, lr.shape[-1]).astype(np.float32)
-            b = rng.uniform(-j / 2, j / 2, lr.shape[-1]).astype(np.float32)
-            lr = (lr - 0.5) * a + 0.5 + b
-            hr = (hr - 0.5) * a + 0.5 + b
+        lr, hr = self.augmentations.apply(lr, hr, rng)
         x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))
         y = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
         return normalise(x[None], self.norm)[0], normalise(y[None], self.norm)[0]

@@ -19,6 +19,18 @@ from hardware.profiles import ObjectiveProfile, load_profiles
 DEFAULT_TISSUES = ("epithelium", "lymphoid")
 
 
+def _has_realistic() -> bool:
+    try:
+        import hardware.sim.realistic  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: simulated stands pairs can be drawn from ("realistic" once hardware/sim/realistic.py exists)
+STANDS: tuple[str, ...] = ("ideal", "realistic") if _has_realistic() else ("ideal",)
+
+
 def ideal_renderer(lr: str = "40x", hr: str = "100x") -> Any:
     """A SimRenderer whose objectives have no mechanical imperfections."""
     from hardware.sim.optics import DEFAULT_SIM_OPTICS
@@ -28,6 +40,28 @@ def ideal_renderer(lr: str = "40x", hr: str = "100x") -> Any:
                                      true_rotation_deg=0.0)
               for k, v in DEFAULT_SIM_OPTICS.items() if k in (lr, hr)}
     return SimRenderer(optics)
+
+
+def stand_renderer(stand: str = "ideal", lr: str = "40x", hr: str = "100x") -> Any:
+    """Renderer of registered pairs on a simulated stand. "realistic": partially coherent
+    optics with condenser, Bayer 12-bit camera with bias and fixed-pattern noise, with the
+    mechanical truths (offsets, rotation, off-nominal pixels) removed so LR and HR see
+    exactly the same field at the nominal scale (what registration would deliver)."""
+    if stand == "ideal":
+        return ideal_renderer(lr, hr)
+    if stand != "realistic":
+        raise ValueError(f"unknown stand {stand!r}; choose one of {', '.join(STANDS)}")
+    if "realistic" not in STANDS:
+        raise ValueError("the realistic simulated stand (hardware/sim/realistic.py) is not "
+                         "in this build")
+    from hardware.sim import realistic as rs
+    from hardware.sim.optics import DEFAULT_SIM_OPTICS
+
+    optics = {k: dataclasses.replace(v, true_offset_xy_um=(0.0, 0.0), true_parfocal_z_um=0.0,
+                                     true_rotation_deg=0.0,
+                                     pixel_size_um=DEFAULT_SIM_OPTICS[k].pixel_size_um)
+              for k, v in rs.REALISTIC_OPTICS.items() if k in (lr, hr)}
+    return rs.RealisticRenderer(optics)
 
 
 def render_pair(renderer: Any, x_um: float, y_um: float, lr_shape: tuple[int, int],
@@ -67,17 +101,21 @@ class SimPairSource:
 
     def __init__(self, n: int, tissues: list[str] | tuple[str, ...] = DEFAULT_TISSUES,
                  tile: int = 128, seed: int = 0, bit_depth: int = 8, noise: bool = True,
-                 lr: str = "40x", hr: str = "100x") -> None:
+                 lr: str = "40x", hr: str = "100x", stand: str = "ideal") -> None:
         profiles = load_profiles()
         self.lr_profile: ObjectiveProfile = profiles[lr]
         self.hr_profile: ObjectiveProfile = profiles[hr]
         self.scale = self.lr_profile.pixel_size_um / self.hr_profile.pixel_size_um
-        self.channels, self.bit_depth = 3, int(bit_depth)
+        # the realistic stand's camera is 12 bits in uint16, whatever is asked
+        self.stand = stand
+        self.channels = 3
+        self.bit_depth = 12 if stand == "realistic" else int(bit_depth)
         self.tile, self.seed, self.noise = int(tile), int(seed), bool(noise)
         self.tissues = list(tissues)
         self.positions = region_positions(self.tissues, int(n), self.seed)
-        self.name = f"sim:{','.join(self.tissues)}:{n}x{tile}:seed{seed}"
-        self._renderer = ideal_renderer(lr, hr)
+        prefix = "sim" if stand == "ideal" else f"sim-{stand}"
+        self.name = f"{prefix}:{','.join(self.tissues)}:{n}x{tile}:seed{seed}"
+        self._renderer = stand_renderer(stand, lr, hr)
         self._labels = (lr, hr)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -106,4 +144,6 @@ class SimPairSource:
         """Rendering is deterministic: the recipe identifies the data."""
         recipe = {"positions": self.positions, "tile": self.tile, "bit_depth": self.bit_depth,
                   "noise": self.noise, "seed": self.seed, "objectives": self._labels}
+        if self.stand != "ideal":
+            recipe["stand"] = self.stand
         return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()
