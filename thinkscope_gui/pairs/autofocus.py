@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
+
 from .plan import AutofocusSettings
 
-
-class AutofocusCancelled(RuntimeError):
-    """The caller asked the autofocus to stop."""
+#: transitional alias of THE cancellation exception (the GUI still imports the old name)
+AutofocusCancelled = Cancelled
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
     frames at z_guess and +-half_range_um, stepping on while the maximum is on an edge.
     Both end with a Gaussian fit through the best frame and its neighbours.
     ``on_progress(n, z, score)`` is called per frame; ``cancel()`` returning True raises
-    AutofocusCancelled.
+    :class:`thinkscope_gui.jobs.Cancelled` (the one cancellation exception).
     """
     z0 = float(scope.z() if z_guess is None else z_guess)
     zmin, zmax = scope.z_limits()
@@ -115,7 +116,7 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
 
     def evaluate(z: float) -> float:
         if cancel is not None and cancel():
-            raise AutofocusCancelled("autofocus cancelled")
+            raise Cancelled("autofocus cancelled")
         scope.set_z(z)
         score = focus_metric(scope.snap(), settings.metric, roi_fraction)
         if on_progress is not None:
@@ -239,3 +240,17 @@ class FocusMap:
         x0, y0 = self.points[0][:2]
         pred = c[0] + c[1] * (p[:, 0] - x0) + c[2] * (p[:, 1] - y0)
         return float(np.sqrt(np.mean((pred - p[:, 2]) ** 2)))
+
+
+def autofocus_job(scope: Any, settings: AutofocusSettings,
+                  z_seed: float | None = None) -> FunctionJob:
+    """Autofocus as a job of the runner: it holds the stand and stops on cancel; the
+    :class:`AutofocusResult` is the job's ``result``."""
+
+    def body(ctl: JobControl) -> AutofocusResult:
+        ctl.progress(0, 1, phase="focus")
+        res = autofocus(scope, settings, z_seed, cancel=lambda: ctl.cancel_requested)
+        ctl.progress(1, 1, message=f"focus at z = {res.z:.2f} µm")
+        return res
+
+    return FunctionJob("autofocus", body, scope=scope, needs_stand=True)

@@ -20,16 +20,17 @@ from typing import Any
 import numpy as np
 
 from hardware.profiles import ObjectiveProfile
-from thinkscope_gui.pairs.autofocus import AutofocusCancelled, autofocus
+from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
+from thinkscope_gui.pairs.autofocus import autofocus
 from thinkscope_gui.pairs.plan import AutofocusSettings
 from thinkscope_gui.pairs.registration import register, to_gray
 
-__all__ = ["CalibrationCancelled", "CalibrationError", "CalibrationResult", "calibrate",
-           "calibration_labels", "measure_pixel_size", "uncalibrated"]
+__all__ = ["CalibrationError", "CalibrationResult", "calibrate",
+           "calibration_job", "calibration_labels", "measure_pixel_size", "uncalibrated"]
 
 
-class CalibrationCancelled(Exception):
-    """The operator stopped the calibration; nothing was changed."""
+#: transitional alias of THE cancellation exception (the GUI still imports the old name)
+CalibrationCancelled = Cancelled
 
 
 class CalibrationError(RuntimeError):
@@ -173,7 +174,7 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
 
     def check() -> None:
         if cancelled():
-            raise CalibrationCancelled()
+            raise Cancelled("calibration cancelled")
 
     def go(label: str) -> None:
         check()
@@ -182,10 +183,7 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
         scope.set_xy(*start_xy)
 
     def focus() -> float:
-        try:
-            return autofocus(scope, af, cancel=cancelled).z
-        except AutofocusCancelled as exc:
-            raise CalibrationCancelled() from exc
+        return autofocus(scope, af, cancel=cancelled).z
 
     pix: dict[str, float] = {}
     off: dict[str, tuple[float, float]] = {}
@@ -239,3 +237,21 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
     return CalibrationResult(pix, off, parf, rot, new, reference=ref,
                              previous_pixel_size_um={lb: profiles[lb].pixel_size_um
                                                      for lb in order})
+
+
+def calibration_job(scope: Any, **kwargs: Any) -> FunctionJob:
+    """:func:`calibrate` as a job of the runner: it holds the stand, reports each step as
+    its phase and stops on cancel; the :class:`CalibrationResult` is the job's ``result``.
+    ``kwargs`` go to :func:`calibrate`."""
+
+    def body(ctl: JobControl) -> CalibrationResult:
+        steps = [0]
+
+        def progress(msg: str) -> None:
+            steps[0] += 1
+            ctl.progress(steps[0], phase=msg, message=msg)
+
+        return calibrate(scope, cancelled=lambda: ctl.cancel_requested, progress=progress,
+                         **kwargs)
+
+    return FunctionJob("calibration", body, scope=scope, needs_stand=True)
