@@ -135,8 +135,9 @@ class PairStored(AcquisitionEvent):
     tile: int
     reason: str
     correlation: float
-    focus_score: tuple[float, float]
-    """(LR, HR) focus metric of the two frames."""
+    focus_score: float
+    """Focus metric of the HR frame (the LR frame's is ``lr_focus_score``)."""
+    lr_focus_score: float
     stage_xy_um: tuple[float, float]
     kind: ClassVar[str] = "pair_stored"
 
@@ -602,4 +603,5 @@ class AcquisitionEngine:
                    z_um=rec.z_um[1])
         self._emit(PairStored if rec.accepted else PairRejected, pair_id=pid,
                    tile=rec.tile_index, reason=rec.reason, correlation=rec.correlation,
-                   focus_score=rec.focus_score, stage_xy_um=rec.stage_xy_um)
+                   focus_score=rec.focus_score[1],
+                   lr_focus_score=rec.focus_score[0], stage_xy_um=rec.stage_xy_um)
