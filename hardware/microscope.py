@@ -789,7 +789,7 @@ def open_microscope(
     if src == "sim" or src == "":
         from hardware.cores import make_sim_core
 
-        core = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
+        core: Any = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
         return _wrap(core, "sim", profiles, opts)
     if src.startswith("pycromanager"):
         from hardware.pycro import connect_pycromanager, parse_port

@@ -18,11 +18,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal, SignalGroup
 
 from thinkscope_gui.jobs import JobRunner, JobStatus, StandBusy, lease_for
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
 __all__ = ["AppEvents", "AppModel", "ModelState", "Overlay", "OverlayMode", "StandBusy"]
 
@@ -77,7 +80,7 @@ class AppEvents(SignalGroup):
 class AppModel:
     """The one place the application's state lives (no Qt)."""
 
-    def __init__(self, microscope: Any = None) -> None:
+    def __init__(self, microscope: Microscope | None = None) -> None:
         self.events = AppEvents()
         self._scope = microscope
         self._model = ModelState()
@@ -96,7 +99,7 @@ class AppModel:
         return self._scope
 
     @microscope.setter
-    def microscope(self, scope: Any) -> None:
+    def microscope(self, scope: Microscope) -> None:
         if scope is self._scope:
             return
         if self.stand_holder is not None:

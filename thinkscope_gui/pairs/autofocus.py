@@ -13,7 +13,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -21,6 +21,9 @@ from scipy import ndimage
 from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
 
 from .plan import AutofocusSettings
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
 #: transitional alias of THE cancellation exception (the GUI still imports the old name)
 AutofocusCancelled = Cancelled
@@ -68,7 +71,7 @@ def focus_metric(img: np.ndarray, metric: str = "normalized_variance",
     raise ValueError(f"unknown focus metric {metric!r}")
 
 
-def _camera_roi(scope: Any, fraction: float) -> contextlib.AbstractContextManager[Any]:
+def _camera_roi(scope: Microscope, fraction: float) -> contextlib.AbstractContextManager[Any]:
     """The facade's central hardware ROI when it helps and the camera has one, else nothing.
 
     Why: the metric only looks at the central ``fraction`` of the frame; reading out just
@@ -92,7 +95,7 @@ def _scan(zs: np.ndarray, evaluate: Callable[[float], float],
             cache[key] = evaluate(key)
 
 
-def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = None,
+def autofocus(scope: Microscope, settings: AutofocusSettings, z_guess: float | None = None,
               on_progress: Callable[[int, float, float], None] | None = None, *,
               half_range_um: float | None = None,
               cancel: Callable[[], bool] | None = None) -> AutofocusResult:
@@ -173,7 +176,7 @@ def _search(z0: float, zmin: float, zmax: float, rng: float, fine: float,
             _scan(clip(best + fine * np.arange(-n + 1, n)), evaluate, cache)
 
 
-def _finish(scope: Any, cache: dict[float, float]) -> AutofocusResult:
+def _finish(scope: Microscope, cache: dict[float, float]) -> AutofocusResult:
     """Gaussian peak through the best frame; leaves the stage there."""
     zs = np.array(sorted(cache))
     scores = np.array([cache[z] for z in zs])
@@ -242,7 +245,7 @@ class FocusMap:
         return float(np.sqrt(np.mean((pred - p[:, 2]) ** 2)))
 
 
-def autofocus_job(scope: Any, settings: AutofocusSettings,
+def autofocus_job(scope: Microscope, settings: AutofocusSettings,
                   z_seed: float | None = None) -> FunctionJob:
     """Autofocus as a job of the runner: it holds the stand and stops on cancel; the
     :class:`AutofocusResult` is the job's ``result``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
 from thinkscope_gui.pairs.autofocus import autofocus
 from thinkscope_gui.pairs.plan import AutofocusSettings
 from thinkscope_gui.pairs.registration import register, to_gray
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
 __all__ = ["CalibrationError", "CalibrationResult", "calibrate",
            "calibration_job", "calibration_labels", "measure_pixel_size", "uncalibrated"]
@@ -65,7 +68,7 @@ class CalibrationResult:
         return "\n".join(lines)
 
 
-def measure_pixel_size(scope: Any, step_fraction: float = 0.2) -> float:
+def measure_pixel_size(scope: Microscope, step_fraction: float = 0.2) -> float:
     """Move the stage by known steps in x and in y and measure the image shifts.
 
     Why two: a camera image that does not follow the stage (a test pattern, a drifting
@@ -103,7 +106,7 @@ def measure_pixel_size(scope: Any, step_fraction: float = 0.2) -> float:
     return float(np.mean(sizes))
 
 
-def calibration_labels(scope: Any, objectives: Sequence[str] | None = None) -> list[str]:
+def calibration_labels(scope: Microscope, objectives: Sequence[str] | None = None) -> list[str]:
     """The objectives a calibration visits, reference first, dry before oil.
 
     ``objectives`` selects some (the reference is always added); labels may be written in
@@ -147,7 +150,7 @@ def uncalibrated(profiles: dict[str, ObjectiveProfile], labels: Sequence[str]) -
             and lb != min(active, key=lambda x: profiles[x].magnification)]
 
 
-def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
+def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
               cancelled: Callable[[], bool] = lambda: False,
               progress: Callable[[str], None] = lambda _m: None,
               af: AutofocusSettings | None = None,
@@ -199,7 +202,8 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
             pix[label] = measure_pixel_size(scope)
             img = scope.snap()
             if label == ref:
-                off[label] = tuple(profiles[ref].offset_xy_um)  # type: ignore[assignment]
+                ox, oy = profiles[ref].offset_xy_um
+                off[label] = (ox, oy)
                 parf[label] = profiles[ref].parfocal_z_um
                 rot[label] = profiles[ref].rotation_deg
             else:
@@ -239,7 +243,7 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
                                                      for lb in order})
 
 
-def calibration_job(scope: Any, **kwargs: Any) -> FunctionJob:
+def calibration_job(scope: Microscope, **kwargs: Any) -> FunctionJob:
     """:func:`calibrate` as a job of the runner: it holds the stand, reports each step as
     its phase and stops on cancel; the :class:`CalibrationResult` is the job's ``result``.
     ``kwargs`` go to :func:`calibrate`."""

@@ -502,7 +502,8 @@ class AcquisitionEngine:
         lx, ly = lr_meta["stage_xy_um"]
         lz = float(lr_meta["z_um"])
         tissue = float(lr_meta["tissue_fraction"]) >= MIN_TISSUE_FRACTION
-        base = dict(tile_index=t.index, lr_tile=lr_row, ix=t.ix, iy=t.iy, stage_xy_um=(lx, ly))
+        base: dict[str, Any] = dict(tile_index=t.index, lr_tile=lr_row, ix=t.ix, iy=t.iy,
+                                    stage_xy_um=(lx, ly))
         if plan.skip_empty and not tissue:
             blank_lr = np.zeros((self._patch, self._patch, 3), lr_frame.dtype)
             q = round(self._patch * self._scale)
