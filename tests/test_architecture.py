@@ -102,18 +102,18 @@ def test_scanner_sees_hidden_imports() -> None:
 
 # --- the full layer order -----------------------------------------------------------------
 #: first-party layers each part may import (besides itself); ui may import everything
+_BASE = {"thinkscope_gui.logs", "thinkscope_gui.tiff", "thinkscope_gui.jobs"}
 LAYERS = {
     "hardware": set(),
     "thinkscope_gui.logs": set(),
+    "thinkscope_gui.tiff": set(),
     "thinkscope_gui.jobs": {"thinkscope_gui.logs"},
-    "thinkscope_gui.pairs": {"hardware", "thinkscope_gui.jobs", "thinkscope_gui.logs"},
-    "thinkscope_gui.learn": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.jobs",
-                             "thinkscope_gui.logs"},
+    "thinkscope_gui.pairs": {"hardware", *_BASE},
+    "thinkscope_gui.learn": {"hardware", "thinkscope_gui.pairs", *_BASE},
     "thinkscope_gui.app_model": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.learn",
-                                 "thinkscope_gui.jobs", "thinkscope_gui.logs"},
+                                 *_BASE},
     "thinkscope_gui.cli": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.learn",
-                           "thinkscope_gui.jobs", "thinkscope_gui.logs",
-                           "thinkscope_gui.app_model"},
+                           "thinkscope_gui.app_model", *_BASE},
 }
 #: besides hardware/, cli/ and tests, only these modules exist to make simulator data
 SIM_USERS = {"thinkscope_gui/learn/sim_source.py", "thinkscope_gui/learn/evaluate.py"}
