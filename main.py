@@ -22,6 +22,18 @@ def _source_from_args(args: argparse.Namespace) -> str:
     return "sim"
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    """'1366x768' -> (1366, 768); argparse turns a ValueError into a clear message."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        msg = f"size must be WIDTHxHEIGHT, e.g. 1366x768: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if w < 320 or h < 240:
+        raise argparse.ArgumentTypeError(f"size too small: {text!r}")
+    return (w, h)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
@@ -37,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--screenshot", metavar="PATH",
         help="start the GUI, enable live enhancement, save a screenshot, print fps, exit",
+    )
+    parser.add_argument(
+        "--size", metavar="WxH", type=_parse_size,
+        help="window size in pixels, e.g. 1366x768 (with --screenshot: every dock open)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
@@ -73,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from thinkscope_gui.ui.app import run_gui
 
-        return run_gui(args.source, screenshot=args.screenshot)
+        return run_gui(args.source, screenshot=args.screenshot, size=args.size)
     module = importlib.import_module(f"thinkscope_gui.cli.{args.command}")
     return int(module.run(args) or 0)
 

@@ -42,6 +42,7 @@ class Frame:
     objective: str
     xy: tuple[float, float]
     z: float
+    bit_depth: int = 8  #: significant bits per channel, from the core (getImageBitDepth)
 
 
 class MicroscopeEvents(SignalGroup):
@@ -726,6 +727,7 @@ class Microscope:
             objective=objective,
             xy=xy,
             z=z,
+            bit_depth=int(core.getImageBitDepth()),
         )
         return self._frame
 

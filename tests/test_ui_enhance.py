@@ -39,7 +39,7 @@ def test_overlay_mode_renders(qtbot: Any, enhancing: Any, mode: OverlayMode) -> 
         OverlayMode.SIDE_BY_SIDE: (round(h * s), round(wd * s), 3),
         OverlayMode.BLEND: (round(h * s), round(wd * s), 3),
         OverlayMode.WIPE: (round(h * s), round(w.view.divider.value() * s), 3),
-        OverlayMode.LENS: (round(64 * s), round(64 * s), 3),
+        OverlayMode.LENS: (round(32 * s), round(32 * s), 3),  # 2x magnifying lens
         OverlayMode.CONSISTENCY: (h, wd),
     }[mode]
     assert img is not None and img.shape == expected
@@ -68,7 +68,7 @@ def test_lens_follows_cursor_and_wipe_divider_cuts(qtbot: Any, enhancing: Any) -
     assert readouts and readouts[-1].startswith("px (200, 60)")
     start = w.live.frames_enhanced
     qtbot.waitUntil(lambda: w.live.frames_enhanced >= start + 2, timeout=60000)
-    assert view._enhanced_origin == (28, 168)
+    assert view._enhanced_origin == (28 + 16, 168 + 16)  # the centre half, magnified 2x
     w.set_overlay_mode(OverlayMode.WIPE)
     start = w.live.frames_enhanced
     qtbot.waitUntil(lambda: w.live.frames_enhanced >= start + 1, timeout=60000)

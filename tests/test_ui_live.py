@@ -34,11 +34,13 @@ def test_save_frame_tiff_with_pixel_size(qtbot: Any, window: Any, tmp_path: Path
 def test_stage_keys_and_fov_moves(qtbot: Any, window: Any) -> None:
     x0, y0 = window.scope.xy()
     window.stage_widget.step.setValue(10.0)
-    window.stage_widget.move(1, 0, fov=False)
-    assert np.allclose(window.scope.xy(), (x0 + 10.0, y0))
+    window.stage_widget.move(1, 0, fov=False)  # off the GUI thread
+    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 10.0, y0)), timeout=5000)
     fov_x, _ = window.stage_widget.field_of_view_um()
     window.stage_widget.move(0, 1, fov=True)
-    assert np.allclose(window.scope.xy(), (x0 + 10.0, y0 + fov_x), atol=1e-6)
+    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 10.0, y0 + fov_x),
+                                        atol=1e-6), timeout=5000)
+    qtbot.waitUntil(lambda: not window.stage_widget.mover.busy(), timeout=5000)
 
 
 def test_objective_switch_updates_scale_bar_and_disables_mismatched_model(

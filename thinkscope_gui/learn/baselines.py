@@ -14,9 +14,10 @@ from .metrics import to_tensor01
 from .models import bicubic
 
 
-def bicubic_upsample(lr: np.ndarray, scale: float) -> np.ndarray:
-    """Bicubic to round(H*scale) in [0,1] float32 (H, W, C)."""
-    t = bicubic(to_tensor01(lr), scale).clamp(0, 1)
+def bicubic_upsample(lr: np.ndarray, scale: float, divisor: float | None = None) -> np.ndarray:
+    """Bicubic to round(H*scale) in [0,1] float32 (H, W, C); ``divisor``: the camera's
+    full scale (learn.normalise), None for the dtype's."""
+    t = bicubic(to_tensor01(lr, divisor), scale).clamp(0, 1)
     return t[0].permute(1, 2, 0).numpy()
 
 

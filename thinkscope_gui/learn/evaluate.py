@@ -14,6 +14,7 @@ import numpy as np
 from .baselines import bar_modulation, bicubic_upsample, richardson_lucy_baseline
 from .infer import Enhancer
 from .metrics import psnr, ssim, to_tensor01
+from .normalise import divisor_for, to_unit
 from .sim_source import SimPairSource, ideal_renderer, render_pair
 
 BORDER = 8  #: HR pixels ignored at tile edges (every method pays the same edge effects)
@@ -41,9 +42,9 @@ def evaluate_tissue(enh: Enhancer, tissue: str = "stroma", n: int = 6, tile: int
 
     for i in noisy.pair_ids():
         lr, hr_noisy, hr_clean = noisy.lr(i), noisy.hr(i), clean.hr(i)
-        div = float(np.iinfo(lr.dtype).max)
-        preds = {"model": enh.enhance(lr).astype(np.float32) / div,
-                 "bicubic": bicubic_upsample(lr, enh.scale)}
+        div = divisor_for(lr.dtype, noisy.bit_depth)
+        preds = {"model": to_unit(enh.enhance(lr, bit_depth=noisy.bit_depth), div),
+                 "bicubic": bicubic_upsample(lr, enh.scale, div)}
         for it in rl_iterations:
             preds[f"rl{it}"] = richardson_lucy_baseline(lr, enh.scale, iterations=it)
         for name, p in preds.items():

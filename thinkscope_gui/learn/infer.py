@@ -17,7 +17,8 @@ from hardware.profiles import ObjectiveProfile
 from .errors import ModelFileError, ModelMismatchError
 from .meta import ModelMeta
 from .modelfile import DEFAULT_MODELS, load_model
-from .models import out_size, receptive_radius, scale_fraction
+from .models import is_exact, out_size, receptive_radius, scale_fraction
+from .normalise import divisor_for, from_unit, to_unit
 
 PIXEL_TOLERANCE = 0.02  #: relative pixel-size mismatch accepted (calibration jitter)
 
@@ -40,9 +41,12 @@ class Enhancer:
         self.half = self.device.startswith("cuda")
         self.model = model.to(self.device).eval()
         if self.half:  # why: fp16 + channels_last doubles GPU throughput for convs
-            self.model = self.model.half().to(memory_format=torch.channels_last)
+            # (torch's stubs omit Module.to's memory_format keyword)
+            self.model = self.model.half().to(  # type: ignore[call-overload]
+                memory_format=torch.channels_last)
         self.scale = float(meta.scale)
         self._q = scale_fraction(self.scale)[1]
+        self._exact = is_exact(self.scale)  # else tiles carry a sub-pixel phase
         r = receptive_radius(meta.arch, meta.arch_params)
         self.radius = r                                      # LR px spoiled at tile edges
         self.overlap = int(-(-2 * r // self._q) * self._q)   # LR px, multiple of q
@@ -87,21 +91,22 @@ class Enhancer:
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         return out_size(h, w, self.scale)
 
+    def divisor(self, dtype: object, bit_depth: int | None = None) -> float:
+        """Full scale of a frame: its own bit depth (``Frame.bit_depth``) when given, else
+        the bit depth this model was trained on (a uint16 from a 12-bit camera is not
+        65535 at full scale), else the dtype's width. See learn.normalise."""
+        return divisor_for(dtype, bit_depth, self.meta.bit_depth)
+
     def enhance(self, frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
         """Enhance one (H,W) or (H,W,C) uint8/uint16/float32 frame (floats in [0,1]).
 
-        bit_depth: significant bits of integer frames (e.g. 12 in a uint16); default full
-        range of the dtype."""
+        bit_depth: significant bits of integer frames (e.g. 12 in a uint16), as the camera
+        reports them (``Frame.bit_depth``); None: the model's recorded bit depth."""
         a = np.asarray(frame)
         if a.ndim not in (2, 3):
             raise ValueError(f"expected (H, W) or (H, W, C) frame, got shape {a.shape}")
-        if a.dtype.kind in "ui":
-            divisor = float(2**bit_depth - 1) if bit_depth else float(np.iinfo(a.dtype).max)
-        elif a.dtype.kind == "f":
-            divisor = 1.0
-        else:
-            raise ValueError(f"unsupported frame dtype {a.dtype}")
-        x = a.astype(np.float32) / divisor
+        divisor = self.divisor(a.dtype, bit_depth)
+        x = to_unit(a, divisor)
         x = x[..., None] if x.ndim == 2 else x
         c_in, c_model = x.shape[-1], self.meta.channels
         if c_in == c_model:
@@ -113,17 +118,16 @@ class Enhancer:
         else:
             raise ValueError(f"model has {c_model} channels, frame has {c_in}")
         y = y[..., 0] if a.ndim == 2 else y
-        if a.dtype.kind in "ui":
-            return np.clip(np.rint(y * divisor), 0, np.iinfo(a.dtype).max).astype(a.dtype)
-        return y.astype(a.dtype)
+        return from_unit(y, a.dtype, divisor)
 
     @torch.inference_mode()
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray, phase: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         if self.half:
             t = t.half().contiguous(memory_format=torch.channels_last)
         mean, std = self._norm_tensors(t)
-        y = self.model((t - mean) / std)  # not in place: t may view the caller's array
+        t = (t - mean) / std  # not in place: t may view the caller's array
+        y = self.model(t, phase) if (phase[0] or phase[1]) else self.model(t)
         y = y.mul_(std).add_(mean).clamp_(0, 1)   # in place: saves a full-size copy each
         return y[0].float().permute(1, 2, 0).cpu().numpy()
 
@@ -136,13 +140,16 @@ class Enhancer:
             self._norm_key = key
         return self._norm
 
-    def consistency(self, frame: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+    def consistency(self, frame: np.ndarray, enhanced: np.ndarray,
+                    bit_depth: int | None = None) -> np.ndarray:
         """LR-grid map of where `enhanced` disagrees with `frame` once re-imaged through
-        this model's input objective (see consistency.consistency_map)."""
+        this model's input objective (see consistency.consistency_map), in units of the
+        camera's full scale (the same divisor as :meth:`enhance`)."""
         from .consistency import consistency_map
 
         return consistency_map(frame, enhanced, self.lr_profile.na,
-                               self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um)
+                               self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um,
+                               divisor=self.divisor(np.asarray(frame).dtype, bit_depth))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[:2]
@@ -151,7 +158,10 @@ class Enhancer:
         return self._tiled(x)
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:
-        """Overlapping tiles on the LR grid step q; complementary ramps over the overlap."""
+        """Overlapping tiles on the LR grid step q; complementary ramps over the overlap.
+        At a scale with no small fraction a tile's first HR pixel round(a0*s) is off the
+        tile's own grid by a fraction of a pixel: the model renders the tile with that
+        phase, so every tile lands exactly on the whole frame's HR grid."""
         h, w = x.shape[:2]
         s, m, T = self.scale, self.overlap, self.tile
         H, W = self.output_shape(h, w)
@@ -162,8 +172,9 @@ class Enhancer:
             for x0 in range(0, w, T):
                 a0, a1 = max(0, y0 - m), min(h, y0 + T + m)
                 b0, b1 = max(0, x0 - m), min(w, x0 + T + m)
-                out = self._forward(x[a0:a1, b0:b1])
                 oy, ox = int(round(a0 * s)), int(round(b0 * s))
+                phase = (0.0, 0.0) if self._exact else (oy - a0 * s, ox - b0 * s)
+                out = self._forward(x[a0:a1, b0:b1], phase)
                 oh, ow = min(out.shape[0], H - oy), min(out.shape[1], W - ox)
                 wy = _ramp(out.shape[0], a0 > 0, a1 < h, r * s, (2 * m - 2 * r) * s)[:oh]
                 wx = _ramp(out.shape[1], b0 > 0, b1 < w, r * s, (2 * m - 2 * r) * s)[:ow]

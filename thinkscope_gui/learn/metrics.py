@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .normalise import divisor_for, to_unit
+
 
 def _gauss_window(channels: int, size: int = 11, sigma: float = 1.5,
                   device: torch.device | None = None) -> torch.Tensor:
@@ -47,8 +49,8 @@ def to_tensor01(img: np.ndarray, divisor: float | None = None) -> torch.Tensor:
     """(H,W[,C]) array -> (1,C,H,W) float32 in [0,1] (ints by their range, floats as-is)."""
     a = np.asarray(img)
     if divisor is None:
-        divisor = float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else 1.0
-    t = torch.from_numpy(a.astype(np.float32, copy=False) / divisor)
+        divisor = divisor_for(a.dtype)
+    t = torch.from_numpy(to_unit(a, divisor))
     if t.ndim == 2:
         t = t[None]
     else:

@@ -69,7 +69,7 @@ def read_image(path: Path) -> np.ndarray:
 
 class FolderPairSource:
     """root/lr/NAME + root/hr/NAME image pairs; optional root/pairs.json gives the profiles
-    ({"lr_profile": {...}, "hr_profile": {...}, "tiles": {NAME: {"tile_ix": ..}}}).
+    ({"lr_profile": {...}, "hr_profile": {...}, "bit_depth": 12, "tiles": {NAME: {..}}}).
     Without it the default 40x/100x profiles are assumed and checked against the shapes."""
 
     def __init__(self, root: str | Path) -> None:
@@ -98,7 +98,8 @@ class FolderPairSource:
             raise ValueError(f"{self.root}: hr/{self._names[0]} is {hr0.shape[:2]} but lr is "
                              f"{lr0.shape[:2]}; expected scale {self.scale:g} from the profiles")
         self.channels = 1 if lr0.ndim == 2 else lr0.shape[-1]
-        self.bit_depth = 8 if lr0.dtype == np.uint8 else 16
+        # pairs.json may say how many bits the camera really had (12 in a uint16, say)
+        self.bit_depth = int(info.get("bit_depth") or (8 if lr0.dtype == np.uint8 else 16))
 
     def pair_ids(self) -> list[int]:
         return list(range(len(self._names)))

@@ -49,6 +49,7 @@ from .meta import ModelMeta, Normalisation
 from .metrics import gradient_loss, psnr, ssim
 from .modelfile import load_model, save_model
 from .models import bicubic, build_model
+from .normalise import bits_divisor
 from .sources import FolderPairSource, PairSource, StorePairSource
 
 State = Literal["idle", "loading", "training", "validating", "done", "stopped_early",
@@ -321,7 +322,7 @@ class Trainer:
             raise TrainingError("no training tiles after the split")
         val_tiles = val_tiles[: cfg.max_val_tiles]
         bit_depth = int(sources[0].bit_depth)
-        divisor = float(2**bit_depth - 1)
+        divisor = bits_divisor(bit_depth)
 
         core, norm, warm = self._init_model(scale, channels, train_tiles, divisor)
         core.to(device).train()

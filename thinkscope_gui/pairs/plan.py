@@ -101,7 +101,8 @@ class AcquisitionPlan(BaseModel):
     skip_empty: bool = True
     """Skip the HR visit of LR tiles that show only glass (stored as rejected 'no tissue')."""
     patch_lr_px: int | None = None
-    """LR patch side in px (even, side*scale integral); None = largest that fits the HR field."""
+    """LR patch side in px (even); None = largest that fits the HR field. The HR patch is
+    round(side*scale) px on the exact HR grid, at any scale."""
     estimate_rotation: bool = True
     """Measure the LR/HR rotation by registration on the first (most textured) HR tile and
     hold it for the rest; False: use the profiles' rotation difference."""
@@ -196,7 +197,8 @@ class AcquisitionPlan(BaseModel):
         patch = choose_patch_px(hr_field, lr.pixel_size_um, scale, self.patch_lr_px)
         if patch is None:
             raise PlanError(f"patch_lr_px={self.patch_lr_px} does not fit inside the HR field "
-                            f"or side*scale ({scale:g}) is not an integer")
+                            f"({min(hr_field):.1f} µm = {min(hr_field) / lr.pixel_size_um:.0f} "
+                            f"LR px less a margin) or is odd")
         xmin, xmax, ymin, ymax = scope.stage_limits()
         for t in self.tiles(hr_field):
             for x, y in ((t.x, t.y), (t.x + dx, t.y + dy), (t.x - dx, t.y - dy)):
@@ -207,20 +209,29 @@ class AcquisitionPlan(BaseModel):
 
 
 def integral_scale_side(side: int, scale: float) -> bool:
-    """True when ``side * scale`` is (numerically) an integer, so HR patches tile exactly."""
+    """True when ``side * scale`` is (numerically) an integer (the HR patch then ends
+    exactly on the LR patch's edge; not required: any scale works)."""
     v = side * scale
     return abs(v - round(v)) < 1e-6
 
 
 def choose_patch_px(hr_field_um: tuple[float, float], lr_pixel_um: float, scale: float,
                     requested: int | None = None, margin_px: int = 8) -> int | None:
-    """LR patch side: even, ``side*scale`` integral, inside the HR field with a margin
-    (for rotation and residual offsets). None if the request cannot be met."""
+    """LR patch side: even and inside the HR field with a margin (for rotation and
+    residual offsets). None if the request cannot be met.
+
+    Any scale works (a calibrated 2.4954 as well as 2.5): the HR patch is resampled onto
+    the exact HR grid of round(side*scale) px, so side*scale need not be an integer. Among
+    the largest sides (within 8 px) an integral side*scale is still preferred, because
+    then the HR patch covers exactly the LR patch."""
     limit = int(min(hr_field_um) / lr_pixel_um) - 2 * margin_px
     if requested is not None:
-        ok = requested <= limit and requested % 2 == 0 and integral_scale_side(requested, scale)
+        ok = 8 <= requested <= limit and requested % 2 == 0
         return requested if ok else None
-    for side in range(limit - limit % 2, 7, -2):
+    top = limit - limit % 2
+    if top < 8:
+        return None
+    for side in range(top, max(top - 8, 6), -2):
         if integral_scale_side(side, scale):
             return side
-    return None
+    return top

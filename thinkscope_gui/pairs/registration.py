@@ -280,12 +280,14 @@ def cut_patches(lr: np.ndarray, hr: np.ndarray, reg: Registration, scale: float,
     """Matched patches: an LR crop (side x side, native grid) centred on the HR field and
     the HR frame resampled (cubic) onto ``scale`` x that crop grid.
 
+    The HR patch has round(side*scale) px on the exact grid of the pair's true scale (HR
+    pixel k at LR coordinate (k + 0.5)/scale - 0.5 from the crop's edge, the models'
+    convention), so a calibrated 2.4954 works like a nominal 2.5.
+
     Returns (lr_patch, hr_patch, (row0, col0) of the crop in the LR frame). Dtypes follow the
     camera frames.
     """
-    m = round(side * scale)
-    if abs(side * scale - m) > 1e-6:
-        raise ValueError(f"side {side} * scale {scale:g} is not an integer")
+    m = round(side * scale)  # any scale: HR pixel k sits at LR (k + 0.5)/scale - 0.5
     h, w = lr.shape[:2]
     hh, hw = hr.shape[:2]
     cx = (w - 1) / 2.0 + reg.dx_lr

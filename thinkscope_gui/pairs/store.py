@@ -69,7 +69,7 @@ class StoreHeader:
 
     @property
     def patch_hr_px(self) -> int:
-        """HR patch side: ``patch_lr_px * scale`` (integral by construction)."""
+        """HR patch side: ``round(patch_lr_px * scale)`` (on the exact HR grid, any scale)."""
         return int(round(self.patch_lr_px * self.scale))
 
     @property

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QMessageBox
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QColor, QFont, QPainter, QPixmap
+from qtpy.QtWidgets import QApplication, QMessageBox, QSplashScreen
 
 from .settings import APP_NAME, ORG_NAME
+
+log = logging.getLogger(__name__)
 
 SCREENSHOT_SENSOR = (1024, 1024)
 #: --screenshot: seconds to let fps settle after the first enhanced frame, then to measure
@@ -28,6 +31,44 @@ def _app() -> QApplication:
     app.setOrganizationName(ORG_NAME)
     app.setApplicationName(APP_NAME)
     return app  # type: ignore[return-value]
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere since import)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
+
+
+def splash_screen() -> QSplashScreen:
+    """A drawn splash (no image file): shown until the first live frame."""
+    pix = QPixmap(460, 150)
+    pix.fill(QColor(24, 28, 36))
+    p = QPainter(pix)
+    p.setPen(QColor(235, 235, 235))
+    font = QFont()
+    font.setPointSize(20)
+    font.setBold(True)
+    p.setFont(font)
+    p.drawText(24, 56, "ThinkScope")
+    font.setPointSize(10)
+    font.setBold(False)
+    p.setFont(font)
+    p.drawText(24, 84, "a learning bright-field microscope")
+    p.end()
+    splash = QSplashScreen(pix)
+    splash.showMessage("opening the microscope…",
+                       Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                       QColor(200, 200, 200))
+    return splash
 
 
 def open_scope(source: str, sensor: tuple[int, int] | None = None) -> Any:
@@ -71,7 +112,7 @@ class ScreenshotRun:
             return
         if not self._enabled:
             if w.models.enhancer is None:
-                if not w.models.loading():
+                if w.ready and not w.models.loading():
                     self._finish("no model could be loaded")
                 return
             w.set_overlay_mode("enhancement lens")
@@ -112,6 +153,9 @@ class ScreenshotRun:
             self.rc = 1 if not ok else 2
         else:
             r = self.result
+            first = getattr(w, "first_frame_s", None)
+            if first is not None:
+                print(f"first frame: {first:.2f} s after start")
             print(f"camera fps: {r['camera_fps']:.1f}")
             print(f"enhanced fps (lens): {r['enhanced_fps']:.1f}")
             print(f"latency ms: {r['latency_ms']:.1f}")
@@ -121,15 +165,22 @@ class ScreenshotRun:
         QApplication.instance().quit()
 
 
-def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
-    """Open the main window on ``source``; with ``screenshot`` run the timed demo and exit."""
+def run_gui(source: str = "sim", screenshot: str | None = None,
+            size: tuple[int, int] | None = None) -> int:
+    """Open the main window on ``source``; with ``screenshot`` run the timed demo and exit.
+
+    ``size`` (width, height) sizes the window; with a screenshot every dock is shown.
+    """
     from .errors import install_excepthook
-    from .main_window import MainWindow
 
     app = _app()
+    splash = splash_screen()
+    splash.show()
+    app.processEvents()
     try:
         scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and source == "sim" else None)
     except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback
+        splash.close()
         # stderr and the log file too (main.py sets both up; without handlers logging's
         # last resort still prints it): the dialog alone leaves nothing to diagnose later
         logging.getLogger(__name__).error("cannot open microscope '%s': %s", source, exc)
@@ -137,15 +188,37 @@ def run_gui(source: str = "sim", screenshot: str | None = None) -> int:
             QMessageBox.critical(None, "ThinkScope", f"Cannot open microscope '{source}':\n{exc}")
         return 1
     try:
+        # the camera starts now: its first frame (the simulator renders the slide on its
+        # first frame) is made while the window is being built
+        with contextlib.suppress(Exception):
+            scope.start_live()
+        splash.showMessage("building the window…",
+                           Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                           QColor(200, 200, 200))
+        app.processEvents()
+        from .main_window import MainWindow  # pyqtgraph: imported while the camera starts
+
         try:
-            window = MainWindow(scope, modal_errors=screenshot is None)
+            window = MainWindow(scope, modal_errors=screenshot is None, defer_heavy=True)
         except Exception as exc:  # noqa: BLE001 - say why instead of a bare traceback
+            splash.close()
             print(f"cannot build the main window: {type(exc).__name__}: {exc}", file=sys.stderr)
             if not screenshot:
                 QMessageBox.critical(None, "ThinkScope", f"Cannot start the GUI:\n{exc}")
             return 1
         install_excepthook(window.reporter)
+        if size is not None:
+            window.fit_to(*size, show_all_docks=screenshot is not None)
         window.show()
+
+        def first_frame(_number: int) -> None:
+            window.live.frameShown.disconnect(first_frame)
+            window.first_frame_s = process_age_s()
+            log.info("first live frame %.2f s after start", window.first_frame_s)
+            splash.finish(window)
+            window.start_background()  # heavy imports now, while live runs
+
+        window.live.frameShown.connect(first_frame)
         window.set_live(True)
         if screenshot:
             run = ScreenshotRun(window, screenshot)

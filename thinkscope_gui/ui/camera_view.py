@@ -30,6 +30,13 @@ class OverlayMode(str, Enum):
 
 
 NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+#: consistency map scale, fixed so frames compare: local RMS difference between the frame
+#: and the enhanced image re-imaged through the input objective, as a fraction of the full
+#: range. Below the floor (camera noise, smooth glass) stays dark.
+CONSISTENCY_FLOOR = 0.02
+CONSISTENCY_TOP = 0.12
+#: a frame with more than this fraction of pixels at the camera's maximum is flagged
+SATURATION_WARN = 0.005
 
 
 def nice_scale_length(view_width_px: float, pixel_size_um: float) -> float:
@@ -74,6 +81,15 @@ class CameraView(QWidget):
         self.contrast_roi.hide()
         self.hist = pg.HistogramLUTItem(image=self.image_item)
         self._glw.addItem(self.hist)
+        self.heat_bar = pg.ColorBarItem(values=(CONSISTENCY_FLOOR * 100, CONSISTENCY_TOP * 100),
+                                        colorMap=pg.colormap.get("inferno"), interactive=False,
+                                        label="inconsistency, % of full range", width=14)
+        self.heat_bar.setToolTip(
+            "Consistency map: where the enhanced image, blurred back through the input "
+            "objective, disagrees with the measured frame (local RMS difference, % of the "
+            f"full range). Fixed scale {CONSISTENCY_FLOOR:.0%}–{CONSISTENCY_TOP:.0%}: camera "
+            "noise and clean glass stay dark; bright areas are invented or lost detail.")
+        self._glw.addItem(self.heat_bar)
         # the histogram costs ~5 ms per 1024² frame: refresh it at 2 Hz, not per frame
         self.image_item.sigImageChanged.disconnect(self.hist.imageChanged)
         self._hist_timer = QTimer(self)
@@ -82,11 +98,23 @@ class CameraView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._glw)
+        # a click on the image gives it the keyboard: stage keys work only then
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._glw.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFocusProxy(self._glw)
         self.hud = QLabel(self)
         self.hud.setStyleSheet("QLabel { color: #fff; background: rgba(0,0,0,150); "
                                "padding: 3px 6px; font-family: monospace; }")
         self.hud.move(8, 8)
         self.hud.hide()
+        self.warning = QLabel(self)
+        self.warning.setStyleSheet("QLabel { color: #fff; background: rgba(200,30,30,200); "
+                                   "padding: 3px 6px; font-weight: bold; }")
+        self.warning.hide()
+        self.auto_levels = False  # continuous auto-contrast (toolbar "Auto")
+        self.saturated_fraction = 0.0
+        self.lens_magnification = 2.0  # the lens shows a 1/m crop, enhanced, m times larger
+        self._user_range = False  # the user zoomed: frames and mode changes keep the view
 
         self.frame: np.ndarray | None = None
         self.pixel_size_um = 1.0
@@ -103,9 +131,16 @@ class CameraView(QWidget):
         self._last_shape: tuple[int, ...] | None = None
         self.hist.sigLevelsChanged.connect(self._levels_from_histogram)
         self.view.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
+        self.view.sigRangeChangedManually.connect(lambda *_: setattr(self, "_user_range", True))
         self.divider.sigPositionChanged.connect(lambda *_: self._refresh_overlay())
         self._glw.scene().sigMouseMoved.connect(self._mouse_moved)
         self._apply_mode_visibility()
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """A window resize keeps the whole frame in view unless the user zoomed."""
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        if not self._user_range:
+            QTimer.singleShot(0, self._fit_view)
 
     def set_hud(self, text: str) -> None:
         """The heads-up line drawn over the image (fps, enhanced fps, latency)."""
@@ -127,15 +162,44 @@ class CameraView(QWidget):
             self.hist.setLevels(*self._levels)
             self.divider.setValue(image.shape[1] / 2)
             self.lens_center = (image.shape[1] / 2, image.shape[0] / 2)
-            self._fit_view()
+            if not self._user_range:
+                self._fit_view()
             self._refresh_overlay()
         if pixel_size_um != self.pixel_size_um or self._scale_bar is None:
             self.pixel_size_um = pixel_size_um
             self._update_scale_bar(force=True)
 
     def _refresh_histogram(self) -> None:
-        if self.frame is not None and self.isVisible():
-            self.hist.imageChanged(autoLevel=False)
+        """2 Hz: histogram, continuous auto-contrast and the saturation check."""
+        if self.frame is None or not self.isVisible():
+            return
+        if self.auto_levels:
+            self.auto_contrast()
+        self.hist.imageChanged(autoLevel=False)
+        self.check_saturation()
+
+    def check_saturation(self) -> float:
+        """Fraction of (subsampled) pixels at the camera's maximum; warns above 0.5 %."""
+        img = self.frame
+        if img is None:
+            return 0.0
+        top = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+        step = max(1, int(math.sqrt(img.shape[0] * img.shape[1] / 65536)))
+        sample = img[::step, ::step]
+        hit = sample >= top
+        if hit.ndim == 3:
+            hit = hit.any(axis=-1)
+        self.saturated_fraction = float(hit.mean())
+        if self.saturated_fraction > SATURATION_WARN:
+            self.warning.setText(f"saturated: {self.saturated_fraction:.1%} of pixels at "
+                                 "maximum; lower the exposure")
+            self.warning.adjustSize()
+            self.warning.move(8, max(8, self.height() - self.warning.height() - 8))
+            self.warning.show()
+            self.warning.raise_()
+        else:
+            self.warning.hide()
+        return self.saturated_fraction
 
     @staticmethod
     def _default_levels(image: np.ndarray) -> tuple[float, float]:
@@ -185,6 +249,32 @@ class CameraView(QWidget):
         width = 2 * w if self.mode == OverlayMode.SIDE_BY_SIDE else w
         self.view.setRange(QRectF(0, 0, width, h), padding=0.0)
 
+    # ------------------------------------------------------------------- zoom
+    def fit(self) -> None:
+        """Whole frame in the window (and frames follow it again)."""
+        self._user_range = False
+        self._fit_view()
+
+    def zoom(self, factor: float) -> None:
+        """Zoom in (factor > 1) or out about the centre of the view; the zoom is kept."""
+        self._user_range = True
+        self.view.scaleBy((1.0 / factor, 1.0 / factor))
+
+    def one_to_one(self) -> None:
+        """One camera pixel per screen pixel, centred where the view is now."""
+        self._user_range = True
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        ratio = self.devicePixelRatioF() or 1.0
+        w, h = self.view.width() * ratio, self.view.height() * ratio
+        self.view.setRange(QRectF(cx - w / 2, cy - h / 2, w, h), padding=0.0)
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per camera pixel now (1.0 at 1:1)."""
+        (x0, x1), _ = self.view.viewRange()
+        ratio = self.devicePixelRatioF() or 1.0
+        return self.view.width() * ratio / max(x1 - x0, 1e-9)
+
     # -------------------------------------------------------------- scale bar
     def _update_scale_bar(self, force: bool = False) -> None:
         """Keep a round µm length about a fifth of the view wide, following the pixel size."""
@@ -197,6 +287,9 @@ class CameraView(QWidget):
             self._scale_bar = pg.ScaleBar(size=length / self.pixel_size_um, suffix="",
                                           offset=(-20, -20), brush="w", pen="k")
             self._scale_bar.setParentItem(self.view)
+            # white on a dark backing: readable on bright and dark specimens alike
+            self._scale_bar.text.fill = pg.mkBrush(0, 0, 0, 170)
+            self._scale_bar.text.setColor("w")
         self._scale_bar.size = length / self.pixel_size_um
         self._scale_bar.text.setText(f"{length:g} µm")
         self._scale_bar.updateBar()
@@ -229,12 +322,14 @@ class CameraView(QWidget):
         self.overlay_item.clear()
         self.heat_item.clear()
         self._apply_mode_visibility()
-        self._fit_view()
+        if not self._user_range:  # a zoom the user chose survives a mode change
+            self._fit_view()
 
     def _apply_mode_visibility(self) -> None:
         m = self.mode
         self.overlay_item.setVisible(m not in (OverlayMode.OFF, OverlayMode.CONSISTENCY))
         self.heat_item.setVisible(m == OverlayMode.CONSISTENCY)
+        self.heat_bar.setVisible(m == OverlayMode.CONSISTENCY)
         self.lens_outline.setVisible(m == OverlayMode.LENS)
         self.divider.setVisible(m == OverlayMode.WIPE)
         self.overlay_item.setOpacity(self.blend_alpha if m == OverlayMode.BLEND else 1.0)
@@ -260,9 +355,20 @@ class CameraView(QWidget):
         # even sizes keep round(size*scale) exact for the usual 2.5
         return (r0, c0, size_r - size_r % 2, size_c - size_c % 2)
 
+    def lens_source_rect(self) -> tuple[int, int, int, int]:
+        """(row0, col0, height, width) of the camera pixels the lens enhances: the centre
+        1/m of the lens, shown m times larger so the lens magnifies."""
+        r0, c0, hh, ww = self.lens_rect()
+        m = max(1.0, float(self.lens_magnification))
+        sh, sw = int(hh / m) // 2 * 2, int(ww / m) // 2 * 2
+        sh, sw = max(sh, 2), max(sw, 2)
+        return (r0 + (hh - sh) // 2, c0 + (ww - sw) // 2, sh, sw)
+
     def _update_lens_outline(self) -> None:
         r0, c0, hh, ww = self.lens_rect()
         self.lens_outline.setRect(QRectF(c0, r0, ww, hh))
+        if self.mode == OverlayMode.LENS and self._enhanced is not None:
+            self._refresh_overlay()
 
     def set_enhanced(self, enhanced: np.ndarray, origin: tuple[int, int], scale: float) -> None:
         """Show an enhanced image whose top-left sits at camera pixel ``origin`` (row, col)."""
@@ -271,10 +377,10 @@ class CameraView(QWidget):
         self.scale = scale
         self._refresh_overlay()
 
-    def set_consistency(self, heat: np.ndarray, vmax: float | None = None) -> None:
-        """Show |re-imaged - measured| as a heat map over the camera frame."""
-        top = float(vmax if vmax is not None else max(np.percentile(heat, 99.5), 1e-6))
-        self.heat_item.setImage(heat, autoLevels=False, levels=(0.0, top))
+    def set_consistency(self, heat: np.ndarray) -> None:
+        """Show |re-imaged - measured| as a heat map on the fixed, explained scale."""
+        self.heat_item.setImage(heat, autoLevels=False,
+                                levels=(CONSISTENCY_FLOOR, CONSISTENCY_TOP))
         self.heat_item.setTransform(QTransform())
 
     def _refresh_overlay(self) -> None:
@@ -283,6 +389,15 @@ class CameraView(QWidget):
             return
         r0, c0 = self._enhanced_origin
         s = self.scale
+        if self.mode == OverlayMode.LENS:
+            # drawn over the whole lens: a crop of 1/m of it, m times larger
+            lr0, lc0, lh, lw = self.lens_rect()
+            tr = QTransform()
+            tr.translate(lc0, lr0)
+            tr.scale(lw / img.shape[1], lh / img.shape[0])
+            self.overlay_item.setImage(img, autoLevels=False, levels=self._levels)
+            self.overlay_item.setTransform(tr)
+            return
         if self.mode == OverlayMode.WIPE:
             cut = int(round(np.clip(self.divider.value(), 0, img.shape[1] / s) * s))
             img = img[:, :max(cut, 1)]

@@ -25,6 +25,8 @@ class EnhanceJob:
     consistency: bool = False
     mode: str = ""
     t_received: float = field(default_factory=time.perf_counter)
+    #: the camera's significant bits (Frame.bit_depth); None: the model's recorded depth
+    bit_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class LiveEnhanceWorker(QThread):
         self.wait(5000)
 
     def run(self) -> None:  # noqa: D401 - Qt override
-        _limit_torch_threads(self.torch_threads)
+        limited = False  # torch is set up at the first job, not while the window starts
         while True:
             with self._cond:
                 while self._job is None and not self._stop:
@@ -107,11 +109,16 @@ class LiveEnhanceWorker(QThread):
                 enhancer = self._enhancer
             if enhancer is None or job is None:
                 continue
+            if not limited:
+                _limit_torch_threads(self.torch_threads)
+                limited = True
             try:
-                out = enhancer.enhance(job.image)
+                # the frame's own bit depth (12 in a uint16, say) sets the full scale
+                kw = {} if job.bit_depth is None else {"bit_depth": int(job.bit_depth)}
+                out = enhancer.enhance(job.image, **kw)
                 heat = None
                 if job.consistency:
-                    heat = enhancer.consistency(job.image, out)
+                    heat = enhancer.consistency(job.image, out, **kw)
             except Exception as exc:  # noqa: BLE001 - report and keep the thread alive
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
                 continue

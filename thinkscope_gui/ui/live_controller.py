@@ -73,7 +73,7 @@ class LiveController(QObject):
         if mode == OverlayMode.OFF:
             return
         if mode == OverlayMode.LENS:
-            r0, c0, h, w = self.view.lens_rect()
+            r0, c0, h, w = self.view.lens_source_rect()
             crop = np.ascontiguousarray(image[r0:r0 + h, c0:c0 + w])
             job = EnhanceJob(crop, number, (r0, c0), mode=mode.value)
         else:

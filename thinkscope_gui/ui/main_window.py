@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QByteArray, Qt, QTimer
+from qtpy.QtCore import QByteArray, Qt, QTimer, Signal
 from qtpy.QtGui import QAction, QKeySequence, QShortcut
 from qtpy.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -29,8 +31,10 @@ from .live_controller import LiveController
 from .microscope_widgets import ExposureWidget, FocusWidget, ObjectiveWidget, StageWidget
 from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
-from .settings import app_settings, read_bool, read_float
+from .settings import app_settings, read_bool, read_float, thinkscope_home
 from .tiff_io import save_tiff
+from .widgets import dock_scroll, install_wheel_guard, unique_path
+from .workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,23 @@ log = logging.getLogger(__name__)
 class MainWindow(QMainWindow):
     """Composes the camera view, controls and dock panels around one microscope."""
 
+    #: imported in the background after the first frame (torch, scipy, skimage): the
+    #: window and live view never wait for them
+    HEAVY_MODULES = ("thinkscope_gui.learn.train", "thinkscope_gui.learn.infer",
+                     "thinkscope_gui.pairs.engine")
+    #: panels whose engine needs a heavy module; with ``defer_heavy`` they are built later
+    DEFERRED_PANELS = ("Training",)
+
+    startupDone = Signal()
+
     def __init__(self, scope: Any, *, modal_errors: bool = True, load_model: bool = True,
-                 parent: QWidget | None = None) -> None:
+                 defer_heavy: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.ready = False  # True once the background imports and deferred panels are done
+        self._defer_heavy = defer_heavy
+        self._docks: dict[str, QDockWidget] = {}
+        self._factories: dict[str, Callable[[], QWidget]] = {}
+        self._warmup: Any = None
         self.setObjectName("ThinkScopeMain")
         self.setWindowTitle(f"ThinkScope — {getattr(scope, 'source', 'microscope')}")
         self.scope = scope
@@ -48,12 +66,14 @@ class MainWindow(QMainWindow):
         self.signals = ScopeSignals(scope, self)
         self.view = CameraView(self)
         self.setCentralWidget(self.view)
+        install_wheel_guard(QApplication.instance())
         self.live = LiveController(scope, self.view, self)
         self.live.failed.connect(lambda m: self.report("Live view", m))
         self.models = ModelManager(self)
         self.models.loaded.connect(self._model_loaded)
         self.models.failed.connect(self._model_failed)
         self.models.mismatch.connect(self._model_mismatch)
+        self.models.changed.connect(self._show_model_state)
         self.signals.objectiveChanged.connect(self._objective_changed)
         self.model_status = QLabel("model: none")
         self.hud = QLabel()
@@ -72,8 +92,40 @@ class MainWindow(QMainWindow):
         self._hud_timer.start(500)
         self._restore_settings()
         self._startup_load = load_model
-        if load_model:
+        self._load_pending = load_model and defer_heavy
+        if load_model and not defer_heavy:
             self.models.load(self._settings_model_path())
+        if not defer_heavy:
+            QTimer.singleShot(0, self.start_background)
+
+    # ---------------------------------------------------------------- start-up
+    def start_background(self) -> None:
+        """Import the heavy engines in a worker, then build the deferred panels and load
+        the model. run_gui calls this after the first live frame; idempotent."""
+        if self._warmup is not None or self.ready:
+            return
+        import importlib
+
+        def job(token: Any, progress: Any) -> None:
+            for name in self.HEAVY_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - the panel will show the reason
+                    log.exception("background import of %s failed", name)
+
+        def done(_result: Any = None) -> None:
+            self._warmup = None
+            for title in self.DEFERRED_PANELS:
+                if title in self._factories and getattr(self.panels.get(title), "deferred",
+                                                        False):
+                    self._set_panel(title, self._make_panel(title))
+            if self._load_pending:
+                self._load_pending = False
+                self.models.load(self._settings_model_path())
+            self.ready = True
+            self.startupDone.emit()
+
+        self._warmup = start_worker(self, job, done, lambda _m: done())
 
     # ------------------------------------------------------------------ errors
     def report(self, title: str, detail: str) -> None:
@@ -90,12 +142,38 @@ class MainWindow(QMainWindow):
         self.act_live = QAction("Live", self, checkable=True)
         self.act_live.toggled.connect(self.set_live)
         self.act_save = QAction("Save TIFF…", self)
+        self.act_save.setToolTip("Save the camera frame as TIFF with pixel size, objective, "
+                                 "exposure and position (Ctrl+S)")
         self.act_save.triggered.connect(self._save_dialog)
+        self.act_save_enh = QAction("Save enhanced…", self)
+        self.act_save_enh.setToolTip("Enhance the whole frame with the active model and save "
+                                     "it as TIFF (pixel size divided by the model's scale)")
+        self.act_save_enh.triggered.connect(lambda: self._save_dialog(enhanced=True))
         self.act_auto = QAction("Auto contrast", self)
+        self.act_auto.setToolTip("Set the display range once from the visible image")
         self.act_auto.triggered.connect(lambda: self.view.auto_contrast())
+        self.act_auto_live = QAction("Auto", self, checkable=True)
+        self.act_auto_live.setToolTip("Continuous auto-contrast (twice a second)")
+        self.act_auto_live.toggled.connect(lambda on: setattr(self.view, "auto_levels", on))
         self.act_roi = QAction("Contrast ROI", self, checkable=True)
         self.act_roi.toggled.connect(self.view.contrast_roi.setVisible)
-        for a in (self.act_snap, self.act_live, self.act_save, self.act_auto, self.act_roi):
+        for a in (self.act_snap, self.act_live, self.act_save, self.act_save_enh, self.act_auto,
+                  self.act_auto_live, self.act_roi):
+            tb.addAction(a)
+        tb.addSeparator()
+        self.act_zoom_in = QAction("Zoom +", self)
+        self.act_zoom_in.setToolTip("Zoom in (the zoom is kept when the mode changes)")
+        self.act_zoom_in.triggered.connect(lambda: self.view.zoom(1.5))
+        self.act_zoom_out = QAction("Zoom −", self)
+        self.act_zoom_out.setToolTip("Zoom out")
+        self.act_zoom_out.triggered.connect(lambda: self.view.zoom(1 / 1.5))
+        self.act_one = QAction("1:1", self)
+        self.act_one.setToolTip("One camera pixel per screen pixel")
+        self.act_one.triggered.connect(self.view.one_to_one)
+        self.act_fit = QAction("Fit", self)
+        self.act_fit.setToolTip("Whole frame in the window")
+        self.act_fit.triggered.connect(self.view.fit)
+        for a in (self.act_zoom_in, self.act_zoom_out, self.act_one, self.act_fit):
             tb.addAction(a)
         tb.addSeparator()
         self.act_enhance = QAction("Enhance", self, checkable=True)
@@ -116,6 +194,15 @@ class MainWindow(QMainWindow):
                                   suffix=" px lens")
         self.lens_size.valueChanged.connect(self._lens_size_changed)
         tb.addWidget(self.lens_size)
+        self.lens_zoom = QSpinBox(minimum=1, maximum=8, value=2, prefix="×", suffix=" lens")
+        self.lens_zoom.setToolTip("Lens magnification: the lens enhances the centre 1/m of "
+                                  "its area and shows it m times larger")
+        self.lens_zoom.valueChanged.connect(self._lens_zoom_changed)
+        tb.addWidget(self.lens_zoom)
+
+    def _lens_zoom_changed(self, v: int) -> None:
+        self.view.lens_magnification = float(v)
+        self.view.set_lens_center(*self.view.lens_center)
 
     def _lens_size_changed(self, v: int) -> None:
         self.view.lens_size = int(v)
@@ -135,19 +222,20 @@ class MainWindow(QMainWindow):
             lay.addWidget(w)
         lay.addStretch(1)
         dock = self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [box.minimumSizeHint().width() + 16],
+                         Qt.Orientation.Horizontal)
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title}")
-        dock.setWidget(widget)
+        # a dock scrolls rather than forcing the window taller than a 768-pixel screen
+        dock.setWidget(dock_scroll(widget, title))
         self.addDockWidget(area, dock)
         return dock
 
     def _build_panels(self) -> None:
-        """Dock panels; one that cannot be built shows why instead of breaking the window."""
-        factories: list[tuple[str, Callable[[], QWidget]]] = []
+        """Dock panels, tabbed on the right; heavy ones may be built after start-up."""
 
         def acq() -> QWidget:
             from .panels.acquisition_panel import AcquisitionPanel
@@ -165,18 +253,18 @@ class MainWindow(QMainWindow):
             from .panels.objectives_panel import ObjectivesPanel
             return ObjectivesPanel(self.scope, self)
 
-        factories = [("Acquisition", acq), ("Training", train), ("Models", models),
-                     ("Objectives", objectives)]
+        self._factories = {"Acquisition": acq, "Training": train, "Models": models,
+                           "Objectives": objectives}
         first: QDockWidget | None = None
-        for title, make in factories:
-            try:
-                widget = make()
-            except Exception as exc:  # noqa: BLE001 - a missing engine must not kill the GUI
-                log.exception("panel %s unavailable", title)
-                widget = QLabel(f"{title} unavailable:\n{type(exc).__name__}: {exc}")
-                widget.setWordWrap(True)
+        for title in self._factories:
+            if self._defer_heavy and title in self.DEFERRED_PANELS:
+                widget = QLabel(f"{title}: loading the engine in the background…")
+                widget.deferred = True  # type: ignore[attr-defined]
+            else:
+                widget = self._make_panel(title)
             self.panels[title] = widget
             dock = self._add_dock(title, widget)
+            self._docks[title] = dock
             if first is None:
                 first = dock
             else:
@@ -186,18 +274,42 @@ class MainWindow(QMainWindow):
             # the camera view gets most of the window; panels can be widened by the user
             self.resizeDocks([first], [420], Qt.Orientation.Horizontal)
 
+    def _make_panel(self, title: str) -> QWidget:
+        """Build one panel; one that cannot be built shows why instead of breaking."""
+        try:
+            return self._factories[title]()
+        except Exception as exc:  # noqa: BLE001 - a missing engine must not kill the GUI
+            log.exception("panel %s unavailable", title)
+            widget = QLabel(f"{title} unavailable:\n{type(exc).__name__}: {exc}")
+            widget.setWordWrap(True)
+            return widget
+
+    def _set_panel(self, title: str, widget: QWidget) -> None:
+        """Put a (re)built panel into its dock."""
+        self.panels[title] = widget
+        self._docks[title].setWidget(dock_scroll(widget, title))
+
     def _build_shortcuts(self) -> None:
+        """Stage and focus keys act only while the image has focus (click it), as in
+        Micro-Manager: arrows in a spin box, table or selector never move the stand."""
+        in_view = Qt.ShortcutContext.WidgetWithChildrenShortcut
         moves = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
                  Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
         for key, (dx, dy) in moves.items():
             s = QShortcut(QKeySequence(key), self.view)
+            s.setContext(in_view)
             s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=False))
             s = QShortcut(QKeySequence(Qt.KeyboardModifier.ShiftModifier | key), self.view)
+            s.setContext(in_view)
             s.activated.connect(lambda dx=dx, dy=dy: self.stage_widget.move(dx, dy, fov=True))
-        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, lambda: self.focus_widget.nudge(+1))
-        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, lambda: self.focus_widget.nudge(-1))
-        QShortcut(QKeySequence("Ctrl+S"), self, self._save_dialog)
-        QShortcut(QKeySequence("Space"), self, self.snap)
+        for key, sign in ((Qt.Key.Key_PageUp, +1), (Qt.Key.Key_PageDown, -1)):
+            s = QShortcut(QKeySequence(key), self.view)
+            s.setContext(in_view)
+            s.activated.connect(lambda sign=sign: self.focus_widget.nudge(sign))
+        s = QShortcut(QKeySequence("Space"), self.view)
+        s.setContext(in_view)
+        s.activated.connect(self.snap)
+        QShortcut(QKeySequence("Ctrl+S"), self, lambda: self._save_dialog())
 
     # ---------------------------------------------------------------- camera
     def snap(self) -> None:
@@ -224,21 +336,84 @@ class MainWindow(QMainWindow):
             self.act_live.setChecked(on)
             self.act_live.blockSignals(False)
 
+    def frame_info(self, kind: str = "raw") -> dict[str, Any]:
+        """What a saved image records besides its pixels (ImageJ Info text)."""
+        info: dict[str, Any] = {"kind": kind, "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                "source": getattr(self.scope, "source", "")}
+        with contextlib.suppress(Exception):
+            label = self.scope.objective()
+            p = self.scope.profile(label)
+            info.update(objective=label, magnification=p.magnification, na=p.na,
+                        immersion=p.immersion, camera_pixel_size_um=p.pixel_size_um)
+        with contextlib.suppress(Exception):
+            x, y = self.scope.xy()
+            info.update(exposure_ms=self.scope.exposure(), stage_x_um=x, stage_y_um=y,
+                        z_um=self.scope.z())
+        if kind == "enhanced" and self.models.enhancer is not None:
+            info.update(model=self.models.path.name if self.models.path else "default",
+                        model_path=str(self.models.path or ""),
+                        model_scale=self.models.enhancer.scale)
+        return info
+
+    def default_save_path(self, kind: str = "raw") -> Path:
+        """$THINKSCOPE_HOME/images/<time>_<objective>_<kind>.tif, never an existing file."""
+        label = "frame"
+        with contextlib.suppress(Exception):
+            label = str(self.scope.objective())
+        name = f"{time.strftime('%Y%m%d_%H%M%S')}_{label}_{kind}.tif"
+        return unique_path(thinkscope_home() / "images" / name)
+
     def save_frame(self, path: str | Path) -> Path | None:
-        """Save the displayed frame as TIFF with the current pixel size."""
+        """Save the displayed camera frame as TIFF with pixel size and full metadata."""
         if self.view.frame is None:
             self.report("Save", "no frame to save yet")
             return None
         try:
-            return save_tiff(path, self.view.frame, self.view.pixel_size_um)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            out = save_tiff(path, self.view.frame, self.view.pixel_size_um,
+                            self.frame_info("raw"))
         except Exception as exc:  # noqa: BLE001
             self.report("Save failed", str(exc))
             return None
+        self.statusBar().showMessage(f"saved {out}", 10000)
+        return out
 
-    def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save frame", "frame.tif", "TIFF (*.tif)")
+    def save_enhanced(self, path: str | Path,
+                      on_done: Callable[[Path], None] | None = None) -> bool:
+        """Enhance the whole current frame in the background and save it (with the model
+        in the metadata); False when there is no frame or no usable model."""
+        frame, enhancer = self.view.frame, self.models.enhancer
+        if frame is None or enhancer is None or not self.models.usable:
+            self.report("Save enhanced", "needs a frame and a usable model for this objective")
+            return False
+        pixel = self.view.pixel_size_um / float(enhancer.scale)
+        info = self.frame_info("enhanced")
+        info["pixel_size_um"] = pixel
+
+        def job(token: Any, progress: Any) -> Path:
+            out = enhancer.enhance(frame)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return save_tiff(path, out, pixel, info)
+
+        def done(out: Path) -> None:
+            self.statusBar().showMessage(f"saved {out}", 10000)
+            if on_done is not None:
+                on_done(out)
+
+        start_worker(self, job, done, lambda m: self.report("Save enhanced failed", m))
+        return True
+
+    def _save_dialog(self, enhanced: bool = False) -> None:
+        kind = "enhanced" if enhanced else "raw"
+        default = self.default_save_path(kind)
+        default.parent.mkdir(parents=True, exist_ok=True)
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {kind} frame", str(default),
+                                              "TIFF (*.tif *.tiff)")
         if path:
-            self.save_frame(path)
+            if enhanced:
+                self.save_enhanced(path)
+            else:
+                self.save_frame(path)
 
     # ----------------------------------------------------------- enhancement
     def set_enhancing(self, on: bool) -> None:
@@ -264,18 +439,23 @@ class MainWindow(QMainWindow):
 
     def activate_model(self, path: str | Path | None) -> None:
         """Load a model in the background; the view keeps running meanwhile."""
-        self.model_status.setText("model: loading…")
         self.models.load(path)
+
+    def _show_model_state(self) -> None:
+        """The status bar's model line: the manager's summary, kept until it changes (a
+        disabled model stays explained, not a notice that fades after seconds)."""
+        text = self.models.summary()
+        self.model_status.setText(f"model: {text}")
+        self.model_status.setToolTip(self.models.reason or text)
+        self.model_status.setStyleSheet("" if self.models.usable or self.models.enhancer is None
+                                        else "color: #c60;")
 
     def _model_loaded(self, enhancer: Any) -> None:
         self._startup_load = False
-        name = self.models.path.name if self.models.path else "default"
-        self.model_status.setText(f"model: {name} (x{enhancer.scale:g})")
         self.live.set_enhancer(enhancer)
         self._objective_changed(self.scope.objective())
 
     def _model_failed(self, msg: str) -> None:
-        self.model_status.setText("model: none")
         if self._startup_load:
             self.reporter.notify("Model", msg)  # no dialog on start-up
         else:
@@ -284,8 +464,6 @@ class MainWindow(QMainWindow):
 
     def _model_mismatch(self, msg: str) -> None:
         self.set_enhancing(False)
-        name = self.models.path.name if self.models.path else "default"
-        self.model_status.setText(f"model: {name} (disabled: objective)")
         self.reporter.notify("Model disabled", msg)
 
     def _objective_changed(self, label: str) -> None:
@@ -293,14 +471,22 @@ class MainWindow(QMainWindow):
             profile = self.scope.profile(label)
         except Exception:  # noqa: BLE001
             return
-        if self.models.enhancer is not None and self.models.check(profile):
-            name = self.models.path.name if self.models.path else "default"
-            self.model_status.setText(f"model: {name} (x{self.models.enhancer.scale:g})")
+        if self.models.enhancer is not None:
+            self.models.check(profile)  # the status line follows models.changed
 
     def _update_hud(self) -> None:
         text = self.live.heads_up()
         self.hud.setText(text)
         self.view.set_hud(text)
+
+    def fit_to(self, width: int, height: int, *, show_all_docks: bool = False) -> None:
+        """Size the window to ``width`` x ``height`` (a screen size); optionally open every
+        dock that the user closed, so a screenshot shows the whole application."""
+        if show_all_docks:
+            for dock in self.findChildren(QDockWidget):
+                dock.setFloating(False)
+                dock.show()
+        self.resize(width, height)
 
     # -------------------------------------------------------------- settings
     def _settings_model_path(self) -> str | None:
@@ -321,6 +507,8 @@ class MainWindow(QMainWindow):
         self.focus_widget.step.setValue(read_float(s, "focus/step_um", 0.5))
         self.lens_size.setValue(int(read_float(s, "view/lens_px", 128)))
         self.blend.setValue(int(read_float(s, "view/blend", 50)))
+        self.lens_zoom.setValue(int(read_float(s, "view/lens_zoom", 2)))
+        self.act_auto_live.setChecked(read_bool(s, "view/auto_contrast", False))
         mode = str(s.value("view/mode", OverlayMode.LENS.value))
         if mode in [m.value for m in OverlayMode]:
             self.mode_combo.setCurrentText(mode)
@@ -334,6 +522,8 @@ class MainWindow(QMainWindow):
         s.setValue("focus/step_um", self.focus_widget.step.value())
         s.setValue("view/lens_px", self.lens_size.value())
         s.setValue("view/blend", self.blend.value())
+        s.setValue("view/lens_zoom", self.lens_zoom.value())
+        s.setValue("view/auto_contrast", self.act_auto_live.isChecked())
         s.setValue("view/mode", self.mode_combo.currentText())
         if self.models.path is not None:
             s.setValue("model/path", str(self.models.path))
@@ -347,6 +537,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop timers, workers and engines; leaves the microscope open for its owner."""
         self._hud_timer.stop()
+        if self._warmup is not None:
+            self._warmup.wait(60000)  # imports cannot be interrupted; let them finish
         for panel in self.panels.values():
             stop = getattr(panel, "shutdown", None)
             if callable(stop):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,6 +31,60 @@ ErrorFn = Callable[[str, str], None]
 
 def _print_error(title: str, detail: str) -> None:
     print(f"{title}: {detail}")
+
+
+class DeviceMover(QObject):
+    """Runs stage or focus moves one at a time off the GUI thread (as pymmcore-widgets
+    does), so a slow device never freezes the window. Relative moves queued while one
+    runs are merged into a single move; an absolute target replaces what is queued."""
+
+    moved = Signal()
+
+    def __init__(self, apply: Callable[[str, tuple[float, ...]], None], on_error: ErrorFn,
+                 title: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._apply = apply
+        self._on_error = on_error
+        self._title = title
+        self._queue: list[tuple[str, tuple[float, ...]]] = []
+        self._worker: FunctionWorker | None = None
+
+    def relative(self, *delta: float) -> None:
+        if self._queue and self._queue[-1][0] == "by":
+            prev = self._queue.pop()[1]
+            delta = tuple(a + b for a, b in zip(prev, delta, strict=True))
+        self._queue.append(("by", delta))
+        self._next()
+
+    def absolute(self, *target: float) -> None:
+        self._queue = [("to", target)]
+        self._next()
+
+    def busy(self) -> bool:
+        """A move is running or queued."""
+        return self._worker is not None or bool(self._queue)
+
+    def _next(self) -> None:
+        if self._worker is not None or not self._queue:
+            return
+        kind, values = self._queue.pop(0)
+        apply = self._apply
+
+        def job(token: Any, progress: Any) -> None:
+            apply(kind, values)
+
+        self._worker = start_worker(self, job, self._done, self._failed)
+
+    def _done(self, _result: Any) -> None:
+        self._worker = None
+        self.moved.emit()
+        self._next()
+
+    def _failed(self, msg: str) -> None:
+        self._worker = None
+        self._queue.clear()  # do not run moves planned from a position never reached
+        self.moved.emit()
+        self._on_error(self._title, msg.split(": ", 1)[-1])
 
 
 class ObjectiveWidget(QWidget):
@@ -142,7 +196,16 @@ class StageWidget(QWidget):
         lay.addLayout(goto)
         lay.addWidget(self.pos)
         signals.xyChanged.connect(self._show)
+        self.mover = DeviceMover(self._apply, on_error, "Stage move refused", self)
+        self.mover.moved.connect(lambda: self._show(*self.scope.xy()))
         self._show(*scope.xy())
+
+    def _apply(self, kind: str, values: tuple[float, ...]) -> None:
+        """Runs in the mover's thread: the device may take its time."""
+        if kind == "by":
+            self.scope.move_xy_by(*values)
+        else:
+            self.scope.set_xy(*values)
 
     def _show(self, x: float, y: float) -> None:
         self.pos.setText(f"stage x {x:.1f} µm, y {y:.1f} µm")
@@ -160,18 +223,10 @@ class StageWidget(QWidget):
             dx, dy = dx_sign * fx, dy_sign * fy
         else:
             dx, dy = dx_sign * self.step.value(), dy_sign * self.step.value()
-        try:
-            self.scope.move_xy_by(dx, dy)
-        except Exception as exc:  # noqa: BLE001 - SafetyError etc. become messages
-            self._on_error("Stage move refused", str(exc))
-        self._show(*self.scope.xy())
+        self.mover.relative(dx, dy)  # off the GUI thread; refusals become messages
 
     def go_to(self, x: float, y: float) -> None:
-        try:
-            self.scope.set_xy(x, y)
-        except Exception as exc:  # noqa: BLE001
-            self._on_error("Stage move refused", str(exc))
-        self._show(*self.scope.xy())
+        self.mover.absolute(x, y)
 
 
 class FocusWidget(QWidget):
@@ -208,7 +263,18 @@ class FocusWidget(QWidget):
         self.z.valueChanged.connect(self._set_z)
         signals.zChanged.connect(self._show)
         self._worker: FunctionWorker | None = None
+        self.mover = DeviceMover(self._apply, self._move_failed, "Focus move refused", self)
+        self.mover.moved.connect(lambda: self._show(self.scope.z()))
         self._show(scope.z())
+
+    def _apply(self, kind: str, values: tuple[float, ...]) -> None:
+        """Runs in the mover's thread."""
+        (v,) = values
+        self.scope.set_z(self.scope.z() + v if kind == "by" else v)
+
+    def _move_failed(self, title: str, detail: str) -> None:
+        self._show(self.scope.z())
+        self._on_error(title, detail)
 
     def _show(self, z: float) -> None:
         self.z.blockSignals(True)
@@ -216,15 +282,10 @@ class FocusWidget(QWidget):
         self.z.blockSignals(False)
 
     def _set_z(self, z: float) -> None:
-        try:
-            self.scope.set_z(z)
-        except Exception as exc:  # noqa: BLE001
-            self._on_error("Focus move refused", str(exc))
-            self._show(self.scope.z())
+        self.mover.absolute(z)
 
     def nudge(self, sign: int) -> None:
-        self._set_z(self.scope.z() + sign * self.step.value())
-        self._show(self.scope.z())
+        self.mover.relative(sign * self.step.value())
 
     def toggle_autofocus(self) -> None:
         """Start autofocus, or cancel the one running."""

@@ -19,10 +19,65 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLineEdit,
+    QSizePolicy,
     QSpinBox,
     QWidget,
 )
+
+#: per-field display hints: labels (one per tuple item), suffix, decimals, minimum, maximum
+Hints = dict[str, dict[str, Any]]
+
+
+class TupleEditor(QWidget):
+    """A fixed-length tuple of numbers as spin boxes side by side (e.g. X and Y in µm)."""
+
+    changed = Signal()
+
+    def __init__(self, values: tuple[Any, ...], item_type: type, hint: dict[str, Any],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        labels = hint.get("labels", ("",) * len(values))
+        self.spins: list[QSpinBox | QDoubleSpinBox] = []
+        for label, v in zip(labels, values, strict=True):
+            if item_type is int:
+                w: QSpinBox | QDoubleSpinBox = QSpinBox()
+                w.setRange(int(hint.get("minimum", -10**9)), int(hint.get("maximum", 10**9)))
+                w.setValue(int(v))
+            else:
+                w = QDoubleSpinBox()
+                w.setDecimals(int(hint.get("decimals", 3)))
+                w.setRange(float(hint.get("minimum", -1e9)), float(hint.get("maximum", 1e9)))
+                w.setValue(float(v))
+            w.setPrefix(f"{label} " if label else "")
+            w.setSuffix(hint.get("suffix", ""))
+            w.setKeyboardTracking(False)
+            _narrow(w)
+            w.valueChanged.connect(self.changed)
+            lay.addWidget(w)
+            self.spins.append(w)
+
+    def values(self) -> list[Any]:
+        return [w.value() for w in self.spins]
+
+
+def _narrow(w: QWidget, minimum: int = 70) -> None:
+    """Let an editor shrink to the dock's width (a spin box's hint counts its whole range)."""
+    w.setMinimumWidth(minimum)
+    w.setSizePolicy(QSizePolicy.Policy.Ignored, w.sizePolicy().verticalPolicy())
+
+
+def _number_tuple(tp: Any) -> type | None:
+    """int or float if ``tp`` is a fixed tuple of that number type, else None."""
+    if typing.get_origin(tp) is not tuple:
+        return None
+    args = typing.get_args(tp)
+    if not args or Ellipsis in args or len(set(args)) != 1 or args[0] not in (int, float):
+        return None
+    return args[0]
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -40,8 +95,10 @@ class ModelForm(QWidget):
     changed = Signal()
 
     def __init__(self, model: BaseModel, parent: QWidget | None = None,
-                 exclude: tuple[str, ...] = (), first: tuple[str, ...] = ()) -> None:
+                 exclude: tuple[str, ...] = (), first: tuple[str, ...] = (),
+                 hints: Hints | None = None) -> None:
         super().__init__(parent)
+        self._hints = hints or {}
         self._cls = type(model)
         self._exclude = exclude
         self._first = first
@@ -64,19 +121,30 @@ class ModelForm(QWidget):
             tip = info.description or ""
             if isinstance(tp, type) and issubclass(tp, BaseModel) and value is not None:
                 box = QGroupBox(name)
-                sub = ModelForm(value, box)
+                prefix = f"{name}."
+                sub = ModelForm(value, box, hints={k[len(prefix):]: v for k, v in
+                                                   self._hints.items() if k.startswith(prefix)})
                 sub.changed.connect(self.changed)
                 lay = QFormLayout(box)
                 lay.addRow(sub)
                 self._subforms[name] = sub
                 self._layout.addRow(box)
                 continue
-            editor = self._make_editor(tp, value, optional)
+            hint = self._hints.get(name, {})
+            editor = self._make_editor(tp, value, optional, hint)
+            if not isinstance(editor, (QCheckBox, TupleEditor)):
+                _narrow(editor, 90)
             editor.setToolTip(tip)
             self._editors[name] = (editor, tp, optional)
-            self._layout.addRow(name.replace("_", " "), editor)
+            self._layout.addRow(hint.get("title", name.replace("_", " ")), editor)
 
-    def _make_editor(self, tp: Any, value: Any, optional: bool) -> QWidget:
+    def _make_editor(self, tp: Any, value: Any, optional: bool,
+                     hint: dict[str, Any]) -> QWidget:
+        item = _number_tuple(tp)
+        if item is not None and not optional:
+            t = TupleEditor(tuple(value), item, hint)
+            t.changed.connect(self.changed)
+            return t
         if tp is bool:
             w = QCheckBox()
             w.setChecked(bool(value))
@@ -90,14 +158,16 @@ class ModelForm(QWidget):
             return w
         if tp is int and not optional:
             w = QSpinBox()
-            w.setRange(-10**9, 10**9)
+            w.setRange(int(hint.get("minimum", -10**9)), int(hint.get("maximum", 10**9)))
+            w.setSuffix(hint.get("suffix", ""))
             w.setValue(int(value))
             w.valueChanged.connect(self.changed)
             return w
         if tp is float and not optional:
             w = QDoubleSpinBox()
-            w.setDecimals(6)
-            w.setRange(-1e9, 1e9)
+            w.setDecimals(int(hint.get("decimals", 6)))
+            w.setRange(float(hint.get("minimum", -1e9)), float(hint.get("maximum", 1e9)))
+            w.setSuffix(hint.get("suffix", ""))
             w.setValue(float(value))
             w.valueChanged.connect(self.changed)
             return w
@@ -117,7 +187,9 @@ class ModelForm(QWidget):
         """The edited values as a plain dict (not validated)."""
         data: dict[str, Any] = {}
         for name, (w, tp, optional) in self._editors.items():
-            if isinstance(w, QCheckBox):
+            if isinstance(w, TupleEditor):
+                data[name] = w.values()
+            elif isinstance(w, QCheckBox):
                 data[name] = w.isChecked()
             elif isinstance(w, QComboBox):
                 data[name] = w.currentText()

@@ -11,18 +11,41 @@ from .workers import FunctionWorker, start_worker
 
 
 class ModelManager(QObject):
-    """Holds the active Enhancer; checks it against the current objective."""
+    """Holds the active Enhancer; checks it against the current objective.
+
+    It is the one truth about the model: the status bar and the Models panel both show
+    :meth:`summary` and listen to ``changed``, so they can never disagree.
+    """
 
     loaded = Signal(object)      # Enhancer
     failed = Signal(str)
     mismatch = Signal(str)       # message naming the expected objective
+    changed = Signal()           # enhancer, usable or reason changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.enhancer: Any = None
         self.path: Path | None = None
         self.usable = False
+        #: why the active model cannot be used now ('' when usable or none is loaded)
+        self.reason = ""
         self._worker: FunctionWorker | None = None
+
+    @property
+    def name(self) -> str:
+        if self.enhancer is None:
+            return ""
+        return self.path.name if self.path is not None else "default"
+
+    def summary(self) -> str:
+        """One line: 'none', 'loading…', 'name (x2.5)' or 'name: disabled, <reason>'."""
+        if self.loading():
+            return "loading…" if self.enhancer is None else f"{self.name} (loading another…)"
+        if self.enhancer is None:
+            return "none"
+        if not self.usable:
+            return f"{self.name}: disabled, {self.reason}"
+        return f"{self.name} (x{self.enhancer.scale:g})"
 
     def load(self, path: str | Path | None = None) -> None:
         """Load ``path`` (None = the default model) in the background."""
@@ -37,14 +60,17 @@ class ModelManager(QObject):
             self.enhancer = enhancer
             found = getattr(enhancer, "path", None) or path
             self.path = Path(found) if found is not None else None
-            self.usable = True
+            self.usable, self.reason = True, ""
             self.loaded.emit(enhancer)
+            self.changed.emit()
 
         def fail(msg: str) -> None:
             self._worker = None
             self.failed.emit(msg)
+            self.changed.emit()
 
         self._worker = start_worker(self, job, done, fail)
+        self.changed.emit()
 
     def loading(self) -> bool:
         return self._worker is not None
@@ -59,7 +85,10 @@ class ModelManager(QObject):
             self.enhancer.check_objective(profile)
         except ModelMismatchError as exc:
             self.usable = False
+            self.reason = f"trained for other objectives: {exc}"
+            self.changed.emit()
             self.mismatch.emit(str(exc))
             return False
-        self.usable = True
+        self.usable, self.reason = True, ""
+        self.changed.emit()
         return True

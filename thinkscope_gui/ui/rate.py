@@ -51,3 +51,4 @@ class MeanMeter:
     @property
     def mean(self) -> float:
         return sum(self._values) / len(self._values) if self._values else 0.0
+

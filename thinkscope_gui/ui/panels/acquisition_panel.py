@@ -15,7 +15,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -26,8 +25,73 @@ from qtpy.QtWidgets import (
 
 from ..model_form import ModelForm
 from ..settings import app_settings, thinkscope_home
+from ..widgets import StatusLabel, unique_path
 from ..workers import EventBridge
 from .stage_map import StageMap
+
+#: the plan editor in physical units: spin boxes for X/Y (µm), columns/rows, exposures
+PLAN_HINTS: dict[str, dict[str, Any]] = {
+    "center_um": {"title": "grid centre", "labels": ("X", "Y"), "suffix": " µm",
+                  "decimals": 1, "minimum": -1e6, "maximum": 1e6},
+    "grid": {"title": "tiles", "labels": ("columns", "rows"), "minimum": 1, "maximum": 200},
+    "overlap": {"decimals": 2, "minimum": 0.0, "maximum": 0.89},
+    "lr_exposure_ms": {"suffix": " ms", "decimals": 2, "minimum": 0.01, "maximum": 10000},
+    "hr_exposure_ms": {"suffix": " ms", "decimals": 2, "minimum": 0.01, "maximum": 10000},
+    "autofocus.search_range_um": {"suffix": " µm", "decimals": 2, "minimum": 0.01},
+    "autofocus.coarse_step_um": {"suffix": " µm", "decimals": 2, "minimum": 0.01},
+    "autofocus.fine_step_um": {"suffix": " µm", "decimals": 3, "minimum": 0.001},
+    "autofocus.seeded_range_um": {"suffix": " µm", "decimals": 2, "minimum": 0.01},
+    "gates.max_offset_um": {"suffix": " µm", "decimals": 1},
+}
+#: rough per-frame overhead (readout, move, settle) for the estimate, in seconds
+FRAME_OVERHEAD_S = 0.03
+#: a turret swap with oil, in seconds (two per run)
+SWAP_S = 2.0
+
+
+def estimate_run(plan: Any, scope: Any) -> tuple[int, float, float]:
+    """(tiles, seconds, bytes) a plan will take: a rough guide shown before Start.
+
+    Time: autofocus evaluations plus one snap per tile and objective, each costing the
+    exposure plus readout and settling; two turret swaps. Size: one LR and one HR frame
+    per tile, uncompressed (gzip makes the file smaller).
+    """
+    h, w = scope.image_shape()
+    hr = scope.profile(plan.hr_objective).pixel_size_um
+    tiles = len(plan.tiles((w * hr, h * hr)))
+    af = plan.autofocus
+    evals = 0
+    if af.enabled:
+        evals = int(af.search_range_um / af.coarse_step_um) + 1
+        evals += int(2 * af.coarse_step_um / af.fine_step_um) + 1
+    per_tile = sum((evals + 1) * (ms / 1000.0 + FRAME_OVERHEAD_S)
+                   for ms in (plan.lr_exposure_ms, plan.hr_exposure_ms))
+    seconds = tiles * per_tile + 2 * SWAP_S
+    nbytes = tiles * 2 * h * w * 3
+    return tiles, seconds, float(nbytes)
+
+
+def _human(seconds: float, nbytes: float) -> str:
+    t = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    size = f"{nbytes / 1e6:.0f} MB" if nbytes < 1e9 else f"{nbytes / 1e9:.1f} GB"
+    return f"≈ {t}, ≤ {size}"
+
+
+class WatchedScope:
+    """The microscope as the engine sees it, except that every snapped frame is also
+    handed to ``on_frame(image, pixel_size_um)`` (thread-safe: an EventBridge)."""
+
+    def __init__(self, scope: Any, on_frame: Any) -> None:
+        self._scope = scope
+        self._on_frame = on_frame
+
+    def snap(self) -> Any:
+        image = self._scope.snap()
+        self._on_frame((image, self._scope.pixel_size_um()))
+        return image
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._scope, name)
 
 
 class AcquisitionPanel(QWidget):
@@ -46,7 +110,7 @@ class AcquisitionPanel(QWidget):
             # the last plan edited, as JSON in the settings; an invalid one is ignored
             with contextlib.suppress(Exception):
                 plan = AcquisitionPlan.model_validate_json(str(saved))
-        self.editor = ModelForm(plan)
+        self.editor = ModelForm(plan, hints=PLAN_HINTS)
         self.editor.changed.connect(self.preview_plan)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -67,9 +131,9 @@ class AcquisitionPanel(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
         self.progress = QProgressBar()
-        self.eta = QLabel()
-        self.last_pair = QLabel("last pair: –")
-        self.last_pair.setWordWrap(True)
+        self.estimate = StatusLabel(lines=2)  # validation message or time/size estimate
+        self.eta = StatusLabel(lines=2)
+        self.last_pair = StatusLabel("last pair: –", lines=2)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         for w in (save, load, self.resume_box):
             row1.addWidget(w)
@@ -77,6 +141,7 @@ class AcquisitionPanel(QWidget):
             row2.addWidget(w)
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)
+        lay.addWidget(self.estimate)
         lay.addLayout(row1)
         lay.addLayout(row2)
         lay.addWidget(self.progress)
@@ -89,7 +154,14 @@ class AcquisitionPanel(QWidget):
         self._was_live = False
         self._bridge = EventBridge(self)
         self._bridge.event.connect(self._on_event)
+        # each frame the engine snaps is shown in the live view: the run can be watched
+        self._frames = EventBridge(self)
+        self._frames.event.connect(self._show_frame)
+        self.frames_shown = 0
+        self.plan_ok = False
+        self._stop_requested = False
         window.signals.xyChanged.connect(self.map.set_stage)
+        self.map.set_stage(*scope.xy())
         self._set_running(False)
         self.preview_plan()
 
@@ -107,13 +179,26 @@ class AcquisitionPanel(QWidget):
         return (w * p, h * p)
 
     def preview_plan(self) -> None:
-        """Draw the planned tiles; invalid edits just leave the old map."""
+        """Validate the plan as it is edited: draw its tiles and estimate time and size,
+        or say what is wrong (and keep Start disabled)."""
         try:
             plan = self.plan()
+            plan.validate_against(self.scope)
             field = self._hr_field(plan)
             self.map.set_tiles(plan.tiles(field), field)
-        except Exception:  # noqa: BLE001 - mid-edit values are often invalid
-            return
+            tiles, seconds, nbytes = estimate_run(plan, self.scope)
+        except Exception as exc:  # noqa: BLE001 - mid-edit values are often invalid
+            self.plan_ok = False
+            first = str(exc).strip().splitlines()
+            self.estimate.setStyleSheet("color: #c33;")
+            self.estimate.setText("plan not valid: " + (" ".join(first[:3]) if first else ""))
+        else:
+            self.plan_ok = True
+            self.estimate.setStyleSheet("")
+            self.estimate.setText(f"{tiles} tiles, {plan.lr_objective} → {plan.hr_objective}: "
+                                  f"{_human(seconds, nbytes)} → {Path(plan.output).name}")
+        if not self.running():
+            self.start_button.setEnabled(self.plan_ok)
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save plan", "plan.json", "JSON (*.json)")
@@ -138,7 +223,7 @@ class AcquisitionPanel(QWidget):
         return self.engine is not None
 
     def _set_running(self, on: bool) -> None:
-        self.start_button.setEnabled(not on)
+        self.start_button.setEnabled(not on and self.plan_ok)
         self.pause_button.setEnabled(on)
         self.stop_button.setEnabled(on)
         self.editor.setEnabled(not on)
@@ -157,6 +242,25 @@ class AcquisitionPanel(QWidget):
         except Exception as exc:  # noqa: BLE001
             self.window_.report("Acquisition plan", str(exc))
             return False
+        movers = [getattr(getattr(self.window_, n, None), "mover", None)
+                  for n in ("stage_widget", "focus_widget")]
+        if any(m is not None and m.busy() for m in movers):
+            self.window_.report("Acquisition", "a stage or focus move is still running; "
+                                "start again when it has finished")
+            return False
+        resume = self.resume_box.isChecked()
+        if Path(plan.output).exists() and not resume:
+            # never replace a store: write next to it (decided before live stops)
+            out = unique_path(plan.output)
+            plan = plan.model_copy(update={"output": str(out)})
+            self.set_plan(plan)
+            self.window_.reporter.notify(
+                "Acquisition", f"{Path(self.plan().output).name}: an earlier store keeps its "
+                "name; tick 'resume into existing file' to add to it instead")
+        elif resume and not Path(plan.output).exists():
+            self.window_.report("Acquisition plan",
+                                f"nothing to resume: {plan.output} does not exist")
+            return False
         Path(plan.output).parent.mkdir(parents=True, exist_ok=True)
         field = self._hr_field(plan)
         self.map.set_tiles(plan.tiles(field), field)
@@ -164,12 +268,20 @@ class AcquisitionPanel(QWidget):
         self._was_live = self.scope.is_live()
         if self._was_live:
             self.window_.set_live(False)
-        self.engine = AcquisitionEngine(plan, self.scope, self._bridge,
-                                        resume=self.resume_box.isChecked())
+        self.engine = AcquisitionEngine(plan, WatchedScope(self.scope, self._frames),
+                                        self._bridge, resume=resume)
         self._set_running(True)
         self.pause_button.setText("Pause")
         self.engine.start()
         return True
+
+    def _show_frame(self, item: tuple[Any, float]) -> None:
+        """The newest frame the engine took, in the live view (live itself is off)."""
+        if self.engine is None:
+            return
+        image, pixel_size_um = item
+        self.window_.view.set_frame(image, pixel_size_um)
+        self.frames_shown += 1
 
     def toggle_pause(self) -> None:
         if self.engine is None:
@@ -185,6 +297,7 @@ class AcquisitionPanel(QWidget):
 
     def stop(self) -> None:
         if self.engine is not None:
+            self._stop_requested = True
             self.engine.cancel()
             self.eta.setText("stopping after the current step…")
 
@@ -223,8 +336,14 @@ class AcquisitionPanel(QWidget):
         self.engine = None
         self._set_running(False)
         st = ev.status
-        if ev.kind == "failed":
-            self.window_.report("Acquisition failed", ev.data.get("error", st.message))
+        error = str(ev.data.get("error", st.message))
+        stopped, self._stop_requested = self._stop_requested, False
+        if ev.kind == "failed" and stopped and "cancel" in error.lower():
+            # the operator pressed Stop: a cancelled step is not a failure
+            self.eta.setText(f"stopped: {st.accepted} accepted, {st.rejected} rejected "
+                             f"kept in {st.output} (resume to continue)")
+        elif ev.kind == "failed":
+            self.window_.report("Acquisition failed", error)
         else:
             self.eta.setText(f"{st.message}: {st.accepted} accepted, {st.rejected} rejected "
                              f"in {st.elapsed_s:.0f} s → {st.output}")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -19,10 +20,13 @@ from qtpy.QtWidgets import (
 )
 
 from ..settings import thinkscope_home
+from ..widgets import StatusLabel
 from .model_catalog import ModelEntry, data_text, metrics_text, read_model_meta, scan_models
 from .model_catalog import staleness as stale_reason
 
-COLUMNS = ("model", "objectives", "scale", "metrics", "date", "training data", "status")
+COLUMNS = ("Model", "Objectives", "Scale", "Metrics", "Date", "Training data", "Status")
+#: widest a column grows before its text is elided (the full text is in the tooltip)
+MAX_COLUMN_PX = 180
 
 
 class ModelsPanel(QWidget):
@@ -36,6 +40,10 @@ class ModelsPanel(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
         self.table.doubleClicked.connect(lambda _i: self.activate_selected())
         buttons = QHBoxLayout()
         for text, slot in (("Refresh", self.refresh), ("Activate", self.activate_selected),
@@ -43,15 +51,20 @@ class ModelsPanel(QWidget):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.addWidget(b)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
+        self.info = StatusLabel(lines=2)
         lay = QVBoxLayout(self)
         lay.addWidget(self.table)
         lay.addLayout(buttons)
         lay.addWidget(self.info)
-        window.models.loaded.connect(lambda _e: self.refresh())
+        window.models.changed.connect(self.refresh)
         window.signals.objectiveChanged.connect(lambda _l: self.refresh())
-        self.refresh()
+        if "thinkscope_gui.learn.modelfile" in sys.modules:
+            self.refresh()
+        else:
+            # reading model headers needs the learn engine (torch): the window imports
+            # it in the background after the first frame and then lists the models
+            self.info.setText("looking for models…")
+            window.startupDone.connect(self.refresh)
 
     def _profiles(self) -> dict[str, Any]:
         try:
@@ -61,6 +74,10 @@ class ModelsPanel(QWidget):
 
     def refresh(self) -> None:
         """Re-scan the model folders and re-judge staleness against the current profiles."""
+        if ("thinkscope_gui.learn.modelfile" not in sys.modules
+                and not getattr(self.window_, "ready", True)):
+            return  # still starting: startupDone refreshes
+        self.info.setText("")
         self.entries = scan_models()
         profiles = self._profiles()
         active = self.window_.models.path
@@ -69,6 +86,8 @@ class ModelsPanel(QWidget):
             m = e.meta
             status = e.error or stale_reason(m, profiles) or "ok"
             if active is not None and Path(active).resolve() == e.path.resolve():
+                if status == "ok" and not self.window_.models.usable:
+                    status = "disabled"  # same words as the status bar (models.summary)
                 status = "active" if status == "ok" else f"active, {status}"
             values = (e.path.name, e.objectives, f"{m.scale:g}" if m else "", metrics_text(m),
                       (m.created[:10] if m else ""), data_text(m), status)
@@ -77,6 +96,10 @@ class ModelsPanel(QWidget):
                 item.setToolTip(str(e.path) if col == 0 else v)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
+        for col in range(len(COLUMNS)):
+            if self.table.columnWidth(col) > MAX_COLUMN_PX:
+                self.table.setColumnWidth(col, MAX_COLUMN_PX)
+        self.info.setText(f"active model: {self.window_.models.summary()}")
 
     def status_of(self, path: Path) -> str:
         """Status column text for ``path`` (tests and scripts)."""

@@ -8,10 +8,24 @@ from typing import Any
 import pyqtgraph as pg
 from qtpy.QtCore import QRectF
 from qtpy.QtGui import QBrush, QColor, QPen
-from qtpy.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 COLORS = {"planned": QColor(120, 120, 120, 60), "lr": QColor(70, 130, 220, 120),
           "accepted": QColor(40, 190, 70, 170), "rejected": QColor(220, 50, 50, 170)}
+#: legend wording for each state
+LEGEND = {"planned": "planned", "lr": "LR taken", "accepted": "pair accepted",
+          "rejected": "rejected"}
+
+
+def legend_html() -> str:
+    """Coloured squares with their meaning, and the stage marker."""
+    parts = []
+    for state, text in LEGEND.items():
+        c = COLORS[state]
+        parts.append(f"<span style='color: rgb({c.red()},{c.green()},{c.blue()}); "
+                     f"font-size: large'>■</span>&nbsp;{text}")
+    parts.append("<span style='color: #cc0'>✚</span>&nbsp;stage")
+    return " &nbsp; ".join(parts)
 
 
 class StageMap(QWidget):
@@ -27,11 +41,22 @@ class StageMap(QWidget):
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.marker = pg.ScatterPlotItem(size=12, symbol="+", pen=pg.mkPen("y", width=2))
-        self.plot.addItem(self.marker)
+        # the marker never drives the range: the plan fills the map even when the stage
+        # is far away (its position is in the legend line)
+        self.plot.addItem(self.marker, ignoreBounds=True)
+        self.plot.disableAutoRange()
+        self.legend = QLabel(legend_html())
+        self.legend.setWordWrap(True)
+        self.stage_text = QLabel()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.plot)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.legend)
+        lay.addWidget(self.stage_text)
+        self.plot.setMinimumHeight(120)
         self._rects: dict[int, QGraphicsRectItem] = {}
+        self.bounds = QRectF()
+        self._stage: tuple[float, float] | None = None
         self.states: dict[int, str] = {}
 
     def set_tiles(self, tiles: Sequence[Any], field_um: tuple[float, float]) -> None:
@@ -41,6 +66,7 @@ class StageMap(QWidget):
         self._rects.clear()
         self.states.clear()
         fw, fh = field_um
+        self.bounds = QRectF()
         for t in tiles:
             rect = QGraphicsRectItem(QRectF(t.x - fw / 2, t.y - fh / 2, fw, fh))
             pen = QPen(QColor(200, 200, 200))
@@ -49,7 +75,14 @@ class StageMap(QWidget):
             self.plot.addItem(rect)
             self._rects[t.index] = rect
             self.set_state(t.index, "planned")
-        self.plot.autoRange()
+            self.bounds = self.bounds.united(rect.rect())
+        self.show_plan()
+
+    def show_plan(self) -> None:
+        """Range the map on the planned tiles (not on the stage cross)."""
+        if not self.bounds.isEmpty():
+            self.plot.setRange(self.bounds, padding=0.08)
+        self._stage_label()
 
     def set_state(self, index: int, state: str) -> None:
         """planned | lr | accepted | rejected."""
@@ -61,6 +94,16 @@ class StageMap(QWidget):
 
     def set_stage(self, x: float, y: float) -> None:
         self.marker.setData([x], [y])
+        self._stage = (x, y)
+        self._stage_label()
+
+    def _stage_label(self) -> None:
+        if self._stage is None:
+            return
+        x, y = self._stage
+        inside = self.bounds.contains(x, y) if not self.bounds.isEmpty() else True
+        self.stage_text.setText(f"stage at x {x:.1f}, y {y:.1f} µm"
+                                + ("" if inside else " (outside the plan)"))
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.states.values() if s == state)

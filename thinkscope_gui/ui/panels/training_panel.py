@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QApplication,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -23,12 +25,14 @@ from qtpy.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from ..model_form import ModelForm
 from ..settings import app_settings, thinkscope_home
+from ..widgets import StatusLabel, unique_path
 from ..workers import EventBridge, FunctionWorker, start_worker
 
 #: what an operator sets for nearly every run, shown at the top of the form
@@ -40,7 +44,9 @@ EXCLUDE = ("stores", "folders", "command", "checkpoint", "arch_params", "sim_tis
 
 def default_output() -> str:
     """A fresh model file name in $THINKSCOPE_HOME/models."""
-    return str(thinkscope_home() / "models" / time.strftime("model_%Y%m%d_%H%M%S.safetensors"))
+    return str(unique_path(thinkscope_home() / "models"
+                           / time.strftime("model_%Y%m%d_%H%M%S.safetensors")))
+
 
 
 class TrainingPanel(QWidget):
@@ -67,7 +73,7 @@ class TrainingPanel(QWidget):
                     update={"out": default_output()})
         self.form = ModelForm(cfg, exclude=EXCLUDE, first=FIRST)
         scroll = QScrollArea()
-        scroll.setMinimumHeight(200)
+        scroll.setMinimumHeight(60)
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
         self.start_button = QPushButton("Start training")
@@ -81,22 +87,32 @@ class TrainingPanel(QWidget):
         self.command_button.setToolTip("copy the command that trains these settings with "
                                        "N processes (torchrun; see README for SLURM)")
         self.command_button.clicked.connect(self.copy_command)
+        self.replace_box = QCheckBox("replace an existing model file")
+        self.replace_box.setToolTip("Off (default): a run whose output file exists writes "
+                                    "name_2, name_3, … instead, so no model is lost.")
         self.progress = QProgressBar()
-        self.status = QLabel("idle")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel("idle", lines=3)
         self.loss_plot = pg.PlotWidget(title="training loss")
         self.loss_curve = self.loss_plot.plot(pen="y")
-        self.psnr_plot = pg.PlotWidget(title="validation PSNR (dB)")
-        self.psnr_plot.addLegend()
-        self.psnr_curve = self.psnr_plot.plot(pen="g", symbol="o", name="model")
-        self.bicubic_curve = self.psnr_plot.plot(pen="r", symbol="t", name="bicubic")
+        # the legend lives in the title so it never hides the curves
+        self.psnr_plot = pg.PlotWidget(
+            title="val PSNR (dB): <span style='color:#3c3'>● model</span> "
+                  "<span style='color:#e33'>▲ bicubic</span>")
+        self.psnr_curve = self.psnr_plot.plot(pen="g", symbol="o", symbolBrush="g",
+                                              name="model")
+        self.bicubic_curve = self.psnr_plot.plot(pen="r", symbol="t", symbolBrush="r",
+                                                 name="bicubic")
+        self.loss_plot.setLabel("bottom", "step")
+        self.psnr_plot.setLabel("bottom", "epoch")
         for p in (self.loss_plot, self.psnr_plot):
-            p.setMinimumHeight(120)
+            p.setMinimumHeight(80)
         self.preview = pg.GraphicsLayoutWidget()
-        self.preview.setMinimumHeight(140)
+        self.preview.setMinimumHeight(80)
         self.preview_items = []
-        for title in ("input (LR)", "model", "target (HR)"):
-            vb = self.preview.addViewBox(lockAspect=True, invertY=True)
+        for col, title in enumerate(("input (LR)", "model output",
+                                     "target (HR)")):
+            self.preview.addLabel(title, row=0, col=col)
+            vb = self.preview.addViewBox(row=1, col=col, lockAspect=True, invertY=True)
             item = pg.ImageItem()
             vb.addItem(item)
             vb.setToolTip(title)
@@ -105,24 +121,41 @@ class TrainingPanel(QWidget):
         for store in cfg.stores:
             if Path(store).exists():
                 self.stores.addItem(store)
+        self.stores.setMaximumHeight(90)
+        self.stores.setMinimumHeight(40)
         row = QHBoxLayout()
         for w in (add, remove, warm):
             row.addWidget(w)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.start_button)
+        run_row.addWidget(self.replace_box)
+        curves = QWidget()
+        curves_lay = QHBoxLayout(curves)
+        curves_lay.setContentsMargins(0, 0, 0, 0)
+        curves_lay.addWidget(self.loss_plot)
+        curves_lay.addWidget(self.psnr_plot)
+        # form, curves and preview share the height the screen has; the run controls stay
+        # above them so they are never pushed off a small screen
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(scroll)
+        split.addWidget(curves)
+        split.addWidget(self.preview)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Pair stores"))
         lay.addWidget(self.stores)
         lay.addLayout(row)
-        lay.addWidget(scroll, 2)
-        lay.addWidget(self.start_button)
+        lay.addLayout(run_row)
         handoff = QHBoxLayout()
         handoff.addWidget(self.procs)
         handoff.addWidget(self.command_button, 1)
         lay.addLayout(handoff)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
-        lay.addWidget(self.loss_plot, 1)
-        lay.addWidget(self.psnr_plot, 1)
-        lay.addWidget(self.preview, 1)
+        lay.addWidget(split, 1)
 
         self.trainer: Any = None
         self.last_status: Any = None
@@ -203,6 +236,11 @@ class TrainingPanel(QWidget):
         if not cfg.stores and not cfg.folders and not cfg.sim_pairs:
             self.window_.report("Training", "add at least one pair store")
             return
+        if not self.replace_box.isChecked():
+            out = unique_path(cfg.out)
+            if str(out) != cfg.out:
+                cfg = cfg.model_copy(update={"out": str(out)})
+        self._set_form_out(cfg.out)
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         self._losses.clear()
         self._epochs_seen = 0
@@ -215,6 +253,14 @@ class TrainingPanel(QWidget):
         self.start_button.setText("Stop training")
         self.progress.setRange(0, cfg.epochs * cfg.steps_per_epoch)
         self.trainer.start()
+
+    def _set_form_out(self, out: str) -> None:
+        """Show the output the run really writes (after a unique name was chosen)."""
+        raw = self.form.raw()
+        if raw.get("out") != out:
+            raw["out"] = out
+            with contextlib.suppress(Exception):
+                self.form.set_value(type(self.form.value()).model_validate(raw))
 
     def _on_status(self, st: Any) -> None:
         from thinkscope_gui.learn.train import FINAL_STATES
