@@ -18,7 +18,7 @@ from thinkscope_gui.pairs import engine as eng
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = [eng.Started, eng.TileDone, eng.PairStored, eng.PairRejected, eng.Finished,
           eng.Failed]
-FIELDS = {c.kind: {f.name for f in dataclasses.fields(c)} | {"kind", "data"} for c in EVENTS}
+FIELDS = {c.kind: {f.name for f in dataclasses.fields(c)} | {"kind"} for c in EVENTS}
 BY_CLASS = {c.__name__: c.kind for c in EVENTS}
 
 

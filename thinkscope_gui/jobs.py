@@ -336,7 +336,9 @@ _LEASES_LOCK = threading.Lock()
 
 
 def lease_for(scope: Any) -> StandLease:
-    """The one lease of this microscope object (created on first use)."""
+    """The one lease of this microscope (created on first use). A wrapper that forwards
+    to a microscope (e.g. one that also shows each snapped frame) names it as ``stand``."""
+    scope = getattr(scope, "stand", None) or scope
     with _LEASES_LOCK:
         lease = _LEASES.get(scope)
         if lease is None:

@@ -97,12 +97,6 @@ class AcquisitionEvent:
     status: AcquisitionStatus
     kind: ClassVar[str] = "event"
 
-    @property
-    def data(self) -> dict[str, Any]:
-        """Transitional: the fields as a dict, for consumers not yet on typed events."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "status"}
-
 
 @dataclass(frozen=True)
 class Started(AcquisitionEvent):
@@ -220,8 +214,8 @@ class AcquisitionEngine:
         return self._thread
 
     def wait(self, timeout: float | None = None) -> AcquisitionStatus:
-        """Block until a background run ends; returns the final status."""
-        if self._thread is not None:
+        """Block until a background run (start() or a JobRunner) ends; the final status."""
+        if self._thread is not None or self.control.state != RunState.IDLE:
             self.ended.wait(timeout)
         return self.status()
 

@@ -25,6 +25,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from thinkscope_gui.app_model import AppModel
+from thinkscope_gui.jobs import StandBusy
+
 from .camera_view import CameraView, OverlayMode
 from .errors import ErrorReporter
 from .live_controller import LiveController
@@ -34,7 +37,7 @@ from .scope_signals import ScopeSignals
 from .settings import app_settings, read_bool, read_float, thinkscope_home
 from .tiff_io import save_tiff
 from .widgets import dock_scroll, install_wheel_guard, unique_path
-from .workers import start_worker
+from .workers import EventBridge, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class MainWindow(QMainWindow):
         self.setObjectName("ThinkScopeMain")
         self.setWindowTitle(f"ThinkScope — {getattr(scope, 'source', 'microscope')}")
         self.scope = scope
+        #: the Qt-free app state; its runner runs every job and holds the stand's lease
+        self.app = AppModel(scope)
         self.reporter = ErrorReporter(self, modal=modal_errors)
         self.signals = ScopeSignals(scope, self)
         self.view = CameraView(self)
@@ -84,6 +89,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.hud)
         self._build_toolbar()
         self._build_controls()
+        self._wire_app_model()
         self.panels: dict[str, QWidget] = {}
         self._build_panels()
         self._build_shortcuts()
@@ -225,6 +231,48 @@ class MainWindow(QMainWindow):
         self.resizeDocks([dock], [box.minimumSizeHint().width() + 16],
                          Qt.Orientation.Horizontal)
 
+    def _wire_app_model(self) -> None:
+        """The runner pauses live view for a job that drives the stand and restores it
+        after; manual control is disabled while such a job holds the lease. Runner
+        callbacks come from the job's thread: bridges bring them to the GUI thread."""
+        self._restore_live = EventBridge(self)
+        self._restore_live.event.connect(lambda was: was and self.set_live(True))
+        self._busy = EventBridge(self)
+        self._busy.event.connect(self._stand_busy_changed)
+
+        def pause_live() -> bool:  # called by runner.start, on the GUI thread
+            was = self.act_live.isChecked()
+            if was:
+                self.set_live(False)
+            return was
+
+        self.app.runner.live_hooks = (pause_live, self._restore_live)
+        self.app.events.stand_busy.connect(self._busy)
+
+    def manual_controls(self) -> list[Any]:
+        """The controls that move or image the stand by hand."""
+        return [self.objective_widget, self.stage_widget, self.focus_widget,
+                self.exposure_widget, self.act_snap, self.act_live]
+
+    def _stand_busy_changed(self, holder: str | None) -> None:
+        for w in self.manual_controls():
+            w.setEnabled(holder is None)
+        if holder is not None:
+            self.statusBar().showMessage(f"manual control is off while the microscope is "
+                                         f"busy with {holder}", 5000)
+
+    def start_job(self, job: Any, title: str) -> bool:
+        """Run a job through the app's runner; a refused one is reported, not raised."""
+        try:
+            self.app.start_job(job)
+        except StandBusy as exc:
+            self.report(title, str(exc))
+            return False
+        # the lease is taken now: disable manual control at once (not after a round trip)
+        if getattr(job, "needs_stand", False):
+            self._stand_busy_changed(job.name)
+        return True
+
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -314,6 +362,9 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- camera
     def snap(self) -> None:
         """One frame (stops live first so the snap is not mixed with the stream)."""
+        if (holder := self.app.stand_holder) is not None:
+            self.report("Snap", f"the microscope is busy with {holder}")
+            return
         if self.act_live.isChecked():
             self.act_live.setChecked(False)
         try:
@@ -324,6 +375,9 @@ class MainWindow(QMainWindow):
         self.live.show_image(image, self.scope.pixel_size_um())
 
     def set_live(self, on: bool) -> None:
+        if on and (holder := self.app.stand_holder) is not None:
+            self.report("Live view", f"the microscope is busy with {holder}")
+            on = False
         try:
             if on:
                 self.scope.start_live()

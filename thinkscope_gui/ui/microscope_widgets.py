@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from .scope_signals import ScopeSignals
-from .workers import Cancelled, FunctionWorker, start_worker
+from .workers import FunctionWorker, start_worker
 
 ErrorFn = Callable[[str, str], None]
 
@@ -293,18 +293,15 @@ class FocusWidget(QWidget):
             self._worker.cancel()
             self.af_status.setText("cancelling…")
             return
-        from thinkscope_gui.pairs.autofocus import AutofocusCancelled, autofocus
+        from thinkscope_gui.pairs.autofocus import autofocus
         from thinkscope_gui.pairs.plan import AutofocusSettings
 
         scope = self.scope
 
         def job(token: Any, progress: Any) -> Any:
-            try:
-                return autofocus(scope, AutofocusSettings(),
-                                 on_progress=lambda n, z, score: progress((n, z, score)),
-                                 cancel=lambda: token.cancelled)
-            except AutofocusCancelled as exc:
-                raise Cancelled() from exc
+            return autofocus(scope, AutofocusSettings(),
+                             on_progress=lambda n, z, score: progress((n, z, score)),
+                             cancel=lambda: token.cancelled)
 
         self.af_button.setText("Cancel AF")
         self.af_status.setText("focusing…")
