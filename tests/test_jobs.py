@@ -115,6 +115,8 @@ def test_while_calibrating_acquisition_is_refused(scope, tmp_path: Path) -> None
     with pytest.raises(StandBusy, match="busy with calibration"):
         other.start(engine)
     with pytest.raises(StandBusy, match="busy with calibration"):
+        app.start_job(engine)  # the app's own stand runner says the same
+    with pytest.raises(StandBusy, match="busy with calibration"):
         app.set_xy(10.0, 10.0)
     assert not app.manual_control_enabled
     app.cancel_job()
@@ -209,8 +211,7 @@ def test_runner_pauses_live_for_a_stand_job_and_restores_it(scope) -> None:
     app.set_live(False)
     # training/enhancing need no lease: live stays on and manual control stays free
     app.set_live(True)
-    app.start_job(FunctionJob("enhance", lambda ctl: live_during.append(app.live)))
-    app.runner.wait(10)
+    app.start_job(FunctionJob("enhance", lambda ctl: live_during.append(app.live))).wait(10)
     assert live_during[-1] is True and app.manual_control_enabled
     app.set_live(False)
 

@@ -238,16 +238,25 @@ class AppModel:
     # --- jobs -------------------------------------------------------------------------
     @property
     def job(self) -> JobStatus | None:
-        """The running job's status, or None when idle."""
+        """The status of the job driving the stand, or None when there is none."""
         return self.runner.status() if self.runner.busy else None
 
-    def start_job(self, job: Any) -> None:
-        """Run a job (acquisition, training, calibration, ...); StandBusy when the stand or
-        the runner is taken."""
-        self.runner.start(job)
+    def start_job(self, job: Any) -> JobRunner:
+        """Run a job (acquisition, training, calibration, ...); returns its runner.
+
+        Jobs that drive the stand share :attr:`runner` (one at a time, StandBusy otherwise);
+        each other job (training, enhancing) gets a runner of its own and runs alongside."""
+        if job.needs_stand:
+            self.runner.start(job)
+            return self.runner
+        runner = JobRunner()
+        runner.started.connect(self._job_started)
+        runner.finished.connect(self._job_finished)
+        runner.start(job)
+        return runner
 
     def cancel_job(self) -> None:
-        """Stop the running job at its next step; it ends "cancelled"."""
+        """Stop the job driving the stand at its next step; it ends "cancelled"."""
         self.runner.cancel()
 
     def _job_started(self, status: JobStatus) -> None:

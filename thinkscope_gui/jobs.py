@@ -383,10 +383,12 @@ class JobRunner:
     def start(self, job: Any) -> threading.Thread:
         """Start ``job`` in the background; raises StandBusy when it cannot run now."""
         with self._lock:
+            lease = lease_for(job.scope) if job.needs_stand else None
+            if lease is not None:  # first: "the microscope is busy with ..." says most
+                lease.check_free(f"start {job.name}")
             if self._job is not None:
                 raise StandBusy(f"{self._job.name} is still running: stop it or wait until "
                                 f"it ends before starting {job.name}")
-            lease = lease_for(job.scope) if job.needs_stand else None
             if lease is not None:
                 lease.acquire(job.name)
             self._job = job

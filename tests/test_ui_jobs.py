@@ -1,0 +1,138 @@
+"""The real Stop button at random moments, and one job on the stand, through real clicks.
+
+Why the hand-shake: the moment (a z step inside autofocus, the objective swap, a 40x or
+100x tile move) is seen on the engine's thread; that thread waits there while the test
+clicks Stop on the GUI thread, so the click lands exactly inside that step.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qtpy.QtCore import Qt
+
+pytest_plugins = ["tests.test_ui_support"]
+
+
+def click(qtbot: Any, widget: Any) -> None:
+    assert widget.isEnabled(), widget.text()
+    qtbot.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def _plan(panel: Any, out: Path) -> None:
+    from thinkscope_gui.pairs.plan import AcquisitionPlan, AutofocusSettings
+
+    panel.set_plan(AcquisitionPlan(grid=(2, 1), center_um=(5000.0, 0.0), output=str(out),
+                                   autofocus=AutofocusSettings(search_range_um=4.0,
+                                                               coarse_step_um=1.0,
+                                                               fine_step_um=0.5)))
+
+
+@pytest.mark.parametrize("moment", ["lr_tile", "autofocus", "swap", "hr_tile"])
+def test_stop_button_at_random_moments_ends_cancelled(qtbot: Any, window: Any, ui_env: Path,
+                                                      moment: str) -> None:
+    panel = window.panels["Acquisition"]
+    scope = window.scope
+    _plan(panel, ui_env / f"{moment}.h5")
+    rng = random.Random(moment)
+    nth = {"lr_tile": 2, "autofocus": rng.randint(2, 10), "swap": 1, "hr_tile": 2}[moment]
+    seen, at_moment, clicked = [0], threading.Event(), threading.Event()
+
+    def hit() -> None:
+        seen[0] += 1
+        if seen[0] == nth:
+            at_moment.set()
+            clicked.wait(30)  # hold the engine inside this step until Stop was clicked
+
+    def phase() -> str:
+        engine = panel.engine
+        return engine.status().phase if engine is not None else ""
+
+    hooks = {
+        "z_changed": lambda _z: moment == "autofocus" and phase() == "lr" and hit(),
+        "xy_changed": lambda _x, _y: (moment == "lr_tile" and phase() == "lr"
+                                      or moment == "hr_tile" and phase() == "hr") and hit(),
+        "objective_changed": lambda _l: moment == "swap" and phase() == "swap" and hit(),
+    }
+    for name, fn in hooks.items():
+        getattr(scope.events, name).connect(fn)
+    try:
+        click(qtbot, panel.start_button)
+        # while the run holds the stand, manual control is off
+        assert not window.stage_widget.isEnabled() and not window.act_snap.isEnabled()
+        assert not window.act_live.isEnabled() and not window.exposure_widget.isEnabled()
+        qtbot.waitUntil(at_moment.is_set, timeout=60000)
+        click(qtbot, panel.stop_button)
+        clicked.set()
+        qtbot.waitUntil(lambda: not panel.running(), timeout=60000)
+    finally:
+        clicked.set()
+        for name, fn in hooks.items():
+            getattr(scope.events, name).disconnect(fn)
+    last = panel.events[-1]
+    assert last.kind == "finished" and last.status.cancelled, panel.eta.text()
+    kept = last.status.new_pairs
+    assert panel.eta.text().startswith(f"cancelled: {kept} pair(s)")
+    assert not any("failed" in m.lower() for m in window.reporter.messages)
+    if moment == "hr_tile":
+        assert kept == 1 and "focus" in panel.last_pair.text()
+        assert "registration correlation" in panel.last_pair.text()
+    qtbot.waitUntil(lambda: window.stage_widget.isEnabled(), timeout=5000)
+    qtbot.waitUntil(scope.is_live, timeout=5000)  # the runner restored live view
+
+
+def test_one_job_on_the_stand_by_clicks(qtbot: Any, window: Any, ui_env: Path) -> None:
+    acq = window.panels["Acquisition"]
+    obj = window.panels["Objectives"]
+    obj.confirm = lambda text: True  # the oil -> dry question: answered yes
+    _plan(acq, ui_env / "lease.h5")
+    gate = threading.Event()
+
+    def hold(_z: float) -> None:  # keep the acquisition inside its first autofocus
+        gate.wait(30)
+
+    window.scope.events.z_changed.connect(hold)
+    try:
+        click(qtbot, acq.start_button)
+        click(qtbot, obj.calib_button)
+    finally:
+        gate.set()
+        window.scope.events.z_changed.disconnect(hold)
+    assert obj._worker is None and obj.calib_button.text() == "Calibrate"
+    assert any("busy with acquisition" in m for m in window.reporter.messages)
+    click(qtbot, acq.stop_button)
+    qtbot.waitUntil(lambda: not acq.running(), timeout=60000)
+    assert acq.events[-1].status.cancelled
+
+
+def test_while_calibrating_start_acquisition_is_refused(qtbot: Any, window: Any,
+                                                         ui_env: Path) -> None:
+    acq = window.panels["Acquisition"]
+    obj = window.panels["Objectives"]
+    obj.confirm = lambda text: True  # the oil -> dry question: answered yes
+    _plan(acq, ui_env / "refused.h5")
+    inside, gate = threading.Event(), threading.Event()
+
+    def hold(_z: float) -> None:  # keep the calibration inside its first autofocus
+        inside.set()
+        gate.wait(30)
+
+    window.scope.events.z_changed.connect(hold)
+    try:
+        click(qtbot, obj.calib_button)
+        qtbot.waitUntil(inside.is_set, timeout=30000)
+        assert not window.objective_widget.isEnabled() and not window.focus_widget.isEnabled()
+        click(qtbot, acq.start_button)
+        assert not acq.running() and not (ui_env / "refused.h5").exists()
+        assert any("busy with calibration" in m for m in window.reporter.messages)
+        click(qtbot, obj.calib_button)  # "Stop calibration"
+    finally:
+        gate.set()
+        window.scope.events.z_changed.disconnect(hold)
+    qtbot.waitUntil(lambda: obj._worker is None, timeout=60000)
+    assert obj.status.text() == "calibration cancelled"
+    qtbot.waitUntil(lambda: window.objective_widget.isEnabled(), timeout=5000)
