@@ -38,12 +38,13 @@ def tiff_kwargs(dtype: np.dtype[Any] | type, channels: int, has_alpha: bool,
         res = 1.0 / pixel_size_um
         if not has_alpha and (np.dtype(dtype) == np.uint8 or not colour):
             kw.update(imagej=True, resolution=(res, res),
-                      metadata={"unit": "um", "Info": json.dumps(
-                          {"pixel_size_um": pixel_size_um, "unit": "um", **extra})})
+                      metadata={"unit": "um", "Info": json.dumps(  # one key a line in Fiji
+                          {"pixel_size_um": pixel_size_um, "unit": "um", **extra}, indent=1,
+                          default=str, ensure_ascii=False)})
         else:
             kw.update(resolution=(res * 1e4, res * 1e4), resolutionunit="CENTIMETER",
                       description=json.dumps({"pixel_size_um": pixel_size_um, "unit": "um",
-                                              **extra}), metadata=None)
+                                              **extra}, default=str), metadata=None)
     return kw
 
 

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 
 from thinkscope_gui.app_model import AppModel
 from thinkscope_gui.jobs import StandBusy
+from thinkscope_gui.tiff import write_tiff
 
 from .camera_view import CameraView, OverlayMode
 from .errors import ErrorReporter
@@ -35,7 +36,6 @@ from .microscope_widgets import ExposureWidget, FocusWidget, ObjectiveWidget, St
 from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
 from .settings import app_settings, read_bool, read_float, thinkscope_home
-from .tiff_io import save_tiff
 from .widgets import dock_scroll, install_wheel_guard, unique_path
 from .workers import EventBridge, start_worker
 
@@ -424,7 +424,7 @@ class MainWindow(QMainWindow):
             return None
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            out = save_tiff(path, self.view.frame, self.view.pixel_size_um,
+            out = write_tiff(path, self.view.frame, self.view.pixel_size_um,
                             self.frame_info("raw"))
         except Exception as exc:  # noqa: BLE001
             self.report("Save failed", str(exc))
@@ -447,7 +447,7 @@ class MainWindow(QMainWindow):
         def job(token: Any, progress: Any) -> Path:
             out = enhancer.enhance(frame)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return save_tiff(path, out, pixel, info)
+            return write_tiff(path, out, pixel, info)
 
         def done(out: Path) -> None:
             self.statusBar().showMessage(f"saved {out}", 10000)

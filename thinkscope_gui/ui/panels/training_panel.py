@@ -183,9 +183,9 @@ class TrainingPanel(QWidget):
     def _warm_from_active(self) -> None:
         path = self.window_.models.path
         if path is None:
-            from .model_catalog import RESOURCES_MODELS
+            from thinkscope_gui.learn.meta import MODELS_DIR
 
-            path = RESOURCES_MODELS / "default_fast.safetensors"
+            path = MODELS_DIR / "default_fast.safetensors"
         raw = self.form.raw()
         raw["warm_start"] = str(path)
         self.form.set_value(type(self.form.value()).model_validate(raw))
