@@ -13,23 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qtpy.QtCore import Qt
+
+from tests.test_ui_acquisition import _small_plan, click
 
 pytest_plugins = ["tests.test_ui_support"]
 
 
-def click(qtbot: Any, widget: Any) -> None:
-    assert widget.isEnabled(), widget.text()
-    qtbot.mouseClick(widget, Qt.MouseButton.LeftButton)
-
-
 def _plan(panel: Any, out: Path) -> None:
-    from thinkscope_gui.pairs.plan import AcquisitionPlan, AutofocusSettings
-
-    panel.set_plan(AcquisitionPlan(grid=(2, 1), center_um=(5000.0, 0.0), output=str(out),
-                                   autofocus=AutofocusSettings(search_range_um=4.0,
-                                                               coarse_step_um=1.0,
-                                                               fine_step_um=0.5)))
+    _small_plan(panel, out)
+    panel.set_plan(panel.plan().model_copy(update={"grid": (2, 1)}))
 
 
 @pytest.mark.parametrize("moment", ["lr_tile", "autofocus", "swap", "hr_tile"])
@@ -125,7 +117,7 @@ def test_while_calibrating_start_acquisition_is_refused(qtbot: Any, window: Any,
     try:
         click(qtbot, obj.calib_button)
         qtbot.waitUntil(inside.is_set, timeout=30000)
-        assert not window.objective_widget.isEnabled() and not window.focus_widget.isEnabled()
+        assert not window.objective_widget.isEnabled() and not window.focus_widget.z.isEnabled()
         click(qtbot, acq.start_button)
         assert not acq.running() and not (ui_env / "refused.h5").exists()
         assert any("busy with calibration" in m for m in window.reporter.messages)
@@ -136,3 +128,33 @@ def test_while_calibrating_start_acquisition_is_refused(qtbot: Any, window: Any,
     qtbot.waitUntil(lambda: obj._worker is None, timeout=60000)
     assert obj.status.text() == "calibration cancelled"
     qtbot.waitUntil(lambda: window.objective_widget.isEnabled(), timeout=5000)
+
+
+def test_manual_autofocus_is_a_stand_job_and_cancel_ends_cancelled(
+        qtbot: Any, window: Any, ui_env: Path) -> None:
+    acq = window.panels["Acquisition"]
+    focus = window.focus_widget
+    _plan(acq, ui_env / "af.h5")
+    inside, gate = threading.Event(), threading.Event()
+
+    def hold(_z: float) -> None:
+        inside.set()
+        gate.wait(30)
+
+    window.scope.events.z_changed.connect(hold)
+    try:
+        click(qtbot, focus.af_button)
+        qtbot.waitUntil(inside.is_set, timeout=30000)
+        assert window.app.stand_holder == "autofocus"
+        assert not focus.z.isEnabled() and focus.af_button.text() == "Cancel AF"
+        click(qtbot, acq.start_button)
+        assert not acq.running()
+        assert any("busy with autofocus" in m for m in window.reporter.messages)
+        click(qtbot, focus.af_button)  # Cancel AF, inside a z step of the scan
+    finally:
+        gate.set()
+        window.scope.events.z_changed.disconnect(hold)
+    qtbot.waitUntil(lambda: not focus.is_running(), timeout=30000)
+    assert focus.af_status.text() == "cancelled"
+    qtbot.waitUntil(lambda: focus.z.isEnabled(), timeout=5000)
+    assert not any("Autofocus failed" in m for m in window.reporter.messages)

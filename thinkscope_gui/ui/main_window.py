@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         self.objective_widget = ObjectiveWidget(self.scope, self.signals, err)
         self.stage_widget = StageWidget(self.scope, self.signals, err)
         self.focus_widget = FocusWidget(self.scope, self.signals, err)
+        self.focus_widget.start_job = self.start_job
         self.exposure_widget = ExposureWidget(self.scope, self.signals, err)
         for title, w in (("Objective", self.objective_widget), ("Stage", self.stage_widget),
                          ("Focus", self.focus_widget), ("Camera", self.exposure_widget)):
@@ -256,7 +257,10 @@ class MainWindow(QMainWindow):
 
     def _stand_busy_changed(self, holder: str | None) -> None:
         for w in self.manual_controls():
-            w.setEnabled(holder is None)
+            if w is self.focus_widget:
+                w.set_manual_enabled(holder is None)
+            else:
+                w.setEnabled(holder is None)
         if holder is not None:
             self.statusBar().showMessage(f"manual control is off while the microscope is "
                                          f"busy with {holder}", 5000)
