@@ -263,3 +263,18 @@ def test_training_runs_as_a_job_without_the_lease(scope, tmp_path) -> None:
     st = runner.wait(120)
     assert st.reason == FinishReason.CANCELLED and not st.needs_stand, st.message
     assert st.total == 250 and 0 < st.done < 250
+
+
+def test_there_is_one_cancellation_exception() -> None:
+    """No module defines its own cancel exception: every layer raises jobs.Cancelled."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    own = []
+    for path in [*root.glob("thinkscope_gui/**/*.py"), *root.glob("hardware/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and "cancel" in node.name.lower() and any(
+                    getattr(b, "id", getattr(b, "attr", "")).endswith(("Exception", "Error"))
+                    for b in node.bases):
+                own.append(f"{path.relative_to(root)}: {node.name}")
+    assert own == ["thinkscope_gui/jobs.py: Cancelled"], own

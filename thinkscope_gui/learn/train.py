@@ -235,6 +235,8 @@ class Trainer:
         self._sources = list(sources) if sources is not None else None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()  # set when run() returns (start() or a JobRunner)
+        self._running = False
         self._status = TrainStatus(epochs=config.epochs, steps_per_epoch=config.steps_per_epoch)
         self._last_emit = 0.0
 
@@ -265,8 +267,11 @@ class Trainer:
                          total, 0.0, eta, st.message)
 
     def wait(self, timeout: float | None = None) -> TrainStatus:
+        """Block until a run in the background (start() or a JobRunner) ends."""
         if self._thread is not None:
             self._thread.join(timeout)
+        elif self._running:
+            self._ended.wait(timeout)
         return self._status
 
     def _emit(self, force: bool = False, **changes: Any) -> None:
@@ -279,6 +284,7 @@ class Trainer:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> TrainStatus:
         """Train to completion, early stop, cancel or failure; returns the final status."""
+        self._running = True
         self._opened: list[PairSource] = []
         self._dist = DistContext()
         try:
@@ -297,6 +303,7 @@ class Trainer:
                 if close:
                     close()
             shutdown_distributed(self._dist)
+            self._ended.set()
         return self._status
 
     def _run(self) -> None:

@@ -25,8 +25,6 @@ from .plan import AutofocusSettings
 if TYPE_CHECKING:
     from hardware.microscope import Microscope
 
-#: transitional alias of THE cancellation exception (the GUI still imports the old name)
-AutofocusCancelled = Cancelled
 
 
 @dataclass(frozen=True)

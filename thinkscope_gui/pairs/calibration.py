@@ -32,8 +32,6 @@ __all__ = ["CalibrationError", "CalibrationResult", "calibrate",
            "calibration_job", "calibration_labels", "measure_pixel_size", "uncalibrated"]
 
 
-#: transitional alias of THE cancellation exception (the GUI still imports the old name)
-CalibrationCancelled = Cancelled
 
 
 class CalibrationError(RuntimeError):

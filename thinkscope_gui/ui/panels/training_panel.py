@@ -252,7 +252,8 @@ class TrainingPanel(QWidget):
         self.trainer = Trainer(cfg, self._bridge)
         self.start_button.setText("Stop training")
         self.progress.setRange(0, cfg.epochs * cfg.steps_per_epoch)
-        self.trainer.start()
+        # a job of the app's runner: no stand lease (the microscope stays usable)
+        self.window_.start_job(self.trainer, "Training")
 
     def _set_form_out(self, out: str) -> None:
         """Show the output the run really writes (after a unique name was chosen)."""
