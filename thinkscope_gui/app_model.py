@@ -84,7 +84,6 @@ class AppModel:
         self.events = AppEvents()
         self._scope = microscope
         self._model = ModelState()
-        self._live = False
         self._overlay = Overlay()
         self._stores: tuple[str, ...] = ()
         self._lock = threading.RLock()
@@ -153,32 +152,28 @@ class AppModel:
     # --- live -------------------------------------------------------------------------
     @property
     def live(self) -> bool:
-        """Whether live view runs."""
-        return self._live
+        """Whether live view runs (the camera's own state: one copy)."""
+        return bool(self._scope is not None and self._scope.is_live())
 
     def set_live(self, on: bool) -> None:
         """Start or stop live view (refused to start while a job drives the stand)."""
         on = bool(on)
-        if on == self._live:
+        if on == self.live:
             return
         if on:
             self._manual("start live view").start_live()
         elif self._scope is not None:
             self._scope.stop_live()
-        self._live = on
-        self.events.live.emit(on)
+        self.events.live.emit(self.live)
 
     def _pause_live(self) -> bool:
-        was = self._live
+        was = self.live
         if was:
-            if self._scope is not None:
-                self._scope.stop_live()
-            self._live = False
-            self.events.live.emit(False)
+            self.set_live(False)
         return was
 
     def _restore_live(self, was_live: bool) -> None:
-        if was_live and not self._live and self._scope is not None:
+        if was_live and not self.live and self._scope is not None:
             self.set_live(True)
 
     # --- model and overlay ------------------------------------------------------------

@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
 
         self.app.runner.live_hooks = (pause_live, self._restore_live)
         self.app.events.stand_busy.connect(self._busy)
+        self.app.events.live.connect(self._show_live)
 
     def manual_controls(self) -> list[Any]:
         """The controls that move or image the stand by hand."""
@@ -379,16 +380,15 @@ class MainWindow(QMainWindow):
         self.live.show_image(image, self.scope.pixel_size_um())
 
     def set_live(self, on: bool) -> None:
-        if on and (holder := self.app.stand_holder) is not None:
-            self.report("Live view", f"the microscope is busy with {holder}")
-            on = False
+        """Live on/off through the app model (refused while a job drives the stand); the
+        Live action follows the model's ``live`` event."""
         try:
-            if on:
-                self.scope.start_live()
-            else:
-                self.scope.stop_live()
-        except Exception as exc:  # noqa: BLE001
+            self.app.set_live(on)
+        except Exception as exc:  # noqa: BLE001 - StandBusy or a camera error, said plainly
             self.report("Live view", str(exc))
+        self._show_live(self.app.live)
+
+    def _show_live(self, on: bool) -> None:
         if self.act_live.isChecked() != on:
             self.act_live.blockSignals(True)
             self.act_live.setChecked(on)

@@ -314,6 +314,7 @@ class FocusWidget(QWidget):
             watcher.failed.connect(self._af_failed)
             watcher.cancelled.connect(self._af_cancelled)
             self._worker = watcher
+            self.af_button.setEnabled(True)  # the Cancel button while its job holds the stand
             self.af_button.setText("Cancel AF")
             self.af_status.setText("focusing…")
             return
