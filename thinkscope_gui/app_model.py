@@ -75,6 +75,7 @@ class AppEvents(SignalGroup):
     stores = Signal(tuple)          # tuple[str, ...]
     job = Signal(object)            # JobStatus of the current (or last) job
     stand_busy = Signal(object)     # holder name (str) or None when the stand is free
+    catalogue = Signal()            # model files or the profiles judging them changed
 
 
 class AppModel:
@@ -211,6 +212,10 @@ class AppModel:
         if new != self._overlay:
             self._overlay = new
             self.events.overlay.emit(new)
+
+    def catalogue_changed(self) -> None:
+        """Say that model files were written or profiles changed (lists re-scan)."""
+        self.events.catalogue.emit()
 
     # --- stores -----------------------------------------------------------------------
     @property

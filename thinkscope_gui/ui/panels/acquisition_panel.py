@@ -346,11 +346,8 @@ class AcquisitionPanel(QWidget):
         else:
             self.eta.setText(f"{st.message}: {st.accepted} accepted, {st.rejected} rejected "
                              f"in {st.elapsed_s:.0f} s → {st.output}")
-        if st.accepted:
+        if st.accepted:  # the Training panel observes the app model's stores
             self.window_.app.add_store(st.output)
-            training = self.window_.panels.get("Training")
-            if training is not None and hasattr(training, "add_store"):
-                training.add_store(st.output)
 
     def shutdown(self) -> None:
         """Remember the plan; stop a run (stored pairs stay, the file can be resumed)."""

@@ -219,9 +219,7 @@ class ObjectivesPanel(QWidget):
         self.editor.set_profiles(self._shown_profiles())
         self.status.setText(f"saved to {path}")
         self._update_notice()
-        models = self.window_.panels.get("Models")
-        if models is not None and hasattr(models, "refresh"):
-            models.refresh()  # retired/replaced objectives make their models stale
+        self.window_.app.catalogue_changed()  # retired/replaced objectives: stale models
         self.window_.signals.objectiveChanged.emit(self.scope.objective())
         return True
 

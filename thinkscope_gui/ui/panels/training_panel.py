@@ -166,8 +166,15 @@ class TrainingPanel(QWidget):
         self._val_tile: Any = None
         self._preview_worker: FunctionWorker | None = None
         self.previews = 0
+        # stores acquired in this session (the app model's list) appear here
+        self._stores_changed(window.app.stores)
+        window.app.events.stores.connect(self._stores_changed)
 
     # ---------------------------------------------------------------- inputs
+    def _stores_changed(self, paths: tuple[str, ...]) -> None:
+        for p in paths:
+            self.add_store(p)
+
     def add_store(self, path: str | Path) -> None:
         if str(path) not in self.store_paths():
             self.stores.addItem(str(path))
@@ -289,9 +296,7 @@ class TrainingPanel(QWidget):
             self.start_button.setText("Start training")
             if st.state == "failed":
                 self.window_.report("Training failed", st.message)
-            models = self.window_.panels.get("Models")
-            if models is not None and hasattr(models, "refresh"):
-                models.refresh()
+            self.window_.app.catalogue_changed()  # the Models panel re-scans
 
     # ---------------------------------------------------------------- preview
     def _update_preview(self) -> None:
