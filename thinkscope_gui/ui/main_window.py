@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
         self.blend.setValue(50)
         self.blend.setFixedWidth(80)
         self.blend.setToolTip("blend: enhanced opacity")
-        self.blend.valueChanged.connect(lambda v: self.view.set_blend_alpha(v / 100))
+        self.blend.valueChanged.connect(lambda v: self.app.set_overlay(blend=v / 100))
         tb.addWidget(self.blend)
         self.lens_size = QSpinBox(minimum=16, maximum=1024, singleStep=16, value=128,
                                   suffix=" px lens")
@@ -211,8 +211,7 @@ class MainWindow(QMainWindow):
         self.view.set_lens_center(*self.view.lens_center)
 
     def _lens_size_changed(self, v: int) -> None:
-        self.view.lens_size = int(v)
-        self.view.set_lens_center(*self.view.lens_center)
+        self.app.set_overlay(lens_px=int(v))
 
     def _build_controls(self) -> None:
         box = QWidget()
@@ -250,6 +249,7 @@ class MainWindow(QMainWindow):
         self.app.runner.live_hooks = (pause_live, self._restore_live)
         self.app.events.stand_busy.connect(self._busy)
         self.app.events.live.connect(self._show_live)
+        self.app.events.overlay.connect(self._overlay_changed)
 
     def manual_controls(self) -> list[Any]:
         """The controls that move or image the stand by hand."""
@@ -475,25 +475,49 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------- enhancement
     def set_enhancing(self, on: bool) -> None:
-        """Turn live enhancement on/off; refuses when no usable model is active."""
-        if on and (self.models.enhancer is None or not self.models.usable):
+        """Turn live enhancement on/off through the app model (its overlay is the one copy
+        of "enhancing"); refused when no usable model is active."""
+        self._sync_model_state()
+        try:
+            self.app.set_overlay(mode=self.mode_combo.currentText() if on else OverlayMode.OFF)
+        except ValueError:
             why = "model still loading" if self.models.loading() else "no usable model"
             self.report("Enhancement", f"cannot enhance: {why}")
-            on = False
+        self._overlay_changed(self.app.overlay)
+
+    def _overlay_changed(self, ov: Any) -> None:
+        """Everything that shows the overlay follows the app model's."""
+        on = ov.enhancing
         if self.act_enhance.isChecked() != on:
             self.act_enhance.blockSignals(True)
             self.act_enhance.setChecked(on)
             self.act_enhance.blockSignals(False)
-        self.view.set_mode(self.mode_combo.currentText() if on else OverlayMode.OFF)
-        self.live.set_enhancing(on)
+        mode_changed = self.view.mode != ov.mode
+        self.view.set_blend_alpha(ov.blend)
+        if self.view.lens_size != ov.lens_px:
+            self.view.lens_size = ov.lens_px
+            self.view.set_lens_center(*self.view.lens_center)
+        self.view.set_mode(ov.mode)
+        if self.live.enhancing != on:
+            self.live.set_enhancing(on)
+        elif on and mode_changed:
+            self.live.reset_meters()
 
     def set_overlay_mode(self, mode: OverlayMode | str) -> None:
         self.mode_combo.setCurrentText(OverlayMode(mode).value)
 
     def _mode_changed(self, text: str) -> None:
-        if self.live.enhancing:
-            self.view.set_mode(text)
-            self.live.reset_meters()
+        if self.app.overlay.enhancing:
+            self.app.set_overlay(mode=text)
+
+    def _sync_model_state(self) -> None:
+        """The manager's model state, into the app model (an unusable model ends the
+        overlay there, and so everywhere)."""
+        usable = self.models.enhancer is not None and bool(self.models.usable)
+        reason = ("model still loading" if self.models.loading() else
+                  self.models.reason or "no usable model")
+        self.app.set_model(str(self.models.path) if self.models.path else None, usable,
+                           reason)
 
     def activate_model(self, path: str | Path | None) -> None:
         """Load a model in the background; the view keeps running meanwhile."""
@@ -502,6 +526,7 @@ class MainWindow(QMainWindow):
     def _show_model_state(self) -> None:
         """The status bar's model line: the manager's summary, kept until it changes (a
         disabled model stays explained, not a notice that fades after seconds)."""
+        self._sync_model_state()
         text = self.models.summary()
         self.model_status.setText(f"model: {text}")
         self.model_status.setToolTip(self.models.reason or text)
