@@ -128,9 +128,10 @@ def test_checker_catches_a_missing_field() -> None:
         "        print(ev.data['error'], ev.output)\n"
     )
     found = check_source(bad)
-    assert len(found) == 3, found
+    assert len(found) == 4, found  # events carry no untyped ``data`` dict any more
     text = "\n".join(found)
     assert "'sharpness'" in text and "ev.correlation" in text and "ev.output" in text
+    assert "ev.data is not a field" in text
     ok = "def on(ev):\n    if isinstance(ev, PairStored):\n        print(ev.focus_score)\n"
     assert check_source(ok) == []
 

@@ -184,7 +184,7 @@ _DRIVER = textwrap.dedent("""
     scope = open_microscope("sim", sensor=(256, 256))
     plan = AcquisitionPlan(grid=(2, 2), output={out!r})
     def ev(e):
-        print(e.kind, e.data.get("phase", ""), flush=True)
+        print(e.kind, getattr(e, "phase", ""), flush=True)
     st = AcquisitionEngine(plan, scope, ev, resume=True).run()
     print("END", st.state.value, st.message, flush=True)
 """)
