@@ -19,7 +19,7 @@ def _source_from_args(args: argparse.Namespace) -> str:
         return args.config
     if args.pycromanager is not None:
         return f"pycromanager:{args.pycromanager}"
-    return "sim"
+    return "sim:realistic" if getattr(args, "sim", "ideal") == "realistic" else "sim"
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument(
         "--pycromanager", nargs="?", const=4827, type=int, metavar="PORT",
         help="attach to a running Micro-Manager (default port 4827)",
+    )
+    hw.add_argument(
+        "--sim", choices=("ideal", "realistic"), default="ideal",
+        help="which simulated stand to open (default ideal; realistic: partially coherent "
+        "optics, Bayer 12-bit camera, off-nominal pixel sizes, stage error)",
     )
     parser.add_argument(
         "--screenshot", metavar="PATH",

@@ -24,12 +24,14 @@ from pymmcore_plus.experimental.unicore import Device, UniMMCore
 from hardware.errors import MicroscopeError
 from hardware.sim.devices import SimWorld, _SimPart
 
-__all__ = ["RESOURCES", "SIM_CFG", "SimCore", "close_core", "load_cfg_core", "make_sim_core"]
+__all__ = ["RESOURCES", "SIM_CFG", "SIM_REALISTIC_CFG", "SimCore", "close_core", "load_cfg_core",
+           "make_sim_core"]
 
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 SIM_CFG = RESOURCES / "sim.cfg"
+SIM_REALISTIC_CFG = RESOURCES / "sim_realistic.cfg"
 
 #: mechanical speeds used when the simulator is asked for realistic delays
 SIM_XY_SPEED_UM_S = 5000.0
@@ -134,6 +136,15 @@ class SimCore(UniMMCore):
         super().setPixelSizeUm(resolutionID, pixSize)
         with contextlib.suppress(Exception):
             super().setPixelSizeAffine(resolutionID, [pixSize, 0.0, 0.0, 0.0, pixSize, 0.0])
+
+    # ---- bit depth: UniMMCore reports the dtype's bits (16 for a 12-bit camera) ----
+
+    def getImageBitDepth(self) -> int:  # noqa: N802 - MM API
+        """Significant bits of the Python camera (12 in uint16 on the realistic stand)."""
+        cam = self._py_camera()
+        if cam is not None and hasattr(cam, "significant_bits"):
+            return int(cam.significant_bits())
+        return super().getImageBitDepth()
 
     # ---- auto-shutter: the C++ core only opens C++ shutters ----
 

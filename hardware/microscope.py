@@ -766,7 +766,8 @@ def open_microscope(
     z_limits: tuple[float, float] | None = None,
     safe_z: float | None = None,
 ) -> Microscope:
-    """Open ``"sim"``, a ``.cfg`` path, or ``"pycromanager[:port]"`` behind one facade.
+    """Open ``"sim"`` (= ``"sim:ideal"``), ``"sim:realistic"``, a ``.cfg`` path, or
+    ``"pycromanager[:port]"`` behind one facade.
 
     ``sensor`` is (height, width) and applies to the simulator.  ``stage_limits``,
     ``z_limits`` and ``safe_z`` override what the devices report; for real stands they
@@ -774,6 +775,8 @@ def open_microscope(
     """
     profiles = load_profiles(user_profiles)
     src = source.strip()
+    if src in ("", "sim:ideal"):
+        src = "sim"
     opts: dict[str, Any] = {}
     if src not in ("sim", "") and not src.startswith("sim:"):
         # labels the lab has not described keep the configuration's pixel sizes
@@ -793,6 +796,15 @@ def open_microscope(
 
         core: Any = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
         return _wrap(core, "sim", profiles, opts)
+    if src == "sim:realistic":
+        from hardware.cores import SIM_REALISTIC_CFG, make_sim_core
+
+        core = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays,
+                             cfg=SIM_REALISTIC_CFG)
+        return _wrap(core, src, profiles, opts)
+    if src.startswith("sim:"):
+        raise MicroscopeError(f"Unknown simulated stand {src!r}: use 'sim:ideal' or "
+                              "'sim:realistic'")
     if src.startswith("pycromanager"):
         from hardware.pycro import connect_pycromanager, parse_port
 

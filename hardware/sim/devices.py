@@ -56,6 +56,8 @@ class SimWorld:
         self.camera: SimCamera | None = None
         #: set by SimCore while it holds the lamp open for an auto-shutter exposure
         self.auto_lamp = False
+        #: the realistic stand's physics (RealisticRenderer) instead of the ideal one
+        self.realistic = False
         self._renderer: Any = None
         self._render_takes_live = False
         self._renderer_lock = threading.Lock()
@@ -109,14 +111,22 @@ class SimWorld:
         with self._renderer_lock:
             if self._renderer is None:
                 try:
+                    from hardware.sim.realistic import RealisticRenderer
                     from hardware.sim.render import SimRenderer
                 except ImportError:
                     self._renderer = False
                 else:
-                    self._renderer = SimRenderer()
+                    self._renderer = RealisticRenderer() if self.realistic else SimRenderer()
                     params = inspect.signature(self._renderer.render).parameters
                     self._render_takes_live = "live" in params
             return self._renderer or None
+
+    def set_realistic(self, realistic: bool) -> None:
+        """Choose the stand's physics; the renderer is rebuilt on the next frame."""
+        with self._renderer_lock:
+            if bool(realistic) != self.realistic:
+                self.realistic = bool(realistic)
+                self._renderer = None
 
 
 # worlds for devices loaded by a plain UniMMCore (keyed by the core's event object)
@@ -206,6 +216,19 @@ class SimXYStage(_MovingPart, XYStageDevice):
         super().__init__()
         self._motion = _Motion(np.zeros(2), 0.0)
         self._limits = [-25000.0, 25000.0, -10000.0, 10000.0]
+        self._repeat_um = 0.0
+        self._error = np.zeros(2)  # true - reported position after the last move
+        self._err_rng = np.random.default_rng(2718)
+
+    @pymm_property(limits=(0.0, 100.0), name="Repeatability_um")
+    def repeatability_um(self) -> float:
+        """RMS error (µm) of where a move really ends; the reported position stays the
+        commanded one, as with an open-loop stage (0 = exact)."""
+        return self._repeat_um
+
+    @repeatability_um.setter
+    def repeatability_um(self, value: float) -> None:
+        self._repeat_um = float(value)
 
     def _limit_prop(i: int, name: str) -> Any:  # noqa: N805 - class-body helper
         def fget(self: SimXYStage) -> float:
@@ -229,7 +252,13 @@ class SimXYStage(_MovingPart, XYStageDevice):
         return tuple(self._limits)  # type: ignore[return-value]
 
     def current_xy(self) -> tuple[float, float]:
+        """Where the stage really is (what the camera sees)."""
         x, y = self._motion.now()
+        return float(x), float(y)
+
+    def reported_xy(self) -> tuple[float, float]:
+        """Where the stage says it is: the true position less the last move's error."""
+        x, y = self._motion.now() - self._error
         return float(x), float(y)
 
     def set_position_um(self, x: float, y: float) -> None:
@@ -239,12 +268,15 @@ class SimXYStage(_MovingPart, XYStageDevice):
                 f"XY target ({x:.1f}, {y:.1f}) µm outside travel "
                 f"x [{xmin:g}, {xmax:g}], y [{ymin:g}, {ymax:g}] µm"
             )
-        self._motion.go(np.array([x, y], float))
+        # per-axis sigma so the radial RMS error is the repeatability
+        err = self._err_rng.normal(0.0, self._repeat_um / np.sqrt(2.0), 2)
+        self._error = err
+        self._motion.go(np.array([x, y], float) + err)
         # Python stages get no position callback from the core: report it ourselves.
         self.core.events.XYStagePositionChanged.emit(self.get_label(), float(x), float(y))
 
     def get_position_um(self) -> tuple[float, float]:
-        return self.current_xy()
+        return self.reported_xy()
 
     def home(self) -> None:
         self.set_position_um(0.0, 0.0)
@@ -365,6 +397,7 @@ class SimCamera(_SimPart, CameraDevice):
         self._exposure = 10.0
         self._h, self._w = 1024, 1024
         self._bits = 8
+        self._realistic = False
         self._noise = True
         self._seed = 0
         self._rng = np.random.default_rng(self._seed)
@@ -403,14 +436,30 @@ class SimCamera(_SimPart, CameraDevice):
             self._roi = None
         self._h = int(value)
 
-    @pymm_property(allowed_values=("8", "16"), name="BitDepth")
+    @pymm_property(allowed_values=("8", "12", "16"), name="BitDepth")
     def bit_depth(self) -> str:
-        """8- or 16-bit output per colour channel."""
+        """Significant bits per colour channel: 8 in uint8, 12 or 16 in uint16."""
         return str(self._bits)
 
     @bit_depth.setter
     def bit_depth(self, value: str) -> None:
         self._bits = int(value)
+
+    def significant_bits(self) -> int:
+        """What the core reports as getImageBitDepth (uint16 frames may hold 12 bits)."""
+        return self._bits
+
+    @pymm_property(allowed_values=("Ideal", "Realistic"), name="Stand")
+    def stand(self) -> str:
+        """Physics of the simulated stand: Ideal (incoherent optics, clean RGB camera,
+        frames carry the stage position) or Realistic (hardware.sim.realistic)."""
+        return "Realistic" if self._realistic else "Ideal"
+
+    @stand.setter
+    def stand(self, value: str) -> None:
+        self._realistic = str(value) == "Realistic"
+        if self._world is not None:
+            self._world.set_realistic(self._realistic)
 
     @pymm_property(allowed_values=("On", "Off"), name="Noise")
     def noise(self) -> str:
@@ -466,9 +515,13 @@ class SimCamera(_SimPart, CameraDevice):
         self._roi = None
 
     def dtype(self) -> Any:
-        return np.uint16 if self._bits == 16 else np.uint8
+        return np.uint16 if self._bits > 8 else np.uint8
 
     # ---- acquisition ------------------------------------------------------
+
+    def initialize(self) -> None:
+        super().initialize()
+        self._ensure_world().set_realistic(self._realistic)
 
     def _fill(self, buf: np.ndarray, live: bool) -> dict[str, Any]:
         world = self._ensure_world()
@@ -491,6 +544,8 @@ class SimCamera(_SimPart, CameraDevice):
             full = (1 << self._bits) - 1
             buf[:] = int(full * 0.5 * min(1.0, self._exposure / 10.0)) if lamp else 0
         self._snaps += 1
+        if self._realistic:  # a real camera knows nothing of the stage
+            return {}
         return {
             "SimX_um": f"{x:.4f}",
             "SimY_um": f"{y:.4f}",

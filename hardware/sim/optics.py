@@ -33,7 +33,9 @@ class SimOptics:
     true_parfocal_z_um: float = 0.0
     """Focus offset relative to the 10x: sharp at slide_surface_z + this."""
     true_rotation_deg: float = 0.0
-    """Small image rotation about the field centre (turret/camera misalignment)."""
+    """Image rotation about the field centre (turret/camera misalignment)."""
+    condenser_na: float | None = None
+    """Köhler condenser NA (partially coherent imaging); None = incoherent (ideal stand)."""
 
     @property
     def n_medium(self) -> float:
@@ -42,6 +44,11 @@ class SimOptics:
     def cutoff(self, wavelength_um: float) -> float:
         """Incoherent cutoff frequency 2·NA/λ in cycles/µm."""
         return 2.0 * self.na / wavelength_um
+
+    def blur_radius_um(self, dz_um: float) -> float:
+        """Geometric radius of the defocus blur disc, |dz|·tan(α)."""
+        sin_a = min(self.na / self.n_medium, 0.999)
+        return abs(dz_um) * sin_a / math.sqrt(1.0 - sin_a * sin_a)
 
     def defocus_wavefront_per_um(self) -> float:
         """Marginal-ray defocus path difference per µm of defocus: n(1 - cos α)."""

@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import fft
@@ -41,6 +42,7 @@ GLASS_FRACTION_AT_10MS = 0.75
 VIGNETTING = 0.12
 """Relative illumination loss at the sensor corners (smooth radial falloff)."""
 MARGIN_PX = 32
+"""Padding around a frame or tile in focus; defocused ones get more (`margin_px`)."""
 TILE_PX = 256
 WORKERS = 2
 COARSE = 4
@@ -49,6 +51,22 @@ PREFETCH_LEAD_S = 0.4
 """While panning, the worker renders the tiles of the view predicted this far ahead first."""
 STILL_BUDGET_S = 0.03
 """A still live frame keeps rendering missing exact tiles itself until this is spent."""
+
+
+def margin_px(opt: SimOptics, dz_um: float) -> int:
+    """Padding (px) that holds the defocus blur disc plus its diffraction tail, so the
+    circular convolution wraps nothing into the frame: MARGIN_PX grown in steps of √2 until
+    it covers it (few distinct sizes, so cached spectra are reused along a focus sweep)."""
+    r_px = opt.blur_radius_um(dz_um) / opt.pixel_size_um
+    # a partially coherent image sums amplitudes, whose defocus tails decay more slowly;
+    # beyond the in-focus margin the realistic stand images incoherently (RealisticRenderer)
+    need = 1.1 * r_px + MARGIN_PX / 4
+    if opt.condenser_na is not None and 1.6 * r_px + MARGIN_PX / 4 > MARGIN_PX:
+        need = max(need, MARGIN_PX + 1)
+    m, half = MARGIN_PX, False
+    while m < need:  # 32, 48, 64, 96, 128, 192, ...
+        m, half = (m * 3 // 2, True) if not half else (m * 4 // 3, False)
+    return m
 
 
 def photon_rate_e_per_ms() -> float:
@@ -100,6 +118,39 @@ def _transmission_spectra(grid: slide.Grid) -> np.ndarray:
         np.exp(od, out=od)
         spec[c] = fft.rfft2(od, workers=WORKERS)
     return spec
+
+
+@lru_cache(maxsize=8)
+def _pixel_maps(nh: int, nw: int, pixel_um: float) -> tuple[np.ndarray, np.ndarray]:
+    """Radial frequency and pixel-box MTF on the rfft2 grid of an nh x nw pixel sampling."""
+    fy = fft.fftfreq(nh, d=pixel_um).astype(np.float32)
+    fx = fft.rfftfreq(nw, d=pixel_um).astype(np.float32)
+    fr = np.hypot(fy[:, None], fx[None, :])
+    box = np.sinc(fy * pixel_um)[:, None] * np.sinc(fx * pixel_um)[None, :]
+    return fr, box.astype(np.float32)
+
+
+def defocused_spectrum(grid: slide.Grid) -> np.ndarray:
+    """Transmission rfft2 × pixel box, sampled at the pixel centres (`grid.d` = pixel).
+
+    For frames far enough from focus to need a wide margin: the defocus factor leaves < 1 %
+    of the contrast above the pixel Nyquist frequency, so the half-pixel sampling (4x the
+    samples) buys nothing there, and the wide margin costs less than the in-focus frame.
+    """
+    spec = _transmission_spectra(grid)
+    spec *= _pixel_maps(grid.nr, grid.nc, grid.d)[1]
+    return spec
+
+
+def defocused_image(spec: np.ndarray, opt: SimOptics, dz_um: float, pixel_um: float,
+                    ) -> np.ndarray:
+    """Image (3, Nh, Nw) from `defocused_spectrum`: OTF × defocus, no fold needed."""
+    nh, nw = spec.shape[-2], 2 * (spec.shape[-1] - 1)
+    fr, _ = _pixel_maps(nh, nw, pixel_um)
+    out = np.empty((3, nh, nw), np.float32)
+    for c in range(3):
+        out[c] = fft.irfft2(spec[c] * otf_2d(opt, dz_um, c, fr), s=(nh, nw), workers=WORKERS)
+    return out
 
 
 def object_spectrum(grid: slide.Grid, lay: _Layout, optics: SimOptics) -> np.ndarray:
@@ -233,17 +284,19 @@ class SimRenderer:
     def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
         self.optics = dict(DEFAULT_SIM_OPTICS if optics is None else optics)
         self._lock = threading.RLock()
-        self._spec = _LRU(2)  # exact path: (obj, x, y, h, w) -> spectrum
+        self._spec = _LRU(6)  # exact path: (obj, x, y, h, w, margin) -> spectrum
         self._exact_img = _LRU(2)  # (spec key, dz) -> transmission (H, W, 3)
         self._tile_spec = _LRU(56)  # (obj, ti, tj) -> spectrum
+        self._wide_spec = _LRU(24)  # defocused tiles: (obj, ti, tj, margin) -> spectrum
         self._tile_img = _LRU(160)  # (obj, ti, tj, dz_q) -> (T, T, 3)
         self._prev_spec = _LRU(256)  # preview: (obj, ti, tj) -> coarse transmission spectrum
         self._prev_img = _LRU(96)  # preview: (obj, ti, tj, dz_q) -> (T, T, 3)
-        self._live_key = None
-        self._live = None  # (clean_dn, std_dn)
+        self._live_key: tuple[Any, ...] | None = None
+        self._live: tuple[np.ndarray, np.ndarray] | None = None  # (clean_dn, std_dn)
         self._rng = np.random.default_rng()
         # live motion state and the background tile worker (all guarded by self._lock)
-        self._last = None  # (objective, shape, anchor, time) of the last live frame
+        #: (objective, shape, anchor, time) of the last live frame
+        self._last: tuple[str, tuple[int, int], tuple[int, ...], float] | None = None
         self._vel = (0.0, 0.0)  # lattice px/s, smoothed
         self._settled = True
         self._wanted: list[tuple] = []  # exact tile jobs, most urgent first
@@ -290,6 +343,7 @@ class SimRenderer:
                     self._live = (clean_dn, std_dn)
                 else:
                     self._note_live_frame(objective, shape, key[1:3])
+                assert self._live is not None  # set above, or kept from the last frame
                 clean_dn, std_dn = self._live
                 if not noise:
                     out = clean_dn.copy()
@@ -353,15 +407,26 @@ class SimRenderer:
             x_um, y_um = _roi_centre(x_um, y_um, shape, roi, opt)
             shape = (roi[3], roi[2])
         h, w = shape
+        margin = margin_px(opt, dz)
         with self._lock:
-            skey = (objective, float(x_um), float(y_um), h, w)
+            if self._pixel_sampled(opt, margin):  # a wider cached spectrum serves as well
+                base = (objective, float(x_um), float(y_um), h, w)
+                wider = [k[-1] for k in self._spec
+                         if k[:-1] == base and margin < k[-1] <= 2 * margin]
+                margin = min(wider, default=margin)
+            skey = (objective, float(x_um), float(y_um), h, w, margin)
             ikey = (skey, round(dz, 4))
             if ikey in self._exact_img:
                 return self._exact_img.get_or(ikey, None)
-            lay, mh, mw = self._frame_layout(shape, opt)
-            spec = self._spec.get_or(skey, lambda: object_spectrum(
-                self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw), lay, opt))
-            img = image_from_spectrum(spec, lay, opt, dz)
+            lay, mh, mw = self._frame_layout(shape, opt, margin)
+            fine = self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw)
+            if self._pixel_sampled(opt, margin):
+                spec = self._spec.get_or(skey, lambda: defocused_spectrum(slide.Grid(
+                    fine.x0, fine.y0, opt.pixel_size_um, lay.nh, lay.nw, fine.theta)))
+                img = self._defocused_image(spec, opt, dz)
+            else:
+                spec = self._spec.get_or(skey, lambda: self._object_spectrum(fine, lay, opt))
+                img = self._image(spec, lay, opt, dz)
             t = np.ascontiguousarray(img[:, mh : mh + h, mw : mw + w].transpose(1, 2, 0))
             t.flags.writeable = False  # cached and shared: callers must copy to modify
             return self._exact_img.get_or(ikey, lambda: t)
@@ -369,7 +434,8 @@ class SimRenderer:
     def clear_cache(self) -> None:
         """Drop every cached spectrum and image (frees memory)."""
         with self._lock:
-            for c in (self._spec, self._exact_img, self._tile_spec, self._tile_img,
+            for c in (self._spec, self._exact_img, self._tile_spec, self._wide_spec,
+                      self._tile_img,
                       self._prev_spec, self._prev_img):
                 c.clear()
             self._live_key = self._live = self._last = None
@@ -384,10 +450,30 @@ class SimRenderer:
             return self._settled
 
     # ------------------------------------------------------------------ exact frames
+    # ------------------------------------------------------------------ optics hooks
+    def _pixel_sampled(self, opt: SimOptics, margin: int) -> bool:
+        """Wide-margin (defocused) frames sample the specimen at the pixel centres."""
+        return margin > MARGIN_PX
+
+    def _defocused_image(self, spec: np.ndarray, opt: SimOptics, dz_um: float) -> np.ndarray:
+        """Image of a wide-margin frame from its `defocused_spectrum`."""
+        return defocused_image(spec, opt, dz_um, opt.pixel_size_um)
+
+    def _object_spectrum(self, grid: slide.Grid, lay: _Layout, opt: SimOptics) -> np.ndarray:
+        """What is cached per position: here the transmission spectrum × pixel box."""
+        return object_spectrum(grid, lay, opt)
+
+    def _image(self, spec: np.ndarray, lay: _Layout, opt: SimOptics, dz_um: float,
+               tile: bool = False) -> np.ndarray:
+        """Pixel-integrated intensity (3, Nh, Nw) at defocus dz_um from a cached spectrum."""
+        otf = _tile_otf(lay, opt, dz_um) if tile else None
+        return image_from_spectrum(spec, lay, opt, dz_um, otf=otf)
+
     @staticmethod
-    def _frame_layout(shape: tuple[int, int], opt: SimOptics) -> tuple[_Layout, int, int]:
+    def _frame_layout(shape: tuple[int, int], opt: SimOptics,
+                      margin: int = MARGIN_PX) -> tuple[_Layout, int, int]:
         h, w = shape
-        nh, nw = _even_fast(h + 2 * MARGIN_PX), _even_fast(w + 2 * MARGIN_PX)
+        nh, nw = _even_fast(h + 2 * margin), _even_fast(w + 2 * margin)
         return _Layout(nh, nw, opt.pixel_size_um), (nh - h) // 2, (nw - w) // 2
 
     @staticmethod
@@ -454,7 +540,7 @@ class SimRenderer:
         tiles = self._view_tiles(i0, j0, h, w)
         missing = [t for t in tiles if (objective, *t) not in self._tile_spec]
 
-        if missing and (objective, float(x), float(y), h, w) in self._spec:
+        if missing and self._snap_refocuses(objective, opt, x, y, z, shape):
             # a snap was taken right here: its cached spectrum re-focuses the frame exactly
             self._request(objective, opt, missing)
             self._settled = True
@@ -497,11 +583,18 @@ class SimRenderer:
         self._settled = not missing
         return out
 
+    def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
+                        shape: tuple[int, int]) -> bool:
+        """True when a snap here left a spectrum that gives this live frame cheaply."""
+        dz = z - (slide.slide_surface_z(x, y) + opt.true_parfocal_z_um)
+        return (objective, float(x), float(y), *shape, margin_px(opt, dz)) in self._spec
+
     # ---- one tile
     @staticmethod
-    def _tile_origin(opt: SimOptics, ti: int, tj: int) -> tuple[float, float, float]:
+    def _tile_origin(opt: SimOptics, ti: int, tj: int,
+                     margin: int = MARGIN_PX) -> tuple[float, float, float]:
         """Slide position of the tile's first (margin) pixel centre and the lattice angle."""
-        T, M, p = TILE_PX, MARGIN_PX, opt.pixel_size_um
+        T, M, p = TILE_PX, margin, opt.pixel_size_um
         th = math.radians(opt.true_rotation_deg)
         u0, v0 = (tj * T - M) * p, (ti * T - M) * p
         return math.cos(th) * u0 - math.sin(th) * v0, math.sin(th) * u0 + math.cos(th) * v0, th
@@ -519,15 +612,15 @@ class SimRenderer:
         return round(round(dz / 0.02) * 0.02, 3)
 
     @staticmethod
-    def _tile_layout(opt: SimOptics) -> _Layout:
-        return _Layout(TILE_PX + 2 * MARGIN_PX, TILE_PX + 2 * MARGIN_PX, opt.pixel_size_um)
+    def _tile_layout(opt: SimOptics, margin: int = MARGIN_PX) -> _Layout:
+        return _Layout(TILE_PX + 2 * margin, TILE_PX + 2 * margin, opt.pixel_size_um)
 
-    @classmethod
-    def _exact_tile_spectrum(cls, opt: SimOptics, ti: int, tj: int) -> np.ndarray:
-        lay = cls._tile_layout(opt)
-        x0, y0, th = cls._tile_origin(opt, ti, tj)
+    def _exact_tile_spectrum(self, opt: SimOptics, ti: int, tj: int,
+                             margin: int = MARGIN_PX) -> np.ndarray:
+        lay = self._tile_layout(opt, margin)
+        x0, y0, th = self._tile_origin(opt, ti, tj, margin)
         grid = slide.Grid(x0, y0, opt.pixel_size_um / 2, *lay.fine, th)
-        return object_spectrum(grid, lay, opt)
+        return self._object_spectrum(grid, lay, opt)
 
     def _ensure_spec(self, objective: str, opt: SimOptics, ti: int, tj: int) -> np.ndarray:
         return self._tile_spec.get_or((objective, ti, tj),
@@ -535,12 +628,23 @@ class SimRenderer:
 
     def _exact_tile(self, objective: str, opt: SimOptics, ti: int, tj: int,
                     dzq: float) -> np.ndarray:
-        T, M = TILE_PX, MARGIN_PX
+        T, M = TILE_PX, margin_px(opt, dzq)
 
         def make() -> np.ndarray:
-            lay = self._tile_layout(opt)
-            spec = self._ensure_spec(objective, opt, ti, tj)
-            img = image_from_spectrum(spec, lay, opt, dzq, otf=_tile_otf(lay, opt, dzq))
+            lay = self._tile_layout(opt, M)
+            if M == MARGIN_PX:
+                spec = self._ensure_spec(objective, opt, ti, tj)
+            elif self._pixel_sampled(opt, M):  # far from focus: a wider tile holds the blur
+                x0, y0, th = self._tile_origin(opt, ti, tj, M)
+                spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
+                    defocused_spectrum(slide.Grid(x0, y0, opt.pixel_size_um, lay.nh, lay.nw,
+                                                  th))))
+                img = self._defocused_image(spec, opt, dzq)
+                return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
+            else:
+                spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
+                    self._exact_tile_spectrum(opt, ti, tj, M)))
+            img = self._image(spec, lay, opt, dzq, tile=True)
             return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
 
         return self._tile_img.get_or((objective, ti, tj, dzq), make)

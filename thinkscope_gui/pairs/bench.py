@@ -18,8 +18,9 @@ from .plan import AcquisitionPlan
 def bench_acquire(grid: tuple[int, int] = (4, 4), delays: bool = False,
                   sensor: tuple[int, int] = (1024, 1024),
                   center_um: tuple[float, float] = (5000.0, 0.0),
-                  out: str | Path | None = None) -> dict[str, Any]:
-    """Acquire a grid on the simulated stand and report pairs/min with a per-phase breakdown.
+                  out: str | Path | None = None, source: str = "sim") -> dict[str, Any]:
+    """Acquire a grid on a simulated stand (``source``: "sim" or "sim:realistic") and report
+    pairs/min with a per-phase breakdown.
 
     ``delays`` turns on the simulator's mechanical delays (stage, focus, turret travel).
     """
@@ -28,7 +29,7 @@ def bench_acquire(grid: tuple[int, int] = (4, 4), delays: bool = False,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(out) if out is not None else Path(tmp) / "bench_pairs.h5"
         plan = AcquisitionPlan(center_um=center_um, grid=grid, output=str(path))
-        scope = open_microscope("sim", sensor=sensor, mechanical_delays=delays)
+        scope = open_microscope(source, sensor=sensor, mechanical_delays=delays)
         try:
             t0 = time.perf_counter()
             status = AcquisitionEngine(plan, scope).run()
@@ -40,7 +41,7 @@ def bench_acquire(grid: tuple[int, int] = (4, 4), delays: bool = False,
     accounted = sum(phases.values())
     phases["other"] = round(max(0.0, wall - accounted), 3)
     return {
-        "grid": f"{grid[0]}x{grid[1]}", "sensor": f"{sensor[0]}x{sensor[1]}",
+        "stand": source, "grid": f"{grid[0]}x{grid[1]}", "sensor": f"{sensor[0]}x{sensor[1]}",
         "mechanical_delays": delays, "state": status.state.value, "message": status.message,
         "pairs": pairs, "accepted": status.accepted, "rejected": status.rejected,
         "reasons": dict(status.reasons), "seconds": round(wall, 2),

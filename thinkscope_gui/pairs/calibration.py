@@ -13,11 +13,13 @@ stand ends where it started: objective, XY and focus.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import ndimage
 
 from hardware.profiles import ObjectiveProfile
 from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
@@ -28,10 +30,8 @@ from thinkscope_gui.pairs.registration import register, to_gray
 if TYPE_CHECKING:
     from hardware.microscope import Microscope
 
-__all__ = ["CalibrationError", "CalibrationResult", "calibrate",
-           "calibration_job", "calibration_labels", "measure_pixel_size", "uncalibrated"]
-
-
+__all__ = ["CalibrationError", "CalibrationResult", "calibrate", "calibration_job",
+           "calibration_labels", "measure_pixel_size", "measure_stage_map", "uncalibrated"]
 
 
 class CalibrationError(RuntimeError):
@@ -66,42 +66,138 @@ class CalibrationResult:
         return "\n".join(lines)
 
 
-def measure_pixel_size(scope: Microscope, step_fraction: float = 0.2) -> float:
-    """Move the stage by known steps in x and in y and measure the image shifts.
+def _shift_ready(img: np.ndarray) -> np.ndarray:
+    """Gray image for shift measurement with the camera's own pattern suppressed.
 
-    Why two: a camera image that does not follow the stage (a test pattern, a drifting
-    specimen) gives some shift once, but not the same pixel size along both axes with
-    the content moving along the stepped axis; that is refused instead of saved.
+    Why: real sensors have hot pixels, fixed-pattern noise, a bias and vignetting that do
+    not move with the stage; whitened (phase) correlation weights them like specimen
+    detail and finds a zero shift. A 3x3 median drops hot pixels, subtracting a wide blur
+    removes bias and vignetting, and plain cross-correlation lets the specimen dominate.
+    """
+    g = ndimage.median_filter(to_gray(img).astype(np.float32), 3)
+    return g - ndimage.gaussian_filter(g, 16)
+
+
+def _image_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(row, col) shift that registers ``b`` onto ``a`` (content moved by minus this).
+
+    Plain cross-correlation finds the whole-pixel shift (the specimen dominates it); the
+    sub-pixel part comes from phase correlation of the overlapping crops only, where the
+    sensor's fixed pattern sits at different places in the two crops and cannot pull the
+    peak to zero, and which is free of plain correlation's sub-pixel bias.
     """
     from skimage.registration import phase_cross_correlation
 
+    coarse, _, _ = phase_cross_correlation(a, b, normalization=None)
+    r, c = (int(round(float(v))) for v in coarse)
+    h, w = a.shape
+    ra, rb = slice(max(0, r), min(h, h + r)), slice(max(0, -r), min(h, h - r))
+    ca, cb = slice(max(0, c), min(w, w + c)), slice(max(0, -c), min(w, w - c))
+    from skimage.filters import window
+
+    wa, wb = a[ra, ca], b[rb, cb]
+    win = window("hann", wa.shape)  # the crops' edges coincide: keep them out of the peak
+    fine, _, _ = phase_cross_correlation(wa * win, wb * win, upsample_factor=20)
+    return np.array([r + float(fine[0]), c + float(fine[1])])
+
+
+@dataclass(frozen=True)
+class StageImageMap:
+    """How the camera image follows the stage on one objective."""
+
+    pixel_size_um: float
+    #: angle of the stage x axis in the image (col = x, row = y), degrees: 0 for a camera
+    #: aligned with the stage, about +-90 for one mounted turned a quarter
+    camera_angle_deg: float
+
+
+def measure_stage_map(scope: Microscope, step_fraction: float = 0.4,
+                      steps: int = 5) -> StageImageMap:
+    """Walk the stage in overlapping steps along x, then y, and add up the image shifts.
+
+    Why a walk: a stage repeats a position only to a few tenths of a µm, which is several
+    pixels on a 100x. Each step is measured between two frames taken at the *actual*
+    positions, so the summed shift spans the actual travel of ``steps`` steps and the
+    repeatability error counts once, over the whole travel, not once per step. Two axes
+    also tell the camera's angle to the stage (a camera mounted turned by 90 degrees is
+    common) and refuse an image that does not follow the stage, or a mirrored one.
+    """
     h, w = scope.image_shape()
     p0 = scope.pixel_size_um()
     d = step_fraction * min(h, w) * p0
     x, y = scope.xy()
-    a = to_gray(scope.snap())
-    sizes = []
+    vectors, travels = [], []
     try:
-        for axis, (tx, ty) in enumerate(((x + d, y), (x, y + d))):
-            scope.set_xy(tx, ty)
-            b = to_gray(scope.snap())
-            shift, _, _ = phase_cross_correlation(a, b, upsample_factor=20)
-            # moving the stage by +d shifts content by -d/p: b(c) = a(c + d/p)
-            along, across = float(shift[1 - axis]), float(shift[axis])
-            if abs(along) < 1 or abs(across) > 0.1 * abs(along) + 1:
+        for axis in (0, 1):
+            scope.set_xy(x, y)
+            start = _shift_ready(scope.snap())
+            texture = float(start.std())
+            total, done, first = np.zeros(2), 0, None
+            for sign in (1, -1):  # away from the start, then (if glass came first) back past it
+                prev = start
+                for i in range(1, steps - done + 1):
+                    off = sign * i * d
+                    scope.set_xy(*((x + off, y) if axis == 0 else (x, y + off)))
+                    cur = _shift_ready(scope.snap())
+                    v = sign * _image_shift(prev, cur)  # as if stepped in the + direction
+                    if cur.std() < 0.3 * texture:
+                        break  # ran into glass: keep the steps so far
+                    if first is None:
+                        first = v
+                    else:
+                        # a step must look like the first one (repeatability: ~10 %, ~5°)
+                        n1, nv = float(np.hypot(*first)), float(np.hypot(*v))
+                        cos = float(np.dot(v, first)) / max(n1 * nv, 1e-9)
+                        if abs(nv - n1) > 0.2 * n1 or cos < math.cos(math.radians(12.0)):
+                            break
+                    total += v
+                    done += 1
+                    prev = cur
+                if done >= steps:
+                    break
+            if not done:
                 raise CalibrationError(
-                    f"no clean image shift after a {d:.1f} µm stage step in "
-                    f"{'xy'[axis]} on {scope.objective()} (measured {along:+.1f} px along, "
-                    f"{across:+.1f} px across): is there structure in the field, and does "
-                    "the camera image follow the stage?")
-            sizes.append(abs(d / along))
+                    f"no structure around the field on {scope.objective()} to follow a "
+                    f"{d:.1f} µm stage step in {'xy'[axis]}: move to a field with tissue")
+            # frames were always compared with the previous *actual* position, so the sum
+            # spans the actual travel between the two ends of the walk
+            vectors.append(total)
+            travels.append(done * d)
     finally:
         scope.set_xy(x, y)
-    if abs(sizes[0] - sizes[1]) > 0.03 * max(sizes):
+    (rx, cx), (ry, cy) = vectors
+    lx, ly = math.hypot(rx, cx), math.hypot(ry, cy)
+    if min(lx / travels[0], ly / travels[1]) * d < 1.0:  # under a pixel per step
         raise CalibrationError(
-            f"pixel size differs between x ({sizes[0]:.5g} µm/px) and y ({sizes[1]:.5g} "
-            f"µm/px) on {scope.objective()}: the image does not follow the stage steadily")
-    return float(np.mean(sizes))
+            f"no clean image shift after a {d:.1f} µm stage step on {scope.objective()} "
+            f"(measured {lx:.1f} px in x, {ly:.1f} px in y, expected about {d / p0:.0f}): "
+            "is there structure in the field, and does the camera image follow the stage?")
+    px_x, px_y = travels[0] / lx, travels[1] / ly
+    if abs(px_x - px_y) > 0.03 * max(px_x, px_y):
+        raise CalibrationError(
+            f"pixel size differs between x ({px_x:.5g} µm/px) and y ({px_y:.5g} µm/px) on "
+            f"{scope.objective()}: the image does not follow the stage steadily")
+    cross = cx * ry - rx * cy  # > 0: stage x -> y turns the same way as col -> row
+    if cross <= 0:
+        raise CalibrationError(
+            f"the camera image on {scope.objective()} is mirrored relative to the stage: "
+            "set the camera's mirror/transpose properties in the Micro-Manager configuration "
+            "so that the image is a rotation of the stage axes")
+    ax = math.degrees(math.atan2(rx, cx))
+    ay = math.degrees(math.atan2(ry, cy)) - 90.0
+    diff = (ay - ax + 180.0) % 360.0 - 180.0
+    if abs(diff) > 5.0:
+        raise CalibrationError(
+            f"the stage x and y axes are {90 + diff:.1f}° apart in the image on "
+            f"{scope.objective()}, not 90°: the image does not follow the stage")
+    angle = ax + diff / 2.0
+    return StageImageMap(pixel_size_um=float((travels[0] + travels[1]) / (lx + ly)),
+                         camera_angle_deg=float((angle + 180.0) % 360.0 - 180.0))
+
+
+def measure_pixel_size(scope: Microscope, step_fraction: float = 0.4) -> float:
+    """The pixel size (µm/px) from a stage walk (:func:`measure_stage_map`)."""
+    return measure_stage_map(scope, step_fraction).pixel_size_um
 
 
 def calibration_labels(scope: Microscope, objectives: Sequence[str] | None = None) -> list[str]:
@@ -190,6 +286,7 @@ def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
     off: dict[str, tuple[float, float]] = {}
     parf: dict[str, float] = {}
     rot: dict[str, float] = {}
+    cam: dict[str, float] = {}  # each camera's angle to the stage (the registration hint)
     prev, prev_img, z_prev = ref, np.zeros(0), 0.0
     try:
         for label in order:
@@ -197,7 +294,8 @@ def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
             z = focus()
             check()
             progress(f"{label}: pixel size")
-            pix[label] = measure_pixel_size(scope)
+            smap = measure_stage_map(scope)
+            pix[label], cam[label] = smap.pixel_size_um, smap.camera_angle_deg
             img = scope.snap()
             if label == ref:
                 ox, oy = profiles[ref].offset_xy_um
@@ -215,8 +313,10 @@ def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
                         "to register one inside the other. Does the camera image change with "
                         "the objective? (Micro-Manager's DemoCamera draws the same picture at "
                         "every magnification.)")
-                hint = profiles[label].rotation_deg - profiles[prev].rotation_deg
-                reg = register(prev_img, img, scale, hint)
+                # HR offsets land in the LR frame turned by the difference of the two
+                # cameras' angles to the stage (see registration's convention)
+                hint = (cam[prev] - cam[label] + 180.0) % 360.0 - 180.0
+                reg = register(prev_img, img, scale, hint, angle_span_deg=3.0)
                 px, py = off[prev]
                 off[label] = (px + reg.dx_lr * pix[prev], py + reg.dy_lr * pix[prev])
                 parf[label] = parf[prev] + (z - z_prev)

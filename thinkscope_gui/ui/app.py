@@ -178,7 +178,8 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
     splash.show()
     app.processEvents()
     try:
-        scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and source == "sim" else None)
+        sim = source.startswith("sim")
+        scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and sim else None)
     except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback
         splash.close()
         # stderr and the log file too (main.py sets both up; without handlers logging's
