@@ -7,8 +7,10 @@ clicks Stop on the GUI thread, so the click lands exactly inside that step.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,24 @@ import pytest
 from tests.test_ui_acquisition import _small_plan, click
 
 pytest_plugins = ["tests.test_ui_support"]
+
+
+@contextlib.contextmanager
+def held_at_first_z_step(scope: Any) -> Iterator[threading.Event]:
+    """Whatever drives the stand waits at its first z step (inside its autofocus) until
+    the block ends; the event says it got there."""
+    inside, gate = threading.Event(), threading.Event()
+
+    def hold(_z: float) -> None:
+        inside.set()
+        gate.wait(30)
+
+    scope.events.z_changed.connect(hold)
+    try:
+        yield inside
+    finally:
+        gate.set()
+        scope.events.z_changed.disconnect(hold)
 
 
 def _plan(panel: Any, out: Path) -> None:
@@ -82,18 +102,9 @@ def test_one_job_on_the_stand_by_clicks(qtbot: Any, window: Any, ui_env: Path) -
     obj = window.panels["Objectives"]
     obj.confirm = lambda text: True  # the oil -> dry question: answered yes
     _plan(acq, ui_env / "lease.h5")
-    gate = threading.Event()
-
-    def hold(_z: float) -> None:  # keep the acquisition inside its first autofocus
-        gate.wait(30)
-
-    window.scope.events.z_changed.connect(hold)
-    try:
+    with held_at_first_z_step(window.scope):
         click(qtbot, acq.start_button)
         click(qtbot, obj.calib_button)
-    finally:
-        gate.set()
-        window.scope.events.z_changed.disconnect(hold)
     assert obj._worker is None and obj.calib_button.text() == "Calibrate"
     assert any("busy with acquisition" in m for m in window.reporter.messages)
     click(qtbot, acq.stop_button)
@@ -107,14 +118,7 @@ def test_while_calibrating_start_acquisition_is_refused(qtbot: Any, window: Any,
     obj = window.panels["Objectives"]
     obj.confirm = lambda text: True  # the oil -> dry question: answered yes
     _plan(acq, ui_env / "refused.h5")
-    inside, gate = threading.Event(), threading.Event()
-
-    def hold(_z: float) -> None:  # keep the calibration inside its first autofocus
-        inside.set()
-        gate.wait(30)
-
-    window.scope.events.z_changed.connect(hold)
-    try:
+    with held_at_first_z_step(window.scope) as inside:
         click(qtbot, obj.calib_button)
         qtbot.waitUntil(inside.is_set, timeout=30000)
         assert not window.objective_widget.isEnabled() and not window.focus_widget.z.isEnabled()
@@ -122,9 +126,6 @@ def test_while_calibrating_start_acquisition_is_refused(qtbot: Any, window: Any,
         assert not acq.running() and not (ui_env / "refused.h5").exists()
         assert any("busy with calibration" in m for m in window.reporter.messages)
         click(qtbot, obj.calib_button)  # "Stop calibration"
-    finally:
-        gate.set()
-        window.scope.events.z_changed.disconnect(hold)
     qtbot.waitUntil(lambda: obj._worker is None, timeout=60000)
     assert obj.status.text() == "calibration cancelled"
     qtbot.waitUntil(lambda: window.objective_widget.isEnabled(), timeout=5000)
@@ -135,14 +136,7 @@ def test_manual_autofocus_is_a_stand_job_and_cancel_ends_cancelled(
     acq = window.panels["Acquisition"]
     focus = window.focus_widget
     _plan(acq, ui_env / "af.h5")
-    inside, gate = threading.Event(), threading.Event()
-
-    def hold(_z: float) -> None:
-        inside.set()
-        gate.wait(30)
-
-    window.scope.events.z_changed.connect(hold)
-    try:
+    with held_at_first_z_step(window.scope) as inside:
         click(qtbot, focus.af_button)
         qtbot.waitUntil(inside.is_set, timeout=30000)
         assert window.app.stand_holder == "autofocus"
@@ -151,9 +145,6 @@ def test_manual_autofocus_is_a_stand_job_and_cancel_ends_cancelled(
         assert not acq.running()
         assert any("busy with autofocus" in m for m in window.reporter.messages)
         click(qtbot, focus.af_button)  # Cancel AF, inside a z step of the scan
-    finally:
-        gate.set()
-        window.scope.events.z_changed.disconnect(hold)
     qtbot.waitUntil(lambda: not focus.is_running(), timeout=30000)
     assert focus.af_status.text() == "cancelled"
     qtbot.waitUntil(lambda: focus.z.isEnabled(), timeout=5000)
