@@ -142,13 +142,18 @@ def test_consistency_map_uses_the_frame_bit_depth(model12, qtbot: Any) -> None:
     path, frame = model12
     enh = Enhancer.load(path, device="cpu")
     res = _live(qtbot, enh, frame, 12, consistency=True)
-    heat12 = res.heat
+    sigma12 = res.heat_sigma                      # the live map, in units of noise σ
+    e12 = enh.enhance(frame, bit_depth=12)
+    assert sigma12.shape == frame.shape[:2]
+    np.testing.assert_allclose(sigma12, enh.consistency_sigma(frame, e12, bit_depth=12),
+                               rtol=1e-4, atol=1e-4)
     # the same scene as a 16-bit frame: x16 in value, same physics -> the same map
     f16 = (frame.astype(np.uint32) * 16).astype(np.uint16)
-    e16 = (enh.enhance(frame, bit_depth=12).astype(np.uint32) * 16).astype(np.uint16)
-    heat16 = enh.consistency(f16, e16, bit_depth=16)
-    assert heat12.shape == frame.shape[:2]
-    np.testing.assert_allclose(heat12, heat16, atol=2e-3)
+    e16 = (e12.astype(np.uint32) * 16).astype(np.uint16)
+    np.testing.assert_allclose(sigma12, enh.consistency_sigma(f16, e16, bit_depth=16),
+                               rtol=1e-2, atol=1e-2)
+    heat12 = enh.consistency(frame, e12, bit_depth=12)
+    np.testing.assert_allclose(heat12, enh.consistency(f16, e16, bit_depth=16), atol=2e-3)
     # divided by the dtype maximum the 12-bit map would read 16x too small
-    wrong = enh.consistency(frame, enh.enhance(frame, bit_depth=12), bit_depth=16)
+    wrong = enh.consistency(frame, e12, bit_depth=16)
     assert float(heat12.mean()) > 8 * float(wrong.mean())

@@ -31,6 +31,7 @@ def enhancing(qtbot: Any, window: Any, ui_env: Path) -> Any:
     window.activate_model(make_model(ui_env / "m.safetensors", window.scope))
     qtbot.waitUntil(lambda: window.models.enhancer is not None, timeout=30000)
     qtbot.waitUntil(lambda: window.view.frame is not None, timeout=20000)
+    window.live.job_seconds = None  # whole visible region: geometry is checked exactly
     return window
 
 
@@ -78,9 +79,12 @@ def test_consistency_map_fixed_scale_and_colour_bar(qtbot: Any, enhancing: Any) 
     w.set_enhancing(True)
     start = w.live.frames_enhanced
     qtbot.waitUntil(lambda: w.live.frames_enhanced >= start + 2, timeout=60000)
-    assert tuple(view.heat_item.levels) == (CONSISTENCY_FLOOR, CONSISTENCY_TOP)
+    assert tuple(view.heat_bar.levels()) == (CONSISTENCY_FLOOR, CONSISTENCY_TOP)
     assert view.heat_bar.isVisible()
-    assert "%" in view.heat_bar.toolTip() and "noise" in view.heat_bar.toolTip()
+    assert "σ" in view.heat_bar.toolTip() and "noise" in view.heat_bar.toolTip()
+    sigma = view.overlay_image()   # the map in units of the frame's noise
+    assert sigma.shape == view.frame.shape[:2] and np.isfinite(sigma).all()
+    assert view.heat_item.image.dtype == np.uint8  # coloured by the worker
     w.set_overlay_mode(OverlayMode.LENS)
     assert not view.heat_bar.isVisible()
 

@@ -59,11 +59,27 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                        threads=args.threads, batch=args.batch)
 
 
+def _live(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.ui.bench_live import bench_live
+
+    return bench_live(size=args.size, seconds=min(args.seconds, 3.0), gpu=args.gpu,
+                      model=args.model, log=(lambda *_: None) if args.json else print)
+
+
+def _engines(args: argparse.Namespace) -> dict[str, Any]:
+    from thinkscope_gui.learn.bench_engines import bench_engines
+
+    return bench_engines(device=args.device, threads=args.threads_engines,
+                         log=(lambda *_: None) if args.json else print)
+
+
 TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "camera": _camera,
     "enhance": _enhance,
     "acquire": _acquire,
     "train": _train,
+    "live": _live,
+    "engines": _engines,
 }
 
 
@@ -82,6 +98,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=30, help="train target: optimizer steps")
     p.add_argument("--threads", type=int, default=1, help="train target: CPU threads/process")
     p.add_argument("--batch", type=int, default=16, help="train target: global batch size")
+    p.add_argument("--gpu", action="store_true", help="live target: enhance on CUDA")
+    p.add_argument("--threads-engines", type=int, default=2,
+                   help="engines target: CPU threads for every engine")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--memory-size", type=int, default=6000,
                    help="enhance: also measure the peak RSS of enhancing an NxN image "
@@ -91,6 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     names = list(TARGETS) if args.target == "all" else [args.target]
     results = {name: TARGETS[name](args) for name in names}
+    summary = results.get("live", {}).pop("summary", []) if not args.json else []
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:
@@ -98,4 +118,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"== bench {name}")
             for key, value in figures.items():
                 print(f"  {key}: {value}")
+    for line in summary:  # bench live ends with one line per mode and zoom
+        print(line)
     return 0

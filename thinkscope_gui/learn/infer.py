@@ -151,6 +151,16 @@ class Enhancer:
                                self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um,
                                divisor=self.divisor(np.asarray(frame).dtype, bit_depth))
 
+    def consistency_sigma(self, frame: np.ndarray, enhanced: np.ndarray,
+                          bit_depth: int | None = None) -> np.ndarray:
+        """Like :meth:`consistency` but in units of the frame's own noise σ (see
+        consistency.consistency_sigma): noise reads ~1, invented detail many σ."""
+        from .consistency import consistency_sigma
+
+        return consistency_sigma(frame, enhanced, self.lr_profile.na,
+                                 self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um,
+                                 divisor=self.divisor(np.asarray(frame).dtype, bit_depth))
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[:2]
         if h <= self.tile + 2 * self.overlap and w <= self.tile + 2 * self.overlap:

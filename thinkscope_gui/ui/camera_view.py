@@ -21,12 +21,33 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
 #: consistency map scale, fixed so frames compare: local RMS difference between the frame
-#: and the enhanced image re-imaged through the input objective, as a fraction of the full
-#: range. Below the floor (camera noise, smooth glass) stays dark.
-CONSISTENCY_FLOOR = 0.02
-CONSISTENCY_TOP = 0.12
+#: and the enhanced image re-imaged through the input objective, in units of the frame's
+#: own noise σ (learn.consistency.consistency_sigma). Camera noise reads about 1 σ and
+#: stays dark below the floor; invented detail reads many σ.
+CONSISTENCY_FLOOR = 1.5
+CONSISTENCY_TOP = 6.0
 #: a frame with more than this fraction of pixels at the camera's maximum is flagged
 SATURATION_WARN = 0.005
+
+
+class FastImageItem(pg.ImageItem):
+    """An ImageItem that hands 8-bit images at full-range levels to Qt as they are.
+
+    Why: pyqtgraph rescales a uint8 RGB image even for levels (0, 255), ~4 ms per 1024²
+    frame on the GUI thread; without levels it wraps the array as an RGB888 QImage."""
+
+    def render(self) -> None:
+        lv, img = self.levels, self.image
+        if (lv is not None and img is not None and img.dtype == np.uint8
+                and (img.ndim == 3 or self.lut is None)
+                and np.ndim(lv) == 1 and float(lv[0]) == 0.0 and float(lv[1]) == 255.0):
+            self.levels = None
+            try:
+                super().render()
+            finally:
+                self.levels = lv
+            return
+        super().render()
 
 
 def nice_scale_length(view_width_px: float, pixel_size_um: float) -> float:
@@ -45,12 +66,12 @@ class CameraView(QWidget):
         super().__init__(parent)
         self._glw = pg.GraphicsLayoutWidget()
         self.view: pg.ViewBox = self._glw.addViewBox(lockAspect=True, invertY=True)
-        self.image_item = pg.ImageItem()
+        self.image_item = FastImageItem()
         self.view.addItem(self.image_item)
-        self.overlay_item = pg.ImageItem()
+        self.overlay_item = FastImageItem()
         self.overlay_item.setZValue(10)
         self.view.addItem(self.overlay_item)
-        self.heat_item = pg.ImageItem()
+        self.heat_item = FastImageItem()
         self.heat_item.setZValue(11)
         self.heat_item.setOpacity(0.6)
         self.heat_item.setColorMap(pg.colormap.get("inferno"))
@@ -71,14 +92,17 @@ class CameraView(QWidget):
         self.contrast_roi.hide()
         self.hist = pg.HistogramLUTItem(image=self.image_item)
         self._glw.addItem(self.hist)
-        self.heat_bar = pg.ColorBarItem(values=(CONSISTENCY_FLOOR * 100, CONSISTENCY_TOP * 100),
+        self.heat_bar = pg.ColorBarItem(values=(CONSISTENCY_FLOOR, CONSISTENCY_TOP),
                                         colorMap=pg.colormap.get("inferno"), interactive=False,
-                                        label="inconsistency, % of full range", width=14)
+                                        label="inconsistency, σ of the frame's noise", width=14)
         self.heat_bar.setToolTip(
             "Consistency map: where the enhanced image, blurred back through the input "
-            "objective, disagrees with the measured frame (local RMS difference, % of the "
-            f"full range). Fixed scale {CONSISTENCY_FLOOR:.0%}–{CONSISTENCY_TOP:.0%}: camera "
-            "noise and clean glass stay dark; bright areas are invented or lost detail.")
+            "objective, disagrees with the measured frame, in units of the frame's own "
+            f"noise σ. Fixed scale {CONSISTENCY_FLOOR:g}–{CONSISTENCY_TOP:g} σ: camera "
+            "noise and clean glass (about 1 σ) stay dark; bright areas are invented or "
+            "lost detail.")
+        #: the heat map's colours, applied in the enhancement worker (RGBA, 256 steps)
+        self.heat_lut = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True)
         self._glw.addItem(self.heat_bar)
         # the histogram costs ~5 ms per 1024² frame: refresh it at 2 Hz, not per frame
         self.image_item.sigImageChanged.disconnect(self.hist.imageChanged)
@@ -118,6 +142,12 @@ class CameraView(QWidget):
         self._levels: tuple[float, float] | None = None
         self._enhanced: np.ndarray | None = None
         self._enhanced_origin = (0, 0)
+        #: stage position (x, y, z, objective) of the frame shown, and of the enhanced
+        #: result shown: when they differ the overlay is stale and hidden until replaced
+        self.frame_position: tuple | None = None
+        self.enhanced_position: tuple | None = None
+        self.enhanced_stale = False
+        self.heat_sigma: np.ndarray | None = None  # the consistency map shown, σ units
         self._last_shape: tuple[int, ...] | None = None
         self.hist.sigLevelsChanged.connect(self._levels_from_histogram)
         self.view.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
@@ -140,10 +170,14 @@ class CameraView(QWidget):
         self.hud.raise_()
 
     # ----------------------------------------------------------------- frames
-    def set_frame(self, image: np.ndarray, pixel_size_um: float) -> None:
-        """Display a new camera frame (never blocks on enhancement)."""
+    def set_frame(self, image: np.ndarray, pixel_size_um: float,
+                  position: tuple | None = None) -> None:
+        """Display a new camera frame (never blocks on enhancement). ``position``: where
+        the stage was; an enhanced overlay from elsewhere is hidden until replaced."""
         first = self.frame is None or image.shape != self._last_shape
         self.frame = image
+        self.frame_position = position
+        self._check_stale()
         if self._levels is None:
             self._levels = self._default_levels(image)
         self.image_item.setImage(image, autoLevels=False, levels=self._levels)
@@ -229,8 +263,8 @@ class CameraView(QWidget):
         self._apply_overlay_levels()
 
     def _apply_overlay_levels(self) -> None:
-        if self._levels is not None and self.overlay_item.image is not None:
-            self.overlay_item.setLevels(self._levels)
+        """Overlays arrive as 8-bit display images made with the levels of their job; the
+        next result follows a levels change."""
 
     def _fit_view(self) -> None:
         if self.frame is None:
@@ -309,6 +343,9 @@ class CameraView(QWidget):
     def set_mode(self, mode: OverlayMode | str) -> None:
         self.mode = OverlayMode(mode)
         self._enhanced = None
+        self.heat_sigma = None
+        self.enhanced_position = None
+        self.enhanced_stale = False
         self.overlay_item.clear()
         self.heat_item.clear()
         self._apply_mode_visibility()
@@ -316,9 +353,10 @@ class CameraView(QWidget):
             self._fit_view()
 
     def _apply_mode_visibility(self) -> None:
-        m = self.mode
-        self.overlay_item.setVisible(m not in (OverlayMode.OFF, OverlayMode.CONSISTENCY))
-        self.heat_item.setVisible(m == OverlayMode.CONSISTENCY)
+        m, live = self.mode, not self.enhanced_stale
+        self.overlay_item.setVisible(live and m not in (OverlayMode.OFF,
+                                                        OverlayMode.CONSISTENCY))
+        self.heat_item.setVisible(live and m == OverlayMode.CONSISTENCY)
         self.heat_bar.setVisible(m == OverlayMode.CONSISTENCY)
         self.lens_outline.setVisible(m == OverlayMode.LENS)
         self.divider.setVisible(m == OverlayMode.WIPE)
@@ -354,24 +392,100 @@ class CameraView(QWidget):
         sh, sw = max(sh, 2), max(sw, 2)
         return (r0 + (hh - sh) // 2, c0 + (ww - sw) // 2, sh, sw)
 
+    def visible_rect(self) -> tuple[int, int, int, int] | None:
+        """(row0, col0, height, width) of the camera pixels on screen in the part of the
+        view that shows enhancement (the right panel side by side, left of the divider
+        in the wipe); None when none of it is visible."""
+        if self.frame is None:
+            return None
+        h, w = self.frame.shape[:2]
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        if self.mode == OverlayMode.SIDE_BY_SIDE:
+            x0, x1 = x0 - w, x1 - w
+        if self.mode == OverlayMode.WIPE:
+            x1 = min(x1, self.divider.value())
+        c0, c1 = max(0, math.floor(x0)), min(w, math.ceil(x1))
+        r0, r1 = max(0, math.floor(y0)), min(h, math.ceil(y1))
+        if c1 - c0 < 2 or r1 - r0 < 2:
+            return None
+        return (r0, c0, r1 - r0, c1 - c0)
+
+    def enhance_target(self, model_scale: float, align: int = 1, max_px: float = math.inf
+                       ) -> tuple[tuple[int, int, int, int], float, tuple[int, int]] | None:
+        """What the enhancer should compute now: the camera-pixel rect, the output pixels
+        per camera pixel the screen can show (never more than ``model_scale``), and the
+        visible size it stands for. Above ``max_px`` camera pixels the rect shrinks about
+        the centre of the view (the heads-up line says so). Edges lie on multiples of
+        ``align`` (the scale's denominator) so outputs land on whole pixels."""
+        if self.frame is None or self.mode == OverlayMode.OFF:
+            return None
+        zoom = max(self.zoom_factor(), 1e-6)
+        if self.mode == OverlayMode.LENS:
+            r0, c0, sh, sw = self.lens_source_rect()
+            lw = self.lens_rect()[3]
+            return ((r0, c0, sh, sw), min(model_scale, zoom * lw / max(sw, 1)), (sh, sw))
+        vis = self.visible_rect()
+        if vis is None:
+            return None
+        fh, fw = self.frame.shape[:2]
+        r0, c0, vh, vw = vis
+        h, w = vh, vw
+        if h * w > max_px:
+            f = math.sqrt(max_px / (h * w))
+            # in steps of 16: the size (and the caches keyed on it) stays put frame to frame
+            h, w = max(2 * align, int(h * f) // 16 * 16), max(2 * align, int(w * f) // 16 * 16)
+            r0, c0 = r0 + (vh - h) // 2, c0 + (vw - w) // 2
+        a = max(1, int(align))
+        r1, c1 = min(fh, -(-(r0 + h) // a) * a), min(fw, -(-(c0 + w) // a) * a)
+        r0, c0 = r0 // a * a, c0 // a * a
+        return ((r0, c0, r1 - r0, c1 - c0), min(model_scale, zoom), (vh, vw))
+
     def _update_lens_outline(self) -> None:
         r0, c0, hh, ww = self.lens_rect()
         self.lens_outline.setRect(QRectF(c0, r0, ww, hh))
         if self.mode == OverlayMode.LENS and self._enhanced is not None:
             self._refresh_overlay()
 
-    def set_enhanced(self, enhanced: np.ndarray, origin: tuple[int, int], scale: float) -> None:
-        """Show an enhanced image whose top-left sits at camera pixel ``origin`` (row, col)."""
+    def set_enhanced(self, enhanced: np.ndarray, origin: tuple[int, int], scale: float,
+                     position: tuple | None = None) -> None:
+        """Show an enhanced image whose top-left sits at camera pixel ``origin`` (row, col),
+        ``scale`` of its pixels per camera pixel, taken at stage ``position``."""
         self._enhanced = enhanced
         self._enhanced_origin = origin
         self.scale = scale
+        self._mark_fresh(position)
         self._refresh_overlay()
 
-    def set_consistency(self, heat: np.ndarray) -> None:
-        """Show |re-imaged - measured| as a heat map on the fixed, explained scale."""
-        self.heat_item.setImage(heat, autoLevels=False,
-                                levels=(CONSISTENCY_FLOOR, CONSISTENCY_TOP))
-        self.heat_item.setTransform(QTransform())
+    def set_consistency(self, heat: np.ndarray, origin: tuple[int, int] = (0, 0),
+                        scale: float = 1.0, sigma: np.ndarray | None = None,
+                        position: tuple | None = None) -> None:
+        """Show the consistency heat map (RGBA made by the worker on the fixed σ scale, or
+        a σ map coloured here) over camera pixels from ``origin``, ``scale`` px each."""
+        if heat.ndim == 2:
+            self.heat_item.setImage(heat, autoLevels=False,
+                                    levels=(CONSISTENCY_FLOOR, CONSISTENCY_TOP))
+        else:
+            self.heat_item.setImage(heat, autoLevels=False, levels=(0, 255))
+        self.heat_sigma = heat if sigma is None else sigma
+        tr = QTransform()
+        tr.translate(origin[1], origin[0])
+        tr.scale(1.0 / scale, 1.0 / scale)
+        self.heat_item.setTransform(tr)
+        self._mark_fresh(position)
+
+    def _mark_fresh(self, position: tuple | None) -> None:
+        self.enhanced_position = position
+        if self.enhanced_stale:
+            self.enhanced_stale = False
+            self._apply_mode_visibility()
+
+    def _check_stale(self) -> None:
+        """Hide the enhanced overlay once the stage has moved away from where it was made."""
+        stale = (self.enhanced_position is not None
+                 and self.frame_position != self.enhanced_position)
+        if stale != self.enhanced_stale:
+            self.enhanced_stale = stale
+            self._apply_mode_visibility()
 
     def _refresh_overlay(self) -> None:
         img = self._enhanced
@@ -385,24 +499,30 @@ class CameraView(QWidget):
             tr = QTransform()
             tr.translate(lc0, lr0)
             tr.scale(lw / img.shape[1], lh / img.shape[0])
-            self.overlay_item.setImage(img, autoLevels=False, levels=self._levels)
+            self.overlay_item.setImage(img, autoLevels=False, levels=self._overlay_levels(img))
             self.overlay_item.setTransform(tr)
             return
         if self.mode == OverlayMode.WIPE:
-            cut = int(round(np.clip(self.divider.value(), 0, img.shape[1] / s) * s))
+            cut = int(round(np.clip(self.divider.value() - c0, 0, img.shape[1] / s) * s))
             img = img[:, :max(cut, 1)]
         if self.mode == OverlayMode.SIDE_BY_SIDE and self.frame is not None:
             c0 = c0 + self.frame.shape[1]
         tr = QTransform()
         tr.translate(c0, r0)
         tr.scale(1.0 / s, 1.0 / s)
-        self.overlay_item.setImage(img, autoLevels=False, levels=self._levels)
+        self.overlay_item.setImage(img, autoLevels=False, levels=self._overlay_levels(img))
         self.overlay_item.setTransform(tr)
+
+    def _overlay_levels(self, img: np.ndarray) -> tuple[float, float] | None:
+        """8-bit display images from the worker are shown as they are (no per-paint LUT)."""
+        if img.dtype == np.uint8:
+            return (0.0, 255.0)
+        return self._levels
 
     def overlay_image(self) -> np.ndarray | None:
         """The array the current overlay shows (for tests and export)."""
         if self.mode == OverlayMode.CONSISTENCY:
-            return self.heat_item.image
+            return self.heat_sigma if self.heat_sigma is not None else self.heat_item.image
         if self.mode == OverlayMode.OFF:
             return None
         return self.overlay_item.image

@@ -1,21 +1,44 @@
 """Feeds the display from the camera and the enhancement worker from the newest frame.
 
 A QTimer polls ``scope.latest_frame()`` (never blocking) and skips repeated frame
-numbers. Each new frame goes to the display at once; when enhancement is on, the frame
-(or only the lens crop) is handed to the worker, which drops stale work.
+numbers. Each new frame goes to the display at once; when enhancement is on, the frame is
+handed to the worker with the region the screen shows and the resolution it can show
+(CameraView.enhance_target), within a pixel budget that follows the worker's measured
+speed so enhancement keeps up. The worker drops and abandons stale work; results from a
+mode no longer shown or from another stage position are never shown as current.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from .camera_view import CameraView, OverlayMode
+from .camera_view import CONSISTENCY_FLOOR, CONSISTENCY_TOP, CameraView, OverlayMode
 from .enhance_worker import EnhanceJob, EnhanceResult, LiveEnhanceWorker
 from .rate import MeanMeter, RateMeter
+
+#: target seconds per enhancement job: zoomed in (at least one screen pixel per camera
+#: pixel) the view should update at video rate; zoomed out a larger share of the frame at
+#: a few per second serves better than a small one at video rate
+JOB_S_ZOOMED = 0.055
+JOB_S_FIT = 0.22
+#: the smallest region the budget ever shrinks to (LR pixels) and the first guess
+MIN_BUDGET_PX = 128 * 128
+FIRST_BUDGET_PX = 256 * 256
+
+
+def position_key(frame: Any) -> tuple[Any, ...] | None:
+    """Where a frame was taken, rounded to a nanometre: (x, y, z, objective)."""
+    try:
+        x, y = frame.xy
+        return (round(float(x), 3), round(float(y), 3), round(float(frame.z), 3),
+                str(frame.objective))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 class LiveController(QObject):
@@ -36,7 +59,16 @@ class LiveController(QObject):
         self.frames_shown = 0
         self.frames_enhanced = 0
         self.enhancing = False
+        #: seconds one job may take (zoomed in, zoomed out); None: no budget, always the
+        #: whole visible region (tests that check geometry)
+        self.job_seconds: tuple[float, float] | None = (JOB_S_ZOOMED, JOB_S_FIT)
+        self.stale_results = 0   #: results dropped: another mode or stage position by now
+        #: latencies (ms) of the results shown, newest last (bench and heads-up)
+        self.latencies: deque[float] = deque(maxlen=2000)
+        #: (enhanced (h, w), visible (h, w)) of the last job submitted
+        self.last_target: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._last_number: int | None = None
+        self._last_mode: OverlayMode | None = None
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -57,39 +89,73 @@ class LiveController(QObject):
         if frame is None or frame.number == self._last_number:
             return
         self._last_number = frame.number
-        self.show_image(frame.image, frame.pixel_size_um, frame.number)
+        self.show_image(frame.image, frame.pixel_size_um, frame.number,
+                        bit_depth=frame.bit_depth, position=position_key(frame))
 
-    def show_image(self, image: np.ndarray, pixel_size_um: float, number: int = -1) -> None:
-        """Display an image (live frame or snap) and feed the enhancer."""
-        self.view.set_frame(image, pixel_size_um)
+    def show_image(self, image: np.ndarray, pixel_size_um: float, number: int = -1,
+                   bit_depth: int | None = None, position: tuple[Any, ...] | None = None
+                   ) -> None:
+        """Display an image (live frame or snap) and feed the enhancer. ``bit_depth``:
+        the camera's significant bits; ``position``: where the stage was (stale check)."""
+        self.view.set_frame(image, pixel_size_um, position)
         self.camera_rate.tick()
         self.frames_shown += 1
         self.frameShown.emit(number)
         if self.enhancing and self.worker.enhancer is not None:
-            self._submit(image, number)
+            self._submit(image, number, bit_depth, position)
 
-    def _submit(self, image: np.ndarray, number: int) -> None:
-        mode = self.view.mode
+    def budget_px(self, consistency: bool, zoomed: bool) -> float:
+        """LR pixels one job may cover so it takes about JOB_S_* at the measured speed."""
+        if self.job_seconds is None:
+            return float("inf")
+        rate = self.worker.throughput.get(consistency)
+        if rate is None:
+            return FIRST_BUDGET_PX
+        return max(MIN_BUDGET_PX, rate * self.job_seconds[0 if zoomed else 1])
+
+    def _submit(self, image: np.ndarray, number: int, bit_depth: int | None = None,
+                position: tuple[Any, ...] | None = None) -> None:
+        view = self.view
+        mode = view.mode
         if mode == OverlayMode.OFF:
             return
-        if mode == OverlayMode.LENS:
-            r0, c0, h, w = self.view.lens_source_rect()
-            crop = np.ascontiguousarray(image[r0:r0 + h, c0:c0 + w])
-            job = EnhanceJob(crop, number, (r0, c0), mode=mode.value)
-        else:
-            job = EnhanceJob(image, number, (0, 0), mode=mode.value,
-                             consistency=mode == OverlayMode.CONSISTENCY)
+        enhancer = self.worker.enhancer
+        scale = float(enhancer.scale)
+        consistency = mode == OverlayMode.CONSISTENCY
+        # the first job of a new mode gets the short budget: something shows at once,
+        # the next jobs cover more
+        zoomed = view.zoom_factor() >= 0.999 or mode != self._last_mode
+        self._last_mode = mode
+        target = view.enhance_target(scale, int(getattr(enhancer, "_q", 1)),
+                                     self.budget_px(consistency, zoomed))
+        if target is None:
+            return  # nothing enhanced is on screen
+        rect, display_scale, visible = target
+        self.last_target = (rect[2:], visible)
+        job = EnhanceJob(image, number, rect[:2], mode=mode.value, consistency=consistency,
+                         bit_depth=bit_depth, rect=rect, display_scale=display_scale,
+                         position=position, levels=view._levels,
+                         heat_lut=view.heat_lut if consistency else None,
+                         heat_range=(CONSISTENCY_FLOOR, CONSISTENCY_TOP), visible=visible)
         self.worker.submit(job)
 
     def _on_result(self, res: EnhanceResult) -> None:
-        if not self.enhancing or res.mode != self.view.mode.value:
+        view = self.view
+        if not self.enhancing or res.mode != view.mode.value:
+            self.stale_results += 1
             return  # stale: produced for a mode that is no longer shown
+        if res.position is not None and res.position != view.frame_position:
+            self.stale_results += 1
+            return  # the stage has moved on: never show an old place as current
         if res.heat is not None:
-            self.view.set_consistency(res.heat)
+            view.set_consistency(res.heat, res.origin, res.scale, res.heat_sigma,
+                                 res.position)
         else:
-            self.view.set_enhanced(res.enhanced, res.origin, res.scale)
+            view.set_enhanced(res.enhanced, res.origin, res.scale, res.position)
+        ms = (time.perf_counter() - res.t_received) * 1000.0
         self.enhanced_rate.tick()
-        self.latency.add((time.perf_counter() - res.t_received) * 1000.0)
+        self.latency.add(ms)
+        self.latencies.append(ms)
         self.frames_enhanced += 1
         self.enhancedShown.emit(res.frame_number)
 
@@ -105,6 +171,7 @@ class LiveController(QObject):
         if not on:
             self.view.overlay_item.clear()
             self.view.heat_item.clear()
+            self.last_target = None
 
     def reset_meters(self) -> None:
         self.enhanced_rate.reset()
@@ -118,14 +185,28 @@ class LiveController(QObject):
                 "dropped": float(self.worker.dropped)}
 
     def heads_up(self) -> str:
+        """Camera fps, enhanced fps, latency and the size being enhanced ("enhancing
+        512² of 1024²" when the budget keeps enhancement to part of what is visible)."""
         s = self.stats()
         text = f"camera {s['camera_fps']:.1f} fps"
         if self.enhancing:
             text += (f" | enhanced {s['enhanced_fps']:.1f} fps"
                      f" | latency {s['latency_ms']:.0f} ms")
+            if self.last_target is not None:
+                done, shown = self.last_target
+                text += f" | enhancing {_size(done)}"
+                if done[0] * done[1] < 0.95 * shown[0] * shown[1]:
+                    text += f" of {_size(shown)}"
+            if self.view.enhanced_stale:
+                text += " | stale: stage moved"
         return text
 
     def shutdown(self) -> None:
         """Stop polling and the worker thread (window close)."""
         self.timer.stop()
         self.worker.stop()
+
+
+def _size(hw: tuple[int, int]) -> str:
+    h, w = hw
+    return f"{h}²" if h == w else f"{w}×{h}"

@@ -1,0 +1,67 @@
+"""Consistency map in noise units: glass and camera noise stay dark, invented detail lights
+up exactly where it was pasted."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from thinkscope_gui.learn.consistency import (
+    _conv_same,
+    _kernels,
+    consistency_sigma,
+    noise_variance,
+)
+
+NA, LR_PX, HR_PX = 0.95, 0.1625, 0.065   # 40x -> 100x, scale 2.5
+
+
+def _glass(seed: int, level: float = 90.0, sigma: float = 4.0) -> np.ndarray:
+    """Noise-only glass: a flat field with Poisson-like camera noise, 8-bit RGB."""
+    rng = np.random.default_rng(seed)
+    img = level + sigma * rng.standard_normal((128, 128, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _upsample(img: np.ndarray, size: int) -> np.ndarray:
+    t = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
+    up = F.interpolate(t, size=(size, size), mode="bicubic", align_corners=False)
+    return np.clip(np.rint(up[0].permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
+
+
+def test_fft_reimage_matches_direct_convolution() -> None:
+    k = _kernels(NA, HR_PX, LR_PX, 3)
+    p = k.shape[-1] // 2
+    xp = F.pad(torch.rand(1, 3, 200, 170), (p, p, p, p), mode="replicate")
+    assert float((_conv_same(xp, k, p) - F.conv2d(xp, k, groups=3)).abs().max()) < 1e-4
+
+
+def test_noise_estimate_follows_the_frame() -> None:
+    lr = _glass(1, sigma=4.0)
+    var = noise_variance(lr.astype(np.float32) / 255)
+    assert np.allclose(np.sqrt(var) * 255, 4.0, rtol=0.15)
+
+
+def test_honest_enhancement_of_glass_stays_below_two_sigma() -> None:
+    lr = _glass(2)
+    denoised = np.full((320, 320, 3), 90, np.uint8)    # the truth: clean glass
+    upsampled = _upsample(lr, 320)                      # noise carried through
+    for hr in (denoised, upsampled):
+        z = consistency_sigma(lr, hr, NA, LR_PX, HR_PX)
+        assert z.shape == lr.shape[:2]
+        assert float(np.mean(z < 2.0)) >= 0.99
+
+
+def test_pasted_structure_lights_up_exactly_there() -> None:
+    lr = _glass(3)
+    hr = np.full((320, 320, 3), 90, np.uint8)
+    hr[150:175, 100:125] = 160                          # detail the camera never saw
+    z = consistency_sigma(lr, hr, NA, LR_PX, HR_PX)
+    inside = z[60:70, 40:50]                            # HR 150..175 x 100..125 / 2.5
+    assert inside.min() > 5.0
+    far = np.ones_like(z, bool)
+    far[50:80, 30:60] = False                           # the blob and its blurred rim
+    assert float(np.mean(z[far] < 2.0)) >= 0.99
+    peak = np.unravel_index(np.argmax(z), z.shape)
+    assert 58 <= peak[0] <= 72 and 38 <= peak[1] <= 52
