@@ -115,6 +115,9 @@ LAYERS = {
     "thinkscope_gui.cli": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.learn",
                            "thinkscope_gui.app_model", *_BASE},
 }
+#: named exceptions to the order, each with its reason: `main.py bench live` measures the
+#: GUI's live path, so that one subcommand starts a ui module (Qt loads only when it runs)
+ALLOWED = {("thinkscope_gui/cli/bench.py", "thinkscope_gui.ui.bench_live")}
 #: besides hardware/, cli/ and tests, only these modules exist to make simulator data
 SIM_USERS = {"thinkscope_gui/learn/sim_source.py", "thinkscope_gui/learn/evaluate.py"}
 
@@ -161,7 +164,8 @@ def layer_violations(files: dict[str, str]) -> list[str]:
             if own is None:  # ui: may import every layer
                 continue
             target = _layer(mod)
-            if mod in ("thinkscope_gui", "thinkscope_gui.x"):
+            if mod in ("thinkscope_gui", "thinkscope_gui.x") or any(
+                    rel == f and (mod == m or mod.startswith(m + ".")) for f, m in ALLOWED):
                 continue
             if target != own and target not in LAYERS[own]:
                 bad.append(f"{rel}: {own} may not import {target or mod}")
