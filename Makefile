@@ -45,6 +45,7 @@ MM_BUILD := $(abspath ../shared/micromanager/build.sh)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@if [ -z "$$MICROMANAGER_PATH" ] && [ -x "$(MM_BUILD)" ] && command -v g++ >/dev/null; then \
 	  echo "building Micro-Manager demo adapters (cached): $(MM_BUILD)"; \
 	  mm=$$("$(MM_BUILD)" | tail -n1) || { echo "NOTE: demo adapter build failed"; mm=""; }; \

@@ -92,7 +92,9 @@ class SimCore(UniMMCore):
 
     # ---- pixel size: configs keyed on a Python state device do not resolve in 0.18 ----
 
-    def getCurrentPixelSizeConfig(self, cached: bool = False) -> str:  # noqa: N802
+    # the stubs declare two overloads (with and without ``cached``); one default covers both
+    def getCurrentPixelSizeConfig(  # type: ignore[override]  # noqa: N802
+            self, cached: bool = False) -> str:
         """The pixel-size preset whose settings all match the current device state."""
         with contextlib.suppress(Exception):
             if found := super().getCurrentPixelSizeConfig(cached):
@@ -118,7 +120,8 @@ class SimCore(UniMMCore):
             return 0.0
         return self.getPixelSizeUmByID(res_id) * self._binning() / self.getMagnificationFactor()
 
-    def getPixelSizeAffine(self, cached: bool = False) -> tuple[float, ...]:  # noqa: N802
+    def getPixelSizeAffine(  # type: ignore[override]  # noqa: N802
+            self, cached: bool = False) -> tuple[float, ...]:
         if not (res_id := self.getCurrentPixelSizeConfig(cached)):
             return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         affine = tuple(self.getPixelSizeAffineByID(res_id))

@@ -794,7 +794,7 @@ def open_microscope(
     if src == "sim" or src == "":
         from hardware.cores import make_sim_core
 
-        core = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
+        core: Any = make_sim_core(sensor=sensor, mechanical_delays=mechanical_delays)
         return _wrap(core, "sim", profiles, opts)
     if src == "sim:realistic":
         from hardware.cores import SIM_REALISTIC_CFG, make_sim_core

@@ -98,3 +98,99 @@ def test_scanner_sees_hidden_imports() -> None:
         "import torch.nn as nn\n"
     )
     assert {"PySide6", "pyqtgraph", "torch"} <= _imported_roots(ast.parse(src))
+
+
+# --- the full layer order -----------------------------------------------------------------
+#: first-party layers each part may import (besides itself); ui may import everything
+_BASE = {"thinkscope_gui.logs", "thinkscope_gui.tiff", "thinkscope_gui.jobs"}
+LAYERS = {
+    "hardware": set(),
+    "thinkscope_gui.logs": set(),
+    "thinkscope_gui.tiff": set(),
+    "thinkscope_gui.jobs": {"thinkscope_gui.logs"},
+    "thinkscope_gui.pairs": {"hardware", *_BASE},
+    "thinkscope_gui.learn": {"hardware", "thinkscope_gui.pairs", *_BASE},
+    "thinkscope_gui.app_model": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.learn",
+                                 *_BASE},
+    "thinkscope_gui.cli": {"hardware", "thinkscope_gui.pairs", "thinkscope_gui.learn",
+                           "thinkscope_gui.app_model", *_BASE},
+}
+#: named exceptions to the order, each with its reason: `main.py bench live` measures the
+#: GUI's live path, so that one subcommand starts a ui module (Qt loads only when it runs)
+ALLOWED = {("thinkscope_gui/cli/bench.py", "thinkscope_gui.ui.bench_live")}
+#: besides hardware/, cli/ and tests, only these modules exist to make simulator data
+SIM_USERS = {"thinkscope_gui/learn/sim_source.py", "thinkscope_gui/learn/evaluate.py"}
+
+
+def _first_party_imports(rel: str, src: str) -> set[str]:
+    """Dotted first-party modules a file imports (relative imports resolved)."""
+    tree = ast.parse(src, filename=rel)
+    pkg = list(Path(rel).with_suffix("").parts)
+    if pkg[-1] == "__init__":
+        pkg = pkg[:-1] + ["x"]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg[:-node.level]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                names = [mod] if node.module else [f"{mod}.{a.name}" for a in node.names]
+            elif node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        out.update(n for n in names if n.split(".")[0] in ("hardware", "thinkscope_gui"))
+    return out
+
+
+def _layer(module: str) -> str | None:
+    for layer in sorted(LAYERS, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def layer_violations(files: dict[str, str]) -> list[str]:
+    """Imports (``{relative path: source}``) that go up or sideways in the layer order,
+    and simulator imports from outside the modules allowed to use it."""
+    bad: list[str] = []
+    for rel, src in files.items():
+        own = _layer(".".join(Path(rel).with_suffix("").parts))
+        for mod in sorted(_first_party_imports(rel, src)):
+            if mod.startswith("hardware.sim") and not (
+                    rel.startswith(("hardware/", "thinkscope_gui/cli/")) or rel in SIM_USERS):
+                bad.append(f"{rel}: imports the simulator (hardware.sim)")
+            if own is None:  # ui: may import every layer
+                continue
+            target = _layer(mod)
+            if mod in ("thinkscope_gui", "thinkscope_gui.x") or any(
+                    rel == f and (mod == m or mod.startswith(m + ".")) for f, m in ALLOWED):
+                continue
+            if target != own and target not in LAYERS[own]:
+                bad.append(f"{rel}: {own} may not import {target or mod}")
+    return sorted(set(bad))
+
+
+def test_layer_order_is_kept() -> None:
+    files = [*ROOT.glob("hardware/**/*.py"), *ROOT.glob("thinkscope_gui/**/*.py")]
+    sources = {str(f.relative_to(ROOT)): f.read_text(encoding="utf-8") for f in files
+               if f.relative_to(ROOT).parts[:2] != ("thinkscope_gui", "ui")}
+    assert len(sources) > 40
+    assert not (v := layer_violations(sources)), "\n".join(v)
+
+
+def test_layer_check_sees_violations() -> None:
+    """Offending modules in the tree's shape are reported, one line per broken rule."""
+    cases = {
+        "hardware/zz_bad.py": "from thinkscope_gui.pairs import store\n",
+        "thinkscope_gui/pairs/zz_bad.py": "def f():\n    from ..learn import train\n",
+        "thinkscope_gui/learn/zz_bad.py": "from hardware.sim.optics import SimOptics\n",
+        "thinkscope_gui/learn/zz_bad2.py": "from thinkscope_gui.cli import acquire\n",
+        "thinkscope_gui/jobs.py": "import thinkscope_gui.ui.app\n",
+        "thinkscope_gui/learn/ok.py": "from hardware.optics import psf_from_optics\n"
+                                      "from ..pairs.store import PairStore\n",
+    }
+    found = layer_violations(cases)
+    assert len(found) == 5, found
+    assert any("simulator" in f for f in found) and not any("ok.py" in f for f in found)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pytest
 import tifffile
 
 from thinkscope_gui.cli import snap
+from thinkscope_gui.tiff import read_pixel_size_um, read_tiff_meta
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +34,11 @@ def test_snap_writes_calibrated_tiff(tmp_path: Path) -> None:
     with tifffile.TiffFile(out) as tif:
         page = tif.pages[0]
         assert page.shape == (48, 64, 3)
+        assert tif.imagej_metadata["unit"] == "um"  # Fiji shows µm
         num, den = page.tags["XResolution"].value
-        assert page.tags["ResolutionUnit"].value == 3  # centimetre
-        assert 1e4 / (num / den) == pytest.approx(0.065, rel=1e-6)
-        meta = json.loads(page.description)
+        assert den / num == pytest.approx(0.065, rel=1e-6)
+    assert read_pixel_size_um(out) == pytest.approx(0.065, rel=1e-6)
+    meta = read_tiff_meta(out)
     assert meta["pixel_size_um"] == pytest.approx(0.065)
     assert meta["objective"] == "100x"
     assert meta["stage_xy_um"] == pytest.approx([250.0, -40.0])

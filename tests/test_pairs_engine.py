@@ -15,7 +15,7 @@ import pytest
 from skimage.registration import phase_cross_correlation
 from skimage.transform import resize
 
-from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState
+from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState, TileDone
 from thinkscope_gui.pairs.plan import AcquisitionPlan
 from thinkscope_gui.pairs.store import PairStore
 
@@ -60,7 +60,7 @@ def test_run_completes_with_lr_first_and_one_swap(full_run) -> None:
     assert status.accepted == 4 and status.rejected == 0
     kinds = [e.kind for e in events]
     assert kinds[0] == "started" and kinds[-1] == "finished"
-    phases = [e.data["phase"] for e in events if e.kind == "tile_done"]
+    phases = [e.phase for e in events if isinstance(e, TileDone)]
     assert phases == ["lr"] * 4 + ["hr"] * 4  # objective-major order
     assert changes == ["100x"]  # started on 40x: exactly one objective change
     assert all(v >= 0 for v in status.timings.values()) and status.timings["focus"] > 0
@@ -116,7 +116,7 @@ def test_cancel_then_resume_without_duplicates(tmp_path: Path, scope) -> None:
     engine = AcquisitionEngine(plan, scope)
 
     def on_event(ev: AcquisitionEvent) -> None:
-        if ev.kind == "tile_done" and ev.data["phase"] == "hr":
+        if isinstance(ev, TileDone) and ev.phase == "hr":
             engine.pause()
             assert engine.state == RunState.PAUSED
             engine.resume()
@@ -143,7 +143,7 @@ def test_other_objective_pair_is_refused(tmp_path: Path, scope, full_run) -> Non
     shutil.copy(out, copy)
     plan = AcquisitionPlan(grid=(2, 2), lr_objective="10x", output=str(copy))
     status, _ = _run(plan, scope, resume=True)
-    assert status.state == RunState.FAILED
+    assert status.failed
     assert "LR objective" in status.message and "never mixed" in status.message
 
 
@@ -152,7 +152,7 @@ def test_unwritable_output_fails_with_message(tmp_path: Path, scope) -> None:
     blocker.write_text("x")
     plan = AcquisitionPlan(grid=(1, 1), output=str(blocker / "pairs.h5"))
     status, _ = _run(plan, scope)
-    assert status.state == RunState.FAILED and "cannot open" in status.message
+    assert status.failed and "cannot open" in status.message
 
 
 def test_cli_acquire_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,7 +184,7 @@ _DRIVER = textwrap.dedent("""
     scope = open_microscope("sim", sensor=(256, 256))
     plan = AcquisitionPlan(grid=(2, 2), output={out!r})
     def ev(e):
-        print(e.kind, e.data.get("phase", ""), flush=True)
+        print(e.kind, getattr(e, "phase", ""), flush=True)
     st = AcquisitionEngine(plan, scope, ev, resume=True).run()
     print("END", st.state.value, st.message, flush=True)
 """)

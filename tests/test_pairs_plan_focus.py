@@ -145,9 +145,9 @@ def test_autofocus_walks_out_of_a_wrong_range_and_seeded_is_fast() -> None:
 
 def test_autofocus_cancel_and_metric_sanity() -> None:
     scope = FakeScope()
-    from thinkscope_gui.pairs.autofocus import AutofocusCancelled
+    from thinkscope_gui.jobs import Cancelled
 
-    with pytest.raises(AutofocusCancelled):
+    with pytest.raises(Cancelled):
         autofocus(scope, AutofocusSettings(), cancel=lambda: True)
     sharp = scope._tex
     assert focus_metric(sharp) > focus_metric(ndimage.gaussian_filter(sharp, 2))

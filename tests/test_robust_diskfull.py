@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState
+from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent
 from thinkscope_gui.pairs.plan import AcquisitionPlan
 
 hardware = pytest.importorskip("hardware")
@@ -126,7 +126,7 @@ def test_engine_reports_failed_on_a_full_disk(tmpfs) -> None:
         status = AcquisitionEngine(plan, scope, events.append).run()
     finally:
         scope.close()
-    assert status.state == RunState.FAILED and "disk full" in status.message
-    assert events[-1].kind == "failed" and str(mnt / "f.h5") in events[-1].data["error"]
+    assert status.failed and "disk full" in status.message
+    assert events[-1].kind == "failed" and str(mnt / "f.h5") in events[-1].error
     _check_committed(mnt / "f.h5")
     assert np.isfinite(status.elapsed_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from thinkscope_gui.pairs.engine import AcquisitionEngine, RunState
+from thinkscope_gui.pairs.engine import AcquisitionEngine
 from thinkscope_gui.pairs.plan import AcquisitionPlan
 
 hardware = pytest.importorskip("hardware")
@@ -64,7 +64,7 @@ def test_engine_resume_with_another_plan_fails_without_touching_the_file(done_fi
         status = AcquisitionEngine(plan, scope, resume=True).run()
     finally:
         scope.close()
-    assert status.state == RunState.FAILED and "another acquisition plan" in status.message
+    assert status.failed and "another acquisition plan" in status.message
     assert "grid" in status.message
     assert _md5(copy) == before
 

@@ -84,11 +84,9 @@ def test_start_pause_resume_stop_by_clicks_never_replaces_a_store(
     click(qtbot, panel.stop_button)
     qtbot.waitUntil(lambda: not panel.running(), timeout=60000)
     last = panel.events[-1]
-    # a Stop that lands inside autofocus ends as "failed: AutofocusCancelled" until the
-    # engine's one-cancellation fix (issue 10, pairs/engine.py) is merged
-    assert last.kind == "finished" or "AutofocusCancelled" in last.data.get("error", ""), \
-        panel.eta.text()
-    assert "cancel" in (panel.last_status.message + last.data.get("error", "")).lower()
+    # a Stop at any step, autofocus included, ends "cancelled" (issue 10)
+    assert last.kind == "finished" and last.status.cancelled, panel.eta.text()
+    assert panel.eta.text().startswith("cancelled:")
     assert written.is_file() and out.read_bytes() == b"an earlier store"
     qtbot.waitUntil(window.scope.is_live, timeout=5000)
 

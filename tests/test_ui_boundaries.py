@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QT = re.compile(r"^\s*(from|import)\s+(PySide6|PyQt5|PyQt6|qtpy|pyqtgraph|pytestqt)\b", re.M)
 #: modules under ui/ that hold pure logic (numpy, files) and must not need a display
-QT_FREE_UI = ["tiff_io.py", "rate.py", "panels/model_catalog.py"]
+QT_FREE_UI = ["rate.py", "panels/model_catalog.py"]
 
 
 def _qt_importers(paths: list[Path]) -> list[str]:

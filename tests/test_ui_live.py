@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tests.test_ui_support import make_model
-from thinkscope_gui.ui.tiff_io import read_pixel_size_um
+from thinkscope_gui.tiff import read_pixel_size_um
 
 pytest_plugins = ["tests.test_ui_support"]
 

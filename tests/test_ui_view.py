@@ -13,8 +13,9 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QToolBar
 
 from tests.test_ui_support import make_model
+from thinkscope_gui.tiff import read_pixel_size_um
+from thinkscope_gui.tiff import read_tiff_meta as read_info
 from thinkscope_gui.ui.camera_view import CONSISTENCY_FLOOR, CONSISTENCY_TOP, OverlayMode
-from thinkscope_gui.ui.tiff_io import read_info, read_pixel_size_um
 
 pytest_plugins = ["tests.test_ui_support"]
 

@@ -14,8 +14,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-WAVELENGTHS_UM = (0.61, 0.55, 0.47)
-"""Effective wavelengths of the R, G, B channels."""
+from hardware.optics import WAVELENGTHS_UM, incoherent_otf  # noqa: F401 - re-exported
+
 CAMERA_PITCH_UM = 6.5
 IMMERSION_INDEX = {"dry": 1.0, "water": 1.333, "oil": 1.518}
 
@@ -62,12 +62,6 @@ DEFAULT_SIM_OPTICS: dict[str, SimOptics] = {
     "40x": SimOptics(40.0, 0.95, "dry", CAMERA_PITCH_UM / 40.0, (3.2, -2.1), 1.8, 0.45),
     "100x": SimOptics(100.0, 1.40, "oil", CAMERA_PITCH_UM / 100.0, (-2.4, 3.7), -2.6, -0.62),
 }
-
-
-def incoherent_otf(nu: np.ndarray) -> np.ndarray:
-    """Diffraction-limited OTF of a circular pupil; nu = f / cutoff."""
-    nu = np.clip(np.abs(nu), 0.0, 1.0)
-    return (2.0 / math.pi) * (np.arccos(nu) - nu * np.sqrt(1.0 - nu * nu))
 
 
 def defocus_factor(nu: np.ndarray, w_um: float, wavelength_um: float) -> np.ndarray:

@@ -24,6 +24,7 @@ import threading
 import time
 import weakref
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import fft
@@ -287,8 +288,9 @@ class RealisticRenderer(SimRenderer):
 
     def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
         super().__init__(REALISTIC_OPTICS if optics is None else optics)
-        self._raw_key = None
-        self._raw = None  # live: (demosaiced clean DN, demosaiced noise std DN)
+        self._raw_key: tuple[Any, ...] | None = None
+        #: live: (demosaiced clean DN, demosaiced noise std DN)
+        self._raw: tuple[np.ndarray, np.ndarray] | None = None
         # live tiles: the Abbe sum is too slow for the frame path, so tiles not yet imaged
         # at this focus show the (incoherent) preview and a worker images them
         self._img_wanted: list[tuple] = []
@@ -449,7 +451,7 @@ class RealisticRenderer(SimRenderer):
         key = (objective, *self._live_anchor(x_um, y_um, objective, shape), z_um, *shape, roi,
                exposure_ms, lamp_on, bit_depth)
         with self._lock:
-            if live and key == self._raw_key:
+            if live and key == self._raw_key and self._raw is not None:
                 self._note_live_frame(objective, shape, key[1:3])
                 clean_rgb, std_rgb = self._raw
             else:

@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import fft
@@ -290,11 +291,12 @@ class SimRenderer:
         self._tile_img = _LRU(160)  # (obj, ti, tj, dz_q) -> (T, T, 3)
         self._prev_spec = _LRU(256)  # preview: (obj, ti, tj) -> coarse transmission spectrum
         self._prev_img = _LRU(96)  # preview: (obj, ti, tj, dz_q) -> (T, T, 3)
-        self._live_key = None
-        self._live = None  # (clean_dn, std_dn)
+        self._live_key: tuple[Any, ...] | None = None
+        self._live: tuple[np.ndarray, np.ndarray] | None = None  # (clean_dn, std_dn)
         self._rng = np.random.default_rng()
         # live motion state and the background tile worker (all guarded by self._lock)
-        self._last = None  # (objective, shape, anchor, time) of the last live frame
+        #: (objective, shape, anchor, time) of the last live frame
+        self._last: tuple[str, tuple[int, int], tuple[int, ...], float] | None = None
         self._vel = (0.0, 0.0)  # lattice px/s, smoothed
         self._settled = True
         self._wanted: list[tuple] = []  # exact tile jobs, most urgent first
@@ -341,6 +343,7 @@ class SimRenderer:
                     self._live = (clean_dn, std_dn)
                 else:
                     self._note_live_frame(objective, shape, key[1:3])
+                assert self._live is not None  # set above, or kept from the last frame
                 clean_dn, std_dn = self._live
                 if not noise:
                     out = clean_dn.copy()

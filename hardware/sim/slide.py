@@ -195,12 +195,13 @@ def value_noise(x: np.ndarray, y: np.ndarray, scale: float, seed: int) -> np.nda
 
 def fbm(x: np.ndarray, y: np.ndarray, scale: float, seed: int, octaves: int = 3) -> np.ndarray:
     """Fractal sum of value noise, roughly in [-1, 1]."""
-    total, amp, norm = 0.0, 1.0, 0.0
+    total: np.ndarray | float = 0.0
+    amp, norm = 1.0, 0.0
     for o in range(octaves):
         total = total + amp * value_noise(x, y, scale / 2**o, seed + 31 * o)
         norm += amp
         amp *= 0.5
-    return total / norm
+    return np.asarray(total) / norm
 
 
 def _smooth01(t: np.ndarray) -> np.ndarray:
@@ -398,8 +399,7 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
     xmin, xmax, ymin, ymax = bbox
     ix = np.arange(math.floor((xmin - amax) / L), math.floor((xmax + amax) / L) + 1)
     iy = np.arange(math.floor((ymin - amax) / L), math.floor((ymax + amax) / L) + 1)
-    IX, IY = np.meshgrid(ix, iy)
-    IX, IY = IX.ravel(), IY.ravel()
+    IX, IY = (g.ravel() for g in np.meshgrid(ix, iy))
     u = _uniforms(IX, IY, kind.seed, 10)
     cx = (IX + 0.15 + 0.7 * u[0]) * L
     cy = (IY + 0.15 + 0.7 * u[1]) * L

@@ -217,7 +217,7 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
              sig: Any, running: list[Any]) -> int:
     from tqdm import tqdm
 
-    from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent, RunState
+    from thinkscope_gui.pairs.engine import AcquisitionEngine, AcquisitionEvent
 
     if sig.cancelled:
         print(f"cancelled: {_kept(Path(plan.output))} pairs kept -> {plan.output}; "
@@ -261,7 +261,7 @@ def _acquire(args: argparse.Namespace, plan: Any, resume: bool, append: bool,
             bar.close()
         scope.close()  # only now: the engine no longer uses the microscope
     print(_summary(status, sig.name))
-    if status.state == RunState.FAILED:
+    if status.failed:
         report(__name__, f"acquire: failed: {status.message}")
         return 1
     if sig.cancelled and status.cancelled:  # (a signal after the last pair cancels nothing)

@@ -32,11 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from hardware import open_microscope
     from hardware.profiles import save_user_profiles
     from thinkscope_gui.cli.interrupt import SignalCancel
-    from thinkscope_gui.pairs.calibration import (
-        CalibrationCancelled,
-        CalibrationError,
-        calibrate,
-    )
+    from thinkscope_gui.jobs import Cancelled
+    from thinkscope_gui.pairs.calibration import CalibrationError, calibrate
 
     source = getattr(args, "source", None) or "sim"
     objectives = ([s.strip() for s in args.objectives.split(",") if s.strip()]
@@ -55,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             result = calibrate(scope, confirm_oil_to_dry=args.confirm_oil_to_dry,
                                objectives=objectives, cancelled=lambda: sig.cancelled,
                                progress=lambda m: print(f"  {m}", file=sys.stderr))
-        except CalibrationCancelled:
+        except Cancelled:
             print(f"calibrate: cancelled ({sig.name}); nothing saved", file=sys.stderr)
             return sig.exit_code or 130
         except CalibrationError as exc:

@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, sig: object) -> int:
     from tqdm import tqdm
 
+    from thinkscope_gui.jobs import Cancelled
     from thinkscope_gui.learn.errors import ModelFileError, ModelMismatchError
     from thinkscope_gui.learn.imageio import ImageFileError, enhance_file
     from thinkscope_gui.learn.infer import Enhancer
-    from thinkscope_gui.learn.tiled import EnhanceCancelled
 
     src, dst = Path(args.input), Path(args.output)
     quiet = bool(getattr(args, "quiet", False))
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, sig: object) -> int:
             except (ImageFileError, ModelMismatchError, ValueError) as e:
                 bad.append(str(e).splitlines()[0])
                 log.warning("enhance: skipped %s: %s", f, str(e).splitlines()[0])
-            except EnhanceCancelled:
+            except Cancelled:
                 break
         if sig.cancelled:
             print(f"cancelled: {written} of {len(files)} images written into {dst}; "
@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, sig: object) -> int:
         dst = dst / src.name
     try:
         out = one(src, dst, None)
-    except EnhanceCancelled:
+    except Cancelled:
         print(f"cancelled: {dst} not written; {sig.name} received")
         return sig.exit_code
     except (ImageFileError, ModelMismatchError) as e:

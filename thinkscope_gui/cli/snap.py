@@ -1,20 +1,18 @@
 """`main.py snap OUT.tif`: one calibrated frame to a TIFF, for scripts and quick checks.
 
-The pixel size goes into the TIFF resolution tags (pixels per cm, which Fiji/ImageJ and
-napari read) and into the JSON description, so the file is measurable without ThinkScope.
+The pixel size and the stand's state go in by the one convention of
+:mod:`thinkscope_gui.tiff` (ImageJ/Fiji and tifffile read the µm pixel size back).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from thinkscope_gui.tiff import write_tiff
 
-__all__ = ["add_parser", "run", "save_tiff"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,23 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--confirm-oil-to-dry", action="store_true",
         help="allow going from the oil objective back to a dry one (clean the slide first)",
-    )
-
-
-def save_tiff(path: Path, image: np.ndarray, pixel_size_um: float, meta: dict[str, Any]) -> None:
-    """RGB TIFF with resolution tags in pixels/cm and the metadata as JSON description."""
-    import tifffile
-
-    px_per_cm = 1e4 / pixel_size_um
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(
-        path,
-        image,
-        photometric="rgb" if image.ndim == 3 else "minisblack",
-        resolution=(px_per_cm, px_per_cm),
-        resolutionunit="CENTIMETER",
-        description=json.dumps({"pixel_size_um": pixel_size_um, "unit": "um", **meta}),
-        metadata=None,
     )
 
 
@@ -88,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except MicroscopeError as e:
         print(f"snap: {e}", file=sys.stderr)
         return 2
-    save_tiff(args.out, image, ps, meta)
+    write_tiff(args.out, image, ps, meta)
     print(f"saved {args.out} {image.shape[1]}x{image.shape[0]} {image.dtype} "
           f"{ps:g} µm/px at {meta['objective']}")
     return 0

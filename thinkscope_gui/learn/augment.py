@@ -72,8 +72,8 @@ class Augmentations:
             # Incoherent imaging is linear in intensity per colour channel, so any
             # per-channel affine map a*x+b of both images is again a valid pair.
             j = self.intensity
-            a = rng.uniform(1 - j, 1 + j, c).astype(np.float32)
-            b = rng.uniform(-j / 2, j / 2, c).astype(np.float32)
+            a = np.asarray(rng.uniform(1 - j, 1 + j, c), np.float32)
+            b = np.asarray(rng.uniform(-j / 2, j / 2, c), np.float32)
             lr = (lr - 0.5) * a + 0.5 + b
             hr = (hr - 0.5) * a + 0.5 + b
         if self.stain and c == 3:

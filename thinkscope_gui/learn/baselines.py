@@ -1,31 +1,17 @@
 """Classical baselines the models must beat: bicubic upsampling, and Richardson-Lucy
-deconvolution of the bicubic image with the true 40x PSF derived from the simulator optics
-(incoherent circular-pupil OTF per colour channel times the 40x pixel-box MTF)."""
+deconvolution of the bicubic image with the LR objective's PSF from its shipped profile
+(NA, pixel size; incoherent circular-pupil OTF per colour channel times the pixel-box MTF,
+see hardware/optics.py). The shipped profiles carry the simulator's true NA and pixels."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from hardware.optics import psf_from_optics
+from hardware.profiles import DEFAULT_PROFILES_PATH, load_profiles
+
 from .metrics import to_tensor01
 from .models import bicubic
-
-
-def psf_from_optics(na: float, channel: int, grid_um: float, lr_pixel_um: float,
-                    size: int = 31) -> np.ndarray:
-    """In-focus PSF sampled on a grid of `grid_um` (the HR grid), including the LR pixel
-    integration: what blurs a bicubic-upsampled 40x image relative to the specimen."""
-    from hardware.sim.optics import WAVELENGTHS_UM, incoherent_otf
-
-    n = 4 * size
-    f = np.fft.fftfreq(n, d=grid_um)
-    fy, fx = np.meshgrid(f, f, indexing="ij")
-    fc = 2.0 * na / WAVELENGTHS_UM[channel]  # incoherent cutoff 2·NA/λ
-    otf = incoherent_otf(np.hypot(fx, fy) / fc) * np.sinc(fx * lr_pixel_um) * np.sinc(
-        fy * lr_pixel_um)
-    psf = np.fft.fftshift(np.real(np.fft.ifft2(otf)))
-    c, h = n // 2, size // 2
-    psf = np.clip(psf[c - h:c + h + 1, c - h:c + h + 1], 0, None)
-    return (psf / psf.sum()).astype(np.float64)
 
 
 def bicubic_upsample(lr: np.ndarray, scale: float, divisor: float | None = None) -> np.ndarray:
@@ -40,9 +26,7 @@ def richardson_lucy_baseline(lr: np.ndarray, scale: float, lr_objective: str = "
                              divisor: float | None = None) -> np.ndarray:
     """Bicubic upsampling, then per-channel Richardson-Lucy with the true LR PSF; [0,1].
     ``divisor``: the camera's full scale (12-bit frames in uint16), None for the dtype's."""
-    from hardware.sim.optics import DEFAULT_SIM_OPTICS
-
-    opt = DEFAULT_SIM_OPTICS[lr_objective]
+    opt = load_profiles(DEFAULT_PROFILES_PATH)[lr_objective]
     hr_px = hr_pixel_um or opt.pixel_size_um / scale
     up = bicubic_upsample(lr, scale, divisor).astype(np.float64)
     out = np.empty_like(up)

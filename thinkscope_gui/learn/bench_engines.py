@@ -46,7 +46,9 @@ def _engines(enh: Enhancer, x: torch.Tensor, compile_: bool) -> dict[str, Callab
 
     out["eager"] = eager
     xc = x.contiguous(memory_format=torch.channels_last)
-    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    # (torch's stubs omit Module.to's memory_format keyword)
+    model_cl = copy.deepcopy(model).to(  # type: ignore[call-overload]
+        memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def channels_last() -> torch.Tensor:
@@ -90,7 +92,9 @@ def _onnx_engines(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable
     import io
 
     buf = io.BytesIO()
-    torch.onnx.export(model, (x,), buf, input_names=["x"], output_names=["y"],
+    # (the stubs say a path; onnx.export writes to a file object too)
+    torch.onnx.export(model, (x,), buf,  # type: ignore[arg-type]
+                      input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}})
     blob = buf.getvalue()
     xn = x.numpy()

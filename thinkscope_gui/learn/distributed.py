@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -136,9 +137,9 @@ class ShardedPatches(Dataset):
         self.per_tile = [make([t]) for t in self.tiles]
         self.length = int(length)
         self.ctx = ctx
-        self.tile_sampler = DistributedSampler(range(len(self.tiles)), ctx.world_size,
-                                               ctx.rank, shuffle=True, seed=seed,
-                                               drop_last=True)
+        tile_ids: Any = range(len(self.tiles))  # a Sized sequence is all the sampler uses
+        self.tile_sampler: DistributedSampler[int] = DistributedSampler(
+            tile_ids, ctx.world_size, ctx.rank, shuffle=True, seed=seed, drop_last=True)
         self.mine: list[int] = list(self.tile_sampler)
 
     def item_sampler(self) -> DistributedSampler:

@@ -1,13 +1,14 @@
 """Image file I/O for `main.py enhance`: PNG/TIFF in, PNG/TIFF out; TIFF output carries
-the new (HR) pixel size in its resolution tags and ImageJ / JSON description metadata."""
+the new (HR) pixel size by the one convention of :mod:`thinkscope_gui.tiff`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from thinkscope_gui.tiff import read_pixel_size_um, tiff_kwargs, write_tiff
 
 from .errors import ModelMismatchError
 from .infer import PIXEL_TOLERANCE, Enhancer
@@ -23,54 +24,12 @@ def write_image(path: str | Path, img: np.ndarray, pixel_size_um: float | None =
         path = path.with_suffix(".tif")
         suffix = ".tif"
     if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        kw: dict = {"photometric": "rgb" if img.ndim == 3 else "minisblack"}
-        if pixel_size_um:
-            res = 1.0 / pixel_size_um
-            if img.dtype == np.uint8 or img.ndim == 2:   # ImageJ-readable calibration
-                kw.update(imagej=True, resolution=(res, res),
-                          metadata={"unit": "um", **({"Info": json.dumps(extra)}
-                                                     if extra else {})})
-            else:                                        # ImageJ has no 16-bit RGB
-                kw.update(resolution=(res * 1e4, res * 1e4), resolutionunit="CENTIMETER",
-                          description=json.dumps({"pixel_size_um": pixel_size_um,
-                                                  "unit": "um", **(extra or {})}))
-        if img.dtype == np.float64:
-            img = img.astype(np.float32)
-        tifffile.imwrite(str(path), img, **kw)
+        write_tiff(path, img, pixel_size_um, extra)
     else:
         from PIL import Image
 
         Image.fromarray(img).save(path)
     return path
-
-
-def read_pixel_size_um(path: str | Path) -> float | None:
-    """Pixel size from TIFF resolution tags (µm), or None when unknown."""
-    path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return None
-    import tifffile
-
-    with tifffile.TiffFile(str(path)) as tf:
-        page = tf.pages[0]
-        tag = page.tags.get("XResolution")
-        if tag is None:
-            return None
-        num, den = tag.value
-        if not num:
-            return None
-        px_per_unit = num / den
-        unit = int(page.tags["ResolutionUnit"].value) if "ResolutionUnit" in page.tags else 2
-        ij = tf.imagej_metadata or {}
-        if ij.get("unit") in ("um", "micron", "µm"):
-            return 1.0 / px_per_unit
-        if unit == 3:
-            return 1e4 / px_per_unit
-        if unit == 2:
-            return 25400.0 / px_per_unit if px_per_unit > 1 else None
-        return None
 
 
 class ImageFileError(ValueError):
@@ -154,27 +113,6 @@ def _read_pil(path: Path) -> np.ndarray:
     return a
 
 
-def _tiff_kw(out_dtype: np.dtype, channels: int, has_alpha: bool, pixel_size_um: float | None,
-             extra: dict) -> dict:
-    """tifffile arguments: photometric, calibration (ImageJ where it can, JSON otherwise)."""
-    colour = channels - int(has_alpha) >= 3
-    kw: dict = {"photometric": "rgb" if colour else "minisblack"}
-    if has_alpha:
-        kw["extrasamples"] = ("unassalpha",)
-        if not colour:
-            kw["planarconfig"] = "contig"
-    if pixel_size_um:
-        res = 1.0 / pixel_size_um
-        if not has_alpha and (out_dtype == np.uint8 or not colour):
-            kw.update(imagej=True, resolution=(res, res),
-                      metadata={"unit": "um", "Info": json.dumps(extra)})
-        else:
-            kw.update(resolution=(res * 1e4, res * 1e4), resolutionunit="CENTIMETER",
-                      description=json.dumps({"pixel_size_um": pixel_size_um, "unit": "um",
-                                              **extra}))
-    return kw
-
-
 def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
                  bit_depth: int | None = None, *, band: int | None = None,
                  progress: Any = None, cancel: Any = None) -> Path:
@@ -246,8 +184,8 @@ def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
                 raise
         else:
             write_tiff_stream(tmp, blocks(), shape, out_dtype,
-                              _tiff_kw(out_dtype, channels, alpha is not None,
-                                       enh.meta.hr_pixel_size_um, extra))
+                              tiff_kwargs(out_dtype, channels, alpha is not None,
+                                          enh.meta.hr_pixel_size_um, extra))
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):

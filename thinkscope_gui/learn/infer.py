@@ -41,7 +41,9 @@ class Enhancer:
         self.half = self.device.startswith("cuda")
         self.model = model.to(self.device).eval()
         if self.half:  # why: fp16 + channels_last doubles GPU throughput for convs
-            self.model = self.model.half().to(memory_format=torch.channels_last)
+            # (torch's stubs omit Module.to's memory_format keyword)
+            self.model = self.model.half().to(  # type: ignore[call-overload]
+                memory_format=torch.channels_last)
         self.scale = float(meta.scale)
         self._q = scale_fraction(self.scale)[1]
         self._exact = is_exact(self.scale)  # else tiles carry a sub-pixel phase

@@ -6,11 +6,16 @@ Stored as JSON in the safetensors header so any tool can read it without torch.
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hardware.profiles import ObjectiveProfile
+
+#: THE one place the shipped models live (resources/models); the user's are in
+#: $THINKSCOPE_HOME/models. Here, not in modelfile.py, so the GUI finds them without torch.
+MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
 
 FORMAT_NAME = "thinkscope-model"
 FORMAT_VERSION = 1

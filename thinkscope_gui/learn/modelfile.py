@@ -14,11 +14,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import ModelFileError
-from .meta import FORMAT_NAME, FORMAT_VERSION, META_KEY, ModelMeta
+from .meta import FORMAT_NAME, FORMAT_VERSION, META_KEY, MODELS_DIR, ModelMeta
 from .models import ARCHS, DEFAULT_PARAMS, build_model, receptive_radius
 
 #: where the shipped default models live
-MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
 DEFAULT_MODELS = {"fast": MODELS_DIR / "default_fast.safetensors",
                   "quality": MODELS_DIR / "default_quality.safetensors"}
 

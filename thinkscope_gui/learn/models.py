@@ -187,7 +187,7 @@ class FastSR(nn.Module):
         self.body = nn.Sequential(*body)
         self.up = SubPixelUp(feats, channels, self.scale)
         nn.init.zeros_(self.up.conv.weight)  # start exactly at bicubic
-        nn.init.zeros_(self.up.conv.bias)
+        nn.init.zeros_(self.up.conv.bias)  # type: ignore[arg-type]  # conv has a bias
 
     def forward(self, x: torch.Tensor,
                 phase: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
@@ -220,7 +220,7 @@ class QualitySR(nn.Module):
         self.tail = nn.Conv2d(feats, feats, 3, padding=1)
         self.up = SubPixelUp(feats, channels, self.scale)
         nn.init.zeros_(self.up.conv.weight)
-        nn.init.zeros_(self.up.conv.bias)
+        nn.init.zeros_(self.up.conv.bias)  # type: ignore[arg-type]  # conv has a bias
 
     def forward(self, x: torch.Tensor,
                 phase: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
@@ -246,7 +246,9 @@ def build_model(arch: str, channels: int, scale: float,
     kw.update(params or {})
     cls = FastSR if arch == "fast" else QualitySR
     model = cls(channels=channels, scale=scale, **kw)
-    model.arch_params = kw  # recorded in model files so they rebuild exactly
+    # recorded in model files so they rebuild exactly (nn.Module types attributes as
+    # tensors or modules; a plain dict is stored as a plain attribute)
+    model.arch_params = kw  # type: ignore[assignment]
     return model
 
 

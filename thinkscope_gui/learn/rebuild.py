@@ -153,7 +153,8 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
             if cancel and cancel():
                 trainer.cancel()
         status = trainer.status
-        Path(cfg.checkpoint).unlink(missing_ok=True)
+        if cfg.checkpoint:
+            Path(cfg.checkpoint).unlink(missing_ok=True)
         if status.state not in ("done", "stopped_early") or not tmp.is_file():
             log(f"{arch}: training ended {status.state}: {status.message}")
             tmp.unlink(missing_ok=True)

@@ -22,16 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from thinkscope_gui.jobs import Cancelled
+
 from .infer import Enhancer
 from .models import receptive_radius, scale_fraction
 
 #: LR pixels per band: bounds one band's float buffers (512 K LR px -> ~50 MB per float
 #: copy at 2.5x RGB) while keeping the recomputed context rows a small fraction
 BAND_PIXELS = 1 << 19
-
-
-class EnhanceCancelled(Exception):
-    """The caller asked to stop (a signal); the partial output was removed."""
 
 
 def band_rows(enh: Enhancer, width: int, band: int | None = None) -> int:
@@ -54,7 +52,8 @@ def enhance_bands(enh: Enhancer, img: np.ndarray, *, alpha: np.ndarray | None = 
                   bit_depth: int | None = None, band: int | None = None,
                   cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
     """Yield the enhanced image as consecutive blocks of output rows (alpha appended as the
-    last channel when given). Raises EnhanceCancelled between bands when ``cancel()``."""
+    last channel when given). Raises :class:`thinkscope_gui.jobs.Cancelled` between bands when
+    ``cancel()`` (the partial output is removed by the caller)."""
     h, w = img.shape[:2]
     s = enh.scale
     H, W = enh.output_shape(h, w)
@@ -65,7 +64,7 @@ def enhance_bands(enh: Enhancer, img: np.ndarray, *, alpha: np.ndarray | None = 
     m += (-m) % scale_fraction(s)[1]
     for y0 in range(0, h, T):
         if cancel is not None and cancel():
-            raise EnhanceCancelled()
+            raise Cancelled("enhance cancelled")
         y1 = min(h, y0 + T)
         a0, a1 = max(0, y0 - m), min(h, y1 + m)
         out = enh.enhance(img[a0:a1], bit_depth=bit_depth)

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
+from thinkscope_gui.jobs import FinishReason, JobStatus, RunState
+
 from .augment import augmentations_for
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import (
@@ -55,6 +57,9 @@ from .sources import FolderPairSource, PairSource, StorePairSource
 State = Literal["idle", "loading", "training", "validating", "done", "stopped_early",
                 "cancelled", "failed"]
 FINAL_STATES = ("done", "stopped_early", "cancelled", "failed")
+#: how each final training state ended, in the job runner's terms
+_REASONS = {"done": FinishReason.COMPLETED, "stopped_early": FinishReason.COMPLETED,
+            "cancelled": FinishReason.CANCELLED, "failed": FinishReason.FAILED}
 
 
 class TrainConfig(BaseModel):
@@ -242,7 +247,13 @@ def validate(model: torch.nn.Module, tiles: Sequence[Tile], norm: Normalisation,
 
 class Trainer:
     """Train one model. run() blocks; start() runs it in a daemon thread; cancel() stops
-    at the next step and keeps the best model written so far."""
+    at the next step and keeps the best model written so far. It is also a job of
+    :class:`thinkscope_gui.jobs.JobRunner` (no stand lease: training does not drive the
+    microscope)."""
+
+    name = "training"
+    needs_stand = False
+    scope = None
 
     def __init__(self, config: TrainConfig,
                  on_event: Callable[[TrainStatus], None] | None = None,
@@ -257,6 +268,8 @@ class Trainer:
         self._sources = list(sources) if sources is not None else None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()  # set when run() returns (start() or a JobRunner)
+        self._running = False
         self._status = TrainStatus(epochs=config.epochs, steps_per_epoch=config.steps_per_epoch)
         self._last_emit = 0.0
 
@@ -274,9 +287,24 @@ class Trainer:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def job_status(self) -> JobStatus:
+        """The runner's generic snapshot: steps done of all steps, ETA, how it ended."""
+        st = self._status
+        final = st.state in FINAL_STATES
+        state = (RunState.FINISHED if final else RunState.IDLE if st.state == "idle"
+                 else RunState.CANCELLING if self._cancel.is_set() else RunState.RUNNING)
+        total = st.epochs * st.steps_per_epoch
+        done = max(0, st.epoch - 1) * st.steps_per_epoch + st.step if st.epoch else 0
+        eta = 0.0 if final else (st.eta_s if math.isfinite(st.eta_s) else None)
+        return JobStatus(self.name, state, _REASONS.get(st.state), st.state, min(done, total),
+                         total, 0.0, eta, st.message)
+
     def wait(self, timeout: float | None = None) -> TrainStatus:
+        """Block until a run in the background (start() or a JobRunner) ends."""
         if self._thread is not None:
             self._thread.join(timeout)
+        elif self._running:
+            self._ended.wait(timeout)
         return self._status
 
     def _emit(self, force: bool = False, **changes: Any) -> None:
@@ -289,6 +317,7 @@ class Trainer:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> TrainStatus:
         """Train to completion, early stop, cancel or failure; returns the final status."""
+        self._running = True
         self._opened: list[PairSource] = []
         self._dist = DistContext()
         try:
@@ -307,6 +336,7 @@ class Trainer:
                 if close:
                     close()
             shutdown_distributed(self._dist)
+            self._ended.set()
         return self._status
 
     def _run(self) -> None:

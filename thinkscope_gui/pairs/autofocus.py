@@ -13,16 +13,18 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 
+from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
+
 from .plan import AutofocusSettings
 
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
-class AutofocusCancelled(RuntimeError):
-    """The caller asked the autofocus to stop."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def focus_metric(img: np.ndarray, metric: str = "normalized_variance",
     raise ValueError(f"unknown focus metric {metric!r}")
 
 
-def _camera_roi(scope: Any, fraction: float) -> contextlib.AbstractContextManager[Any]:
+def _camera_roi(scope: Microscope, fraction: float) -> contextlib.AbstractContextManager[Any]:
     """The facade's central hardware ROI when it helps and the camera has one, else nothing.
 
     Why: the metric only looks at the central ``fraction`` of the frame; reading out just
@@ -91,7 +93,7 @@ def _scan(zs: np.ndarray, evaluate: Callable[[float], float],
             cache[key] = evaluate(key)
 
 
-def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = None,
+def autofocus(scope: Microscope, settings: AutofocusSettings, z_guess: float | None = None,
               on_progress: Callable[[int, float, float], None] | None = None, *,
               half_range_um: float | None = None,
               cancel: Callable[[], bool] | None = None) -> AutofocusResult:
@@ -102,7 +104,7 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
     frames at z_guess and +-half_range_um, stepping on while the maximum is on an edge.
     Both end with a Gaussian fit through the best frame and its neighbours.
     ``on_progress(n, z, score)`` is called per frame; ``cancel()`` returning True raises
-    AutofocusCancelled.
+    :class:`thinkscope_gui.jobs.Cancelled` (the one cancellation exception).
     """
     z0 = float(scope.z() if z_guess is None else z_guess)
     zmin, zmax = scope.z_limits()
@@ -115,7 +117,7 @@ def autofocus(scope: Any, settings: AutofocusSettings, z_guess: float | None = N
 
     def evaluate(z: float) -> float:
         if cancel is not None and cancel():
-            raise AutofocusCancelled("autofocus cancelled")
+            raise Cancelled("autofocus cancelled")
         scope.set_z(z)
         score = focus_metric(scope.snap(), settings.metric, roi_fraction)
         if on_progress is not None:
@@ -172,7 +174,7 @@ def _search(z0: float, zmin: float, zmax: float, rng: float, fine: float,
             _scan(clip(best + fine * np.arange(-n + 1, n)), evaluate, cache)
 
 
-def _finish(scope: Any, cache: dict[float, float]) -> AutofocusResult:
+def _finish(scope: Microscope, cache: dict[float, float]) -> AutofocusResult:
     """Gaussian peak through the best frame; leaves the stage there."""
     zs = np.array(sorted(cache))
     scores = np.array([cache[z] for z in zs])
@@ -239,3 +241,17 @@ class FocusMap:
         x0, y0 = self.points[0][:2]
         pred = c[0] + c[1] * (p[:, 0] - x0) + c[2] * (p[:, 1] - y0)
         return float(np.sqrt(np.mean((pred - p[:, 2]) ** 2)))
+
+
+def autofocus_job(scope: Microscope, settings: AutofocusSettings,
+                  z_seed: float | None = None) -> FunctionJob:
+    """Autofocus as a job of the runner: it holds the stand and stops on cancel; the
+    :class:`AutofocusResult` is the job's ``result``."""
+
+    def body(ctl: JobControl) -> AutofocusResult:
+        ctl.progress(0, 1, phase="focus")
+        res = autofocus(scope, settings, z_seed, cancel=lambda: ctl.cancel_requested)
+        ctl.progress(1, 1, message=f"focus at z = {res.z:.2f} µm")
+        return res
+
+    return FunctionJob("autofocus", body, scope=scope, needs_stand=True)

@@ -16,22 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 
 from hardware.profiles import ObjectiveProfile
-from thinkscope_gui.pairs.autofocus import AutofocusCancelled, autofocus
+from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
+from thinkscope_gui.pairs.autofocus import autofocus
 from thinkscope_gui.pairs.plan import AutofocusSettings
 from thinkscope_gui.pairs.registration import register, to_gray
 
-__all__ = ["CalibrationCancelled", "CalibrationError", "CalibrationResult", "calibrate",
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
+
+__all__ = ["CalibrationError", "CalibrationResult", "calibrate", "calibration_job",
            "calibration_labels", "measure_pixel_size", "measure_stage_map", "uncalibrated"]
-
-
-class CalibrationCancelled(Exception):
-    """The operator stopped the calibration; nothing was changed."""
 
 
 class CalibrationError(RuntimeError):
@@ -111,7 +111,7 @@ class StageImageMap:
     camera_angle_deg: float
 
 
-def measure_stage_map(scope: Any, step_fraction: float = 0.4,
+def measure_stage_map(scope: Microscope, step_fraction: float = 0.4,
                       steps: int = 5) -> StageImageMap:
     """Walk the stage in overlapping steps along x, then y, and add up the image shifts.
 
@@ -195,12 +195,12 @@ def measure_stage_map(scope: Any, step_fraction: float = 0.4,
                          camera_angle_deg=float((angle + 180.0) % 360.0 - 180.0))
 
 
-def measure_pixel_size(scope: Any, step_fraction: float = 0.4) -> float:
+def measure_pixel_size(scope: Microscope, step_fraction: float = 0.4) -> float:
     """The pixel size (µm/px) from a stage walk (:func:`measure_stage_map`)."""
     return measure_stage_map(scope, step_fraction).pixel_size_um
 
 
-def calibration_labels(scope: Any, objectives: Sequence[str] | None = None) -> list[str]:
+def calibration_labels(scope: Microscope, objectives: Sequence[str] | None = None) -> list[str]:
     """The objectives a calibration visits, reference first, dry before oil.
 
     ``objectives`` selects some (the reference is always added); labels may be written in
@@ -244,7 +244,7 @@ def uncalibrated(profiles: dict[str, ObjectiveProfile], labels: Sequence[str]) -
             and lb != min(active, key=lambda x: profiles[x].magnification)]
 
 
-def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
+def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
               cancelled: Callable[[], bool] = lambda: False,
               progress: Callable[[str], None] = lambda _m: None,
               af: AutofocusSettings | None = None,
@@ -271,7 +271,7 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
 
     def check() -> None:
         if cancelled():
-            raise CalibrationCancelled()
+            raise Cancelled("calibration cancelled")
 
     def go(label: str) -> None:
         check()
@@ -280,10 +280,7 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
         scope.set_xy(*start_xy)
 
     def focus() -> float:
-        try:
-            return autofocus(scope, af, cancel=cancelled).z
-        except AutofocusCancelled as exc:
-            raise CalibrationCancelled() from exc
+        return autofocus(scope, af, cancel=cancelled).z
 
     pix: dict[str, float] = {}
     off: dict[str, tuple[float, float]] = {}
@@ -301,7 +298,8 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
             pix[label], cam[label] = smap.pixel_size_um, smap.camera_angle_deg
             img = scope.snap()
             if label == ref:
-                off[label] = tuple(profiles[ref].offset_xy_um)  # type: ignore[assignment]
+                ox, oy = profiles[ref].offset_xy_um
+                off[label] = (ox, oy)
                 parf[label] = profiles[ref].parfocal_z_um
                 rot[label] = profiles[ref].rotation_deg
             else:
@@ -341,3 +339,21 @@ def calibrate(scope: Any, *, confirm_oil_to_dry: bool = False,
     return CalibrationResult(pix, off, parf, rot, new, reference=ref,
                              previous_pixel_size_um={lb: profiles[lb].pixel_size_um
                                                      for lb in order})
+
+
+def calibration_job(scope: Microscope, **kwargs: Any) -> FunctionJob:
+    """:func:`calibrate` as a job of the runner: it holds the stand, reports each step as
+    its phase and stops on cancel; the :class:`CalibrationResult` is the job's ``result``.
+    ``kwargs`` go to :func:`calibrate`."""
+
+    def body(ctl: JobControl) -> CalibrationResult:
+        steps = [0]
+
+        def progress(msg: str) -> None:
+            steps[0] += 1
+            ctl.progress(steps[0], phase=msg, message=msg)
+
+        return calibrate(scope, cancelled=lambda: ctl.cancel_requested, progress=progress,
+                         **kwargs)
+
+    return FunctionJob("calibration", body, scope=scope, needs_stand=True)

@@ -5,8 +5,11 @@ tiles. One swap means one retract, one oil contact, no oil on the dry objective,
 inter-objective offset is measured once (on the first HR tile) and reused. Raw LR frames are
 stored as they are taken, so a crash in the HR phase loses nothing already imaged.
 
-The engine is headless: it reports through ``on_event(AcquisitionEvent)`` callbacks carrying
-frozen status snapshots; the GUI turns them into signals.
+The engine is headless: it reports through ``on_event(event)`` callbacks with typed events
+(:class:`Started`, :class:`TileDone`, :class:`PairStored`, :class:`PairRejected`,
+:class:`Finished`, :class:`Failed`), each carrying a frozen status snapshot; the GUI turns
+them into signals. Its life cycle is :class:`thinkscope_gui.jobs.JobControl`'s, so a cancel
+during any step (autofocus included) ends ``FinishReason.CANCELLED``.
 """
 
 from __future__ import annotations
@@ -20,33 +23,29 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .autofocus import AutofocusCancelled, AutofocusResult, FocusMap, autofocus, focus_metric
-from .plan import AcquisitionPlan, PlanError, Tile, choose_patch_px
+from thinkscope_gui.jobs import Cancelled, FinishReason, JobControl, JobStatus, RunState
+
+from .autofocus import AutofocusResult, FocusMap, autofocus, focus_metric
+from .plan import AcquisitionPlan, AutofocusSettings, PlanError, Tile, choose_patch_px
 from .quality import saturated_fraction, tissue_fraction
 from .registration import Registration, RegistrationError, cut_patches, register
 from .store import LRTileRecord, PairRecord, PairWriter, StoreError, StoreHeader
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
+
+__all__ = ["AcquisitionEngine", "AcquisitionEvent", "AcquisitionStatus", "Failed", "Finished",
+           "FinishReason", "PairRejected", "PairStored", "RunState", "Started", "TileDone"]
 
 #: a tile whose central field is less stained than this is "glass"
 MIN_TISSUE_FRACTION = 0.05
 _log = logging.getLogger(__name__)
 PHASES = ("move", "focus", "snap", "register", "write", "swap")
-
-
-class RunState(str, Enum):
-    """Life cycle of a run (compare pymmcore-plus' MDA runner)."""
-
-    IDLE = "idle"
-    RUNNING = "running"
-    PAUSED = "paused"
-    CANCELLING = "cancelling"
-    FINISHED = "finished"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,8 @@ class AcquisitionStatus:
     eta_s: float | None = None
     elapsed_s: float = 0.0
     timings_s: tuple[tuple[str, float], ...] = ()
-    cancelled: bool = False
+    reason: FinishReason | None = None
+    """How a finished run ended (completed, cancelled, failed); None before."""
     message: str = ""
     new_pairs: int = 0
     """Pairs stored by this run (the others were already in a resumed file)."""
@@ -76,19 +76,86 @@ class AcquisitionStatus:
         """Seconds spent per phase (move, focus, snap, register, write, swap)."""
         return dict(self.timings_s)
 
+    @property
+    def cancelled(self) -> bool:
+        """The operator stopped the run (stored pairs are kept)."""
+        return self.reason == FinishReason.CANCELLED
+
+    @property
+    def failed(self) -> bool:
+        """The run ended on an error (the message says which)."""
+        return self.reason == FinishReason.FAILED
+
 
 @dataclass(frozen=True)
 class AcquisitionEvent:
-    """One thing that happened: kind in started, tile_done, pair_stored, pair_rejected,
-    finished, failed; ``data`` has details (tile, pair id, reason, error)."""
+    """Base of the typed events; ``kind`` names the class for logs and simple filters.
 
-    kind: str
+    Each event carries exactly its fields: reading one it does not have is an
+    AttributeError (and tests/test_jobs_events.py checks consumers statically)."""
+
     status: AcquisitionStatus
-    data: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "event"
 
 
-class _Cancelled(Exception):
-    pass
+@dataclass(frozen=True)
+class Started(AcquisitionEvent):
+    """The store is open and the first tile comes next."""
+
+    output: str
+    kind: ClassVar[str] = "started"
+
+
+@dataclass(frozen=True)
+class TileDone(AcquisitionEvent):
+    """One tile imaged: an LR tile stored, or an HR tile's pair stored or rejected."""
+
+    phase: str
+    """"lr" or "hr"."""
+    tile: int
+    ix: int
+    iy: int
+    z_um: float | None = None
+    focus_evaluations: int | None = None
+    tissue_fraction: float | None = None
+    kind: ClassVar[str] = "tile_done"
+
+
+@dataclass(frozen=True)
+class PairStored(AcquisitionEvent):
+    """A pair was written and accepted by the quality gates."""
+
+    pair_id: int
+    tile: int
+    reason: str
+    correlation: float
+    focus_score: float
+    """Focus metric of the HR frame (the LR frame's is ``lr_focus_score``)."""
+    lr_focus_score: float
+    stage_xy_um: tuple[float, float]
+    kind: ClassVar[str] = "pair_stored"
+
+
+@dataclass(frozen=True)
+class PairRejected(PairStored):
+    """A pair was written but a quality gate refused it (``reason`` says which)."""
+
+    kind: ClassVar[str] = "pair_rejected"
+
+
+@dataclass(frozen=True)
+class Finished(AcquisitionEvent):
+    """The run ended completed or cancelled (``status.reason``)."""
+
+    kind: ClassVar[str] = "finished"
+
+
+@dataclass(frozen=True)
+class Failed(AcquisitionEvent):
+    """The run ended on an error; stored pairs are kept."""
+
+    error: str
+    kind: ClassVar[str] = "failed"
 
 
 def _software_versions() -> dict[str, str]:
@@ -107,9 +174,13 @@ def _software_versions() -> dict[str, str]:
 
 
 class AcquisitionEngine:
-    """Runs an AcquisitionPlan on a microscope facade, inline (run) or in a thread (start)."""
+    """Runs an AcquisitionPlan on a microscope, inline (run), in a thread (start) or as a
+    job of :class:`thinkscope_gui.jobs.JobRunner` (it holds the stand's lease there)."""
 
-    def __init__(self, plan: AcquisitionPlan | None = None, scope: Any = None,
+    name = "acquisition"
+    needs_stand = True
+
+    def __init__(self, plan: AcquisitionPlan | None = None, scope: Microscope | None = None,
                  on_event: Callable[[AcquisitionEvent], None] | None = None, *,
                  resume: bool = False, append: bool = False) -> None:
         self.plan = plan
@@ -117,31 +188,23 @@ class AcquisitionEngine:
         self.on_event = on_event
         self.resume_run = resume
         self.append_run = append
+        self.control = JobControl(self.name, can_pause=True, needs_stand=True)
         self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._state = RunState.IDLE
-        self._paused = False
-        self._cancel = False
         self._thread: threading.Thread | None = None
         #: set when run() has reported its end; why an Event: on Python 3.11 a
         #: KeyboardInterrupt inside Thread.join() marks a running thread as stopped
         self.ended = threading.Event()
         self._timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
         self._reasons: Counter[str] = Counter()
-        self._accepted = self._rejected = self._done = self._total = 0
-        self._done_here = 0
+        self._accepted = self._rejected = 0
         self._new_pairs = 0
-        self._phase = "idle"
-        self._t0 = 0.0
-        self._message = ""
         self._offset: tuple[float, float, float, float] | None = None
-        self._cancelled = False
 
     # --- control -----------------------------------------------------------------------
     @property
     def state(self) -> RunState:
         """Current run state."""
-        return self._state
+        return self.control.state
 
     def start(self) -> threading.Thread:
         """Run in a background thread; returns it (join it or use wait())."""
@@ -151,61 +214,43 @@ class AcquisitionEngine:
         return self._thread
 
     def wait(self, timeout: float | None = None) -> AcquisitionStatus:
-        """Block until a background run ends; returns the final status."""
-        if self._thread is not None:
+        """Block until a background run (start() or a JobRunner) ends; the final status."""
+        if self._thread is not None or self.control.state != RunState.IDLE:
             self.ended.wait(timeout)
         return self.status()
 
-    def pause(self) -> None:
+    def pause(self) -> bool:
         """Hold before the next tile (the current one completes)."""
-        with self._lock:
-            if self._state == RunState.RUNNING:
-                self._paused = True
-                self._state = RunState.PAUSED
+        return self.control.pause()
 
     def resume(self) -> None:
         """Continue after pause()."""
-        with self._lock:
-            if self._state == RunState.PAUSED:
-                self._paused = False
-                self._state = RunState.RUNNING
-                self._wake.notify_all()
+        self.control.resume()
 
     def cancel(self) -> None:
-        """Stop after the current step; stored pairs stay (resume the file later)."""
-        with self._lock:
-            if self._state == RunState.IDLE and self._thread is not None:
-                self._cancel = True  # a signal between start() and the run's first step
-            if self._state in (RunState.RUNNING, RunState.PAUSED):
-                self._cancel = True
-                self._paused = False
-                self._state = RunState.CANCELLING
-                self._wake.notify_all()
+        """Stop at the next step, autofocus included; stored pairs stay (resume later)."""
+        self.control.cancel()
+
+    def job_status(self) -> JobStatus:
+        """The runner's generic snapshot (progress, ETA, state, reason)."""
+        return self.control.snapshot()
 
     def status(self) -> AcquisitionStatus:
         """A frozen snapshot of the run."""
         with self._lock:
-            elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
-            remaining = self._total - self._done
-            eta = None
-            if self._done_here and self._state in (RunState.RUNNING, RunState.PAUSED,
-                                                  RunState.CANCELLING):
-                eta = remaining * elapsed / self._done_here
-            elif self._state in (RunState.FINISHED, RunState.FAILED):
-                eta = 0.0
+            js = self.control.snapshot()
             return AcquisitionStatus(
-                state=self._state, phase=self._phase, done=self._done, total=self._total,
+                state=js.state, phase=js.phase or "idle", done=js.done, total=js.total,
                 accepted=self._accepted, rejected=self._rejected,
-                reasons=tuple(sorted(self._reasons.items())), eta_s=eta, elapsed_s=elapsed,
-                timings_s=tuple(self._timings.items()), cancelled=self._cancelled,
-                new_pairs=self._new_pairs,
-                message=self._message, measured_offset=self._offset,
-                output=self.plan.output if self.plan else "")
+                reasons=tuple(sorted(self._reasons.items())), eta_s=js.eta_s,
+                elapsed_s=js.elapsed_s, timings_s=tuple(self._timings.items()),
+                reason=js.reason, new_pairs=self._new_pairs, message=js.message,
+                measured_offset=self._offset, output=self.plan.output if self.plan else "")
 
     # --- internals ---------------------------------------------------------------------
-    def _emit(self, kind: str, **data: Any) -> None:
+    def _emit(self, event_type: type[AcquisitionEvent], **fields: Any) -> None:
         if self.on_event is not None:
-            self.on_event(AcquisitionEvent(kind, self.status(), data))
+            self.on_event(event_type(self.status(), **fields))
 
     @contextlib.contextmanager
     def _timed(self, name: str) -> Iterator[None]:
@@ -217,27 +262,21 @@ class AcquisitionEngine:
                 self._timings[name] += time.perf_counter() - t
 
     def _checkpoint(self) -> None:
-        with self._lock:
-            while self._paused and not self._cancel:
-                self._wake.wait(0.2)
-            if self._cancel:
-                raise _Cancelled()
+        self.control.checkpoint()
 
-    def _step_done(self) -> None:
-        with self._lock:
-            self._done += 1
-            self._done_here += 1
+    def _phase(self, phase: str) -> None:
+        self.control.progress(phase=phase)
 
-    def _focus(self, settings: Any, x: float, y: float, fmap: FocusMap,
+    def _focus(self, settings: AutofocusSettings, x: float, y: float, fmap: FocusMap,
                z_seed: float | None, full: bool) -> AutofocusResult:
-        scope = self.scope
+        scope = self._scope()
         if not settings.enabled:
             z = z_seed if z_seed is not None else scope.z()
             scope.set_z(z)
             return AutofocusResult(float(z), float("nan"), 0, True)
         rng = None if full else settings.seeded_range_um + 3.0 * fmap.residual_um()
         res = autofocus(scope, settings, z_seed, half_range_um=rng,
-                        cancel=lambda: self._cancel)
+                        cancel=lambda: self.control.cancel_requested)
         if not res.interior and not full and z_seed is not None:
             # a featureless field has no sharpness peak: trust the measured focus surface
             scope.set_z(z_seed)
@@ -245,11 +284,16 @@ class AcquisitionEngine:
                                    from_prediction=True)
         return res
 
+    def _scope(self) -> Microscope:
+        assert self.scope is not None
+        return self.scope
+
     # --- the run -----------------------------------------------------------------------
-    def run(self, plan: AcquisitionPlan | None = None, scope: Any = None,
+    def run(self, plan: AcquisitionPlan | None = None, scope: Microscope | None = None,
             on_event: Callable[[AcquisitionEvent], None] | None = None) -> AcquisitionStatus:
         """Carry out the plan inline; returns the final status (never raises for run
-        failures: the status is FAILED with a message and a 'failed' event is sent)."""
+        failures: the reason is FAILED with a message and a Failed event is sent; a
+        cancel at any step, autofocus included, ends CANCELLED)."""
         self.plan = plan or self.plan
         self.scope = scope or self.scope
         self.on_event = on_event or self.on_event
@@ -261,30 +305,26 @@ class AcquisitionEngine:
             self.ended.set()
 
     def _run(self) -> AcquisitionStatus:
-        with self._lock:
-            self._state = RunState.CANCELLING if self._cancel else RunState.RUNNING
-            self._t0 = time.perf_counter()
+        assert self.plan is not None
+        ctl = self.control
+        ctl.begin()
         writer: PairWriter | None = None
         reraise: BaseException | None = None
+        end: tuple[FinishReason, str] | None = None
         try:
             writer = self._prepare()
-            self._emit("started", output=str(writer.path))
+            self._emit(Started, output=str(writer.path))
             self._acquire(writer)
-            with self._lock:
-                self._state = RunState.FINISHED
-                self._phase = "done"
-                self._message = "finished"
-        except (_Cancelled, AutofocusCancelled):
-            with self._lock:
-                self._state = RunState.FINISHED
-                self._cancelled = True
-                self._message = "cancelled; stored pairs are kept - resume to continue"
+            ctl.progress(phase="done")
+            end = (FinishReason.COMPLETED, "finished")
+        except Cancelled:
+            end = (FinishReason.CANCELLED, self._cancel_message())
         except (PlanError, StoreError) as exc:
-            self._fail(str(exc))
+            end = self._failure(str(exc))
         except Exception as exc:  # noqa: BLE001 - any device error ends the run cleanly
-            self._fail(f"{type(exc).__name__}: {exc}")
+            end = self._failure(f"{type(exc).__name__}: {exc}")
         except BaseException as exc:  # KeyboardInterrupt in an inline run: still report
-            self._fail(f"{type(exc).__name__}: {exc}")
+            end = (FinishReason.FAILED, f"{type(exc).__name__}: {exc}")
             reraise = exc
         finally:
             if writer is not None:
@@ -292,24 +332,30 @@ class AcquisitionEngine:
                     writer.close()
                 except Exception as exc:  # noqa: BLE001 - the end is reported regardless
                     _log.warning("closing the store failed: %s", exc)
-            if self._state in (RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING):
-                self._fail("interrupted")
-        if self._state == RunState.FAILED:
-            _log.error("acquisition into %s failed: %s", self.plan.output, self._message)
-            self._emit("failed", error=self._message)
+            ctl.finish(*(end or (FinishReason.FAILED, "interrupted")))
+        if ctl.reason == FinishReason.FAILED:
+            _log.error("acquisition into %s failed: %s", self.plan.output, ctl.snapshot().message)
+            self._emit(Failed, error=ctl.snapshot().message)
         else:
-            self._emit("finished")
+            self._emit(Finished)
         if reraise is not None:
             raise reraise
         return self.status()
 
-    def _fail(self, message: str) -> None:
-        with self._lock:
-            self._state = RunState.FAILED
-            self._message = message
+    def _cancel_message(self) -> str:
+        return (f"cancelled; {self._new_pairs} pair(s) stored by this run are kept - "
+                "resume to continue")
+
+    def _failure(self, message: str) -> tuple[FinishReason, str]:
+        """An error after cancel() is the cancel landing mid-step (a device interrupted
+        while moving): the operator asked to stop, so the run ends cancelled."""
+        if self.control.cancel_requested:
+            _log.info("error after cancel, counted as cancelled: %s", message)
+            return FinishReason.CANCELLED, self._cancel_message()
+        return FinishReason.FAILED, message
 
     def _prepare(self) -> PairWriter:
-        plan, scope = self.plan, self.scope
+        plan, scope = self.plan, self._scope()
         assert plan is not None
         plan.validate_against(scope)
         self._lr = scope.profile(plan.lr_objective)
@@ -341,19 +387,17 @@ class AcquisitionEngine:
         if writer.tile_offset:  # an appended plan: its tiles follow the stored ones
             k = writer.tile_offset
             self._tiles = [dataclasses.replace(t, index=t.index + k) for t in self._tiles]
-        with self._lock:
-            self._total = 2 * len(self._tiles)
+        self.control.progress(total=2 * len(self._tiles))
         return writer
 
     def _acquire(self, writer: PairWriter) -> None:
-        plan, scope = self.plan, self.scope
+        plan, scope = self.plan, self._scope()
         assert plan is not None
         stored = writer.stored_tiles()
         paired = writer.stored_pair_tiles()
         # account for work already in the file (resume)
-        with self._lock:
-            self._done = sum(1 for t in self._tiles if t.index in stored or t.index in paired)
-            self._done += len(paired)
+        done = sum(1 for t in self._tiles if t.index in stored or t.index in paired)
+        self.control.progress(done + len(paired), counted=0)
         self._count_existing(writer)
         fmap = FocusMap(min_points_for_plane=plan.autofocus.min_seed_tiles)
         for row in stored.values():
@@ -362,7 +406,7 @@ class AcquisitionEngine:
 
         todo_lr = [t for t in self._tiles if t.index not in stored and t.index not in paired]
         if todo_lr:
-            self._phase = "lr"
+            self._phase("lr")
             with self._timed("swap"):
                 if scope.objective() != plan.lr_objective:
                     scope.set_objective(plan.lr_objective)
@@ -374,12 +418,12 @@ class AcquisitionEngine:
         todo_hr = [t for t in self._tiles if t.index not in paired]
         if not todo_hr:
             return
-        self._phase = "swap"
+        self._phase("swap")
         self._checkpoint()
         with self._timed("swap"):
             scope.set_objective(plan.hr_objective)  # the facade retracts Z first
             scope.set_exposure(plan.hr_exposure_ms)
-        self._phase = "hr"
+        self._phase("hr")
         measured = writer.get_attr("measured_offset_json")
         if measured:
             m = json.loads(measured)
@@ -421,7 +465,7 @@ class AcquisitionEngine:
                     self._reasons[r.decode() if isinstance(r, bytes) else str(r)] += 1
 
     def _lr_tile(self, writer: PairWriter, t: Tile, fmap: FocusMap) -> None:
-        plan, scope = self.plan, self.scope
+        plan, scope = self.plan, self._scope()
         assert plan is not None
         with self._timed("move"):
             scope.set_xy(t.x, t.y)
@@ -441,18 +485,19 @@ class AcquisitionEngine:
                 extra={"focus_interior": af.interior, "focus_evaluations": af.evaluations,
                        "focus_from_prediction": af.from_prediction,
                        "objective": plan.lr_objective}))
-        self._step_done()
-        self._emit("tile_done", phase="lr", tile=t.index, ix=t.ix, iy=t.iy, z_um=af.z,
+        self.control.advance()
+        self._emit(TileDone, phase="lr", tile=t.index, ix=t.ix, iy=t.iy, z_um=af.z,
                    focus_evaluations=af.evaluations, tissue_fraction=tf)
 
     def _hr_tile(self, writer: PairWriter, t: Tile, lr_row: int) -> None:
-        plan, scope = self.plan, self.scope
+        plan, scope = self.plan, self._scope()
         assert plan is not None
         lr_frame, lr_meta = writer.lr_tile(lr_row)
         lx, ly = lr_meta["stage_xy_um"]
         lz = float(lr_meta["z_um"])
         tissue = float(lr_meta["tissue_fraction"]) >= MIN_TISSUE_FRACTION
-        base = dict(tile_index=t.index, lr_tile=lr_row, ix=t.ix, iy=t.iy, stage_xy_um=(lx, ly))
+        base: dict[str, Any] = dict(tile_index=t.index, lr_tile=lr_row, ix=t.ix, iy=t.iy,
+                                    stage_xy_um=(lx, ly))
         if plan.skip_empty and not tissue:
             blank_lr = np.zeros((self._patch, self._patch, 3), lr_frame.dtype)
             q = round(self._patch * self._scale)
@@ -541,16 +586,17 @@ class AcquisitionEngine:
     def _store(self, writer: PairWriter, rec: PairRecord) -> None:
         with self._timed("write"):
             pid = writer.append_pair(rec)
+        self.control.advance()
         with self._lock:
-            self._done += 1
-            self._done_here += 1
             self._new_pairs += 1
             if rec.accepted:
                 self._accepted += 1
             else:
                 self._rejected += 1
                 self._reasons[rec.reason] += 1
-        self._emit("tile_done", phase="hr", tile=rec.tile_index, ix=rec.ix, iy=rec.iy)
-        self._emit("pair_stored" if rec.accepted else "pair_rejected", pair_id=pid,
+        self._emit(TileDone, phase="hr", tile=rec.tile_index, ix=rec.ix, iy=rec.iy,
+                   z_um=rec.z_um[1])
+        self._emit(PairStored if rec.accepted else PairRejected, pair_id=pid,
                    tile=rec.tile_index, reason=rec.reason, correlation=rec.correlation,
-                   stage_xy_um=rec.stage_xy_um)
+                   focus_score=rec.focus_score[1],
+                   lr_focus_score=rec.focus_score[0], stage_xy_um=rec.stage_xy_um)

@@ -13,9 +13,9 @@ def saturated_fraction(img: np.ndarray, bit_depth: int) -> float:
     """Fraction of pixels with any channel at the camera's maximum value."""
     a = np.asarray(img)
     top = (1 << int(bit_depth)) - 1 if np.issubdtype(a.dtype, np.integer) else 1.0
-    sat = a >= top
+    sat = np.asarray(a >= top)
     if a.ndim == 3:
-        sat = sat.any(axis=2)
+        sat = np.asarray(sat.any(axis=2))
     return float(sat.mean())
 
 

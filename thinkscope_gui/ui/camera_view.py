@@ -7,7 +7,6 @@ enhanced images scaled by 1/scale), so no full-size composite is ever built per 
 from __future__ import annotations
 
 import math
-from enum import Enum
 
 import numpy as np
 import pyqtgraph as pg
@@ -15,18 +14,9 @@ from qtpy.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from qtpy.QtGui import QPen, QTransform
 from qtpy.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
+from thinkscope_gui.app_model import OverlayMode  # noqa: F401 - the one definition, re-exported
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
-
-
-class OverlayMode(str, Enum):
-    """How the enhanced image is shown against the camera frame."""
-
-    OFF = "off"
-    SIDE_BY_SIDE = "side by side"
-    WIPE = "split wipe"
-    BLEND = "blend"
-    LENS = "enhancement lens"
-    CONSISTENCY = "consistency map"
 
 
 NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)

@@ -243,13 +243,14 @@ class LiveEnhanceWorker(QThread):
         h, w = img.shape[:2]
         if h * w <= BAND_ABOVE_PX or not hasattr(enhancer, "overlap"):
             return enhancer.enhance(img, **kw)
-        from thinkscope_gui.learn.tiled import EnhanceCancelled, enhance_bands
+        from thinkscope_gui.jobs import Cancelled
+        from thinkscope_gui.learn.tiled import enhance_bands
 
         try:
             blocks = list(enhance_bands(enhancer, img, bit_depth=job.bit_depth,
                                         band=max(32, BAND_PX // max(w, 1)),
                                         cancel=lambda: self._should_abandon(job, enhancer)))
-        except EnhanceCancelled as exc:
+        except Cancelled as exc:
             raise Abandoned() from exc
         return np.concatenate(blocks, axis=0)
 

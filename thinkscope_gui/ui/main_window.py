@@ -25,6 +25,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from thinkscope_gui.app_model import AppModel
+from thinkscope_gui.jobs import StandBusy
+from thinkscope_gui.tiff import write_tiff
+
 from .camera_view import CameraView, OverlayMode
 from .errors import ErrorReporter
 from .live_controller import LiveController
@@ -32,9 +36,8 @@ from .microscope_widgets import ExposureWidget, FocusWidget, ObjectiveWidget, St
 from .model_manager import ModelManager
 from .scope_signals import ScopeSignals
 from .settings import app_settings, read_bool, read_float, thinkscope_home
-from .tiff_io import save_tiff
 from .widgets import dock_scroll, install_wheel_guard, unique_path
-from .workers import start_worker
+from .workers import EventBridge, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class MainWindow(QMainWindow):
         self.setObjectName("ThinkScopeMain")
         self.setWindowTitle(f"ThinkScope — {getattr(scope, 'source', 'microscope')}")
         self.scope = scope
+        #: the Qt-free app state; its runner runs every job and holds the stand's lease
+        self.app = AppModel(scope)
         self.reporter = ErrorReporter(self, modal=modal_errors)
         self.signals = ScopeSignals(scope, self)
         self.view = CameraView(self)
@@ -84,6 +89,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.hud)
         self._build_toolbar()
         self._build_controls()
+        self._wire_app_model()
         self.panels: dict[str, QWidget] = {}
         self._build_panels()
         self._build_shortcuts()
@@ -188,7 +194,7 @@ class MainWindow(QMainWindow):
         self.blend.setValue(50)
         self.blend.setFixedWidth(80)
         self.blend.setToolTip("blend: enhanced opacity")
-        self.blend.valueChanged.connect(lambda v: self.view.set_blend_alpha(v / 100))
+        self.blend.valueChanged.connect(lambda v: self.app.set_overlay(blend=v / 100))
         tb.addWidget(self.blend)
         self.lens_size = QSpinBox(minimum=16, maximum=1024, singleStep=16, value=128,
                                   suffix=" px lens")
@@ -205,8 +211,7 @@ class MainWindow(QMainWindow):
         self.view.set_lens_center(*self.view.lens_center)
 
     def _lens_size_changed(self, v: int) -> None:
-        self.view.lens_size = int(v)
-        self.view.set_lens_center(*self.view.lens_center)
+        self.app.set_overlay(lens_px=int(v))
 
     def _build_controls(self) -> None:
         box = QWidget()
@@ -215,6 +220,7 @@ class MainWindow(QMainWindow):
         self.objective_widget = ObjectiveWidget(self.scope, self.signals, err)
         self.stage_widget = StageWidget(self.scope, self.signals, err)
         self.focus_widget = FocusWidget(self.scope, self.signals, err)
+        self.focus_widget.start_job = self.start_job
         self.exposure_widget = ExposureWidget(self.scope, self.signals, err)
         for title, w in (("Objective", self.objective_widget), ("Stage", self.stage_widget),
                          ("Focus", self.focus_widget), ("Camera", self.exposure_widget)):
@@ -224,6 +230,53 @@ class MainWindow(QMainWindow):
         dock = self._add_dock("Microscope", box, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resizeDocks([dock], [box.minimumSizeHint().width() + 16],
                          Qt.Orientation.Horizontal)
+
+    def _wire_app_model(self) -> None:
+        """The runner pauses live view for a job that drives the stand and restores it
+        after; manual control is disabled while such a job holds the lease. Runner
+        callbacks come from the job's thread: bridges bring them to the GUI thread."""
+        self._restore_live = EventBridge(self)
+        self._restore_live.event.connect(lambda was: was and self.set_live(True))
+        self._busy = EventBridge(self)
+        self._busy.event.connect(self._stand_busy_changed)
+
+        def pause_live() -> bool:  # called by runner.start, on the GUI thread
+            was = self.act_live.isChecked()
+            if was:
+                self.set_live(False)
+            return was
+
+        self.app.runner.live_hooks = (pause_live, self._restore_live)
+        self.app.events.stand_busy.connect(self._busy)
+        self.app.events.live.connect(self._show_live)
+        self.app.events.overlay.connect(self._overlay_changed)
+
+    def manual_controls(self) -> list[Any]:
+        """The controls that move or image the stand by hand."""
+        return [self.objective_widget, self.stage_widget, self.focus_widget,
+                self.exposure_widget, self.act_snap, self.act_live]
+
+    def _stand_busy_changed(self, holder: str | None) -> None:
+        for w in self.manual_controls():
+            if w is self.focus_widget:
+                w.set_manual_enabled(holder is None)
+            else:
+                w.setEnabled(holder is None)
+        if holder is not None:
+            self.statusBar().showMessage(f"manual control is off while the microscope is "
+                                         f"busy with {holder}", 5000)
+
+    def start_job(self, job: Any, title: str) -> bool:
+        """Run a job through the app's runner; a refused one is reported, not raised."""
+        try:
+            self.app.start_job(job)
+        except StandBusy as exc:
+            self.report(title, str(exc))
+            return False
+        # the lease is taken now: disable manual control at once (not after a round trip)
+        if getattr(job, "needs_stand", False):
+            self._stand_busy_changed(job.name)
+        return True
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -314,6 +367,9 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- camera
     def snap(self) -> None:
         """One frame (stops live first so the snap is not mixed with the stream)."""
+        if (holder := self.app.stand_holder) is not None:
+            self.report("Snap", f"the microscope is busy with {holder}")
+            return
         if self.act_live.isChecked():
             self.act_live.setChecked(False)
         try:
@@ -324,13 +380,15 @@ class MainWindow(QMainWindow):
         self.live.show_image(image, self.scope.pixel_size_um())
 
     def set_live(self, on: bool) -> None:
+        """Live on/off through the app model (refused while a job drives the stand); the
+        Live action follows the model's ``live`` event."""
         try:
-            if on:
-                self.scope.start_live()
-            else:
-                self.scope.stop_live()
-        except Exception as exc:  # noqa: BLE001
+            self.app.set_live(on)
+        except Exception as exc:  # noqa: BLE001 - StandBusy or a camera error, said plainly
             self.report("Live view", str(exc))
+        self._show_live(self.app.live)
+
+    def _show_live(self, on: bool) -> None:
         if self.act_live.isChecked() != on:
             self.act_live.blockSignals(True)
             self.act_live.setChecked(on)
@@ -370,7 +428,7 @@ class MainWindow(QMainWindow):
             return None
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            out = save_tiff(path, self.view.frame, self.view.pixel_size_um,
+            out = write_tiff(path, self.view.frame, self.view.pixel_size_um,
                             self.frame_info("raw"))
         except Exception as exc:  # noqa: BLE001
             self.report("Save failed", str(exc))
@@ -393,7 +451,7 @@ class MainWindow(QMainWindow):
         def job(token: Any, progress: Any) -> Path:
             out = enhancer.enhance(frame)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return save_tiff(path, out, pixel, info)
+            return write_tiff(path, out, pixel, info)
 
         def done(out: Path) -> None:
             self.statusBar().showMessage(f"saved {out}", 10000)
@@ -417,25 +475,49 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------- enhancement
     def set_enhancing(self, on: bool) -> None:
-        """Turn live enhancement on/off; refuses when no usable model is active."""
-        if on and (self.models.enhancer is None or not self.models.usable):
+        """Turn live enhancement on/off through the app model (its overlay is the one copy
+        of "enhancing"); refused when no usable model is active."""
+        self._sync_model_state()
+        try:
+            self.app.set_overlay(mode=self.mode_combo.currentText() if on else OverlayMode.OFF)
+        except ValueError:
             why = "model still loading" if self.models.loading() else "no usable model"
             self.report("Enhancement", f"cannot enhance: {why}")
-            on = False
+        self._overlay_changed(self.app.overlay)
+
+    def _overlay_changed(self, ov: Any) -> None:
+        """Everything that shows the overlay follows the app model's."""
+        on = ov.enhancing
         if self.act_enhance.isChecked() != on:
             self.act_enhance.blockSignals(True)
             self.act_enhance.setChecked(on)
             self.act_enhance.blockSignals(False)
-        self.view.set_mode(self.mode_combo.currentText() if on else OverlayMode.OFF)
-        self.live.set_enhancing(on)
+        mode_changed = self.view.mode != ov.mode
+        self.view.set_blend_alpha(ov.blend)
+        if self.view.lens_size != ov.lens_px:
+            self.view.lens_size = ov.lens_px
+            self.view.set_lens_center(*self.view.lens_center)
+        self.view.set_mode(ov.mode)
+        if self.live.enhancing != on:
+            self.live.set_enhancing(on)
+        elif on and mode_changed:
+            self.live.reset_meters()
 
     def set_overlay_mode(self, mode: OverlayMode | str) -> None:
         self.mode_combo.setCurrentText(OverlayMode(mode).value)
 
     def _mode_changed(self, text: str) -> None:
-        if self.live.enhancing:
-            self.view.set_mode(text)
-            self.live.reset_meters()
+        if self.app.overlay.enhancing:
+            self.app.set_overlay(mode=text)
+
+    def _sync_model_state(self) -> None:
+        """The manager's model state, into the app model (an unusable model ends the
+        overlay there, and so everywhere)."""
+        usable = self.models.enhancer is not None and bool(self.models.usable)
+        reason = ("model still loading" if self.models.loading() else
+                  self.models.reason or "no usable model")
+        self.app.set_model(str(self.models.path) if self.models.path else None, usable,
+                           reason)
 
     def activate_model(self, path: str | Path | None) -> None:
         """Load a model in the background; the view keeps running meanwhile."""
@@ -444,6 +526,7 @@ class MainWindow(QMainWindow):
     def _show_model_state(self) -> None:
         """The status bar's model line: the manager's summary, kept until it changes (a
         disabled model stays explained, not a notice that fades after seconds)."""
+        self._sync_model_state()
         text = self.models.summary()
         self.model_status.setText(f"model: {text}")
         self.model_status.setToolTip(self.models.reason or text)

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from .scope_signals import ScopeSignals
-from .workers import Cancelled, FunctionWorker, start_worker
+from .workers import FunctionWorker, start_worker
 
 ErrorFn = Callable[[str, str], None]
 
@@ -246,6 +246,7 @@ class FocusWidget(QWidget):
         self.step = QDoubleSpinBox(suffix=" µm", decimals=2, minimum=0.01, maximum=100,
                                    value=0.5)
         up, down = QPushButton("Z +"), QPushButton("Z −")
+        self._movers = (self.z, self.step, up, down)
         up.clicked.connect(lambda: self.nudge(+1))
         down.clicked.connect(lambda: self.nudge(-1))
         self.af_button = QPushButton("Autofocus")
@@ -262,7 +263,10 @@ class FocusWidget(QWidget):
         lay.addWidget(self.af_status, 2, 2)
         self.z.valueChanged.connect(self._set_z)
         signals.zChanged.connect(self._show)
-        self._worker: FunctionWorker | None = None
+        self._worker: Any = None
+        #: set by the window: runs autofocus as a job of the app's runner (it takes the
+        #: stand's lease); None runs it in a plain worker (a widget on its own)
+        self.start_job: Callable[[Any, str], bool] | None = None
         self.mover = DeviceMover(self._apply, self._move_failed, "Focus move refused", self)
         self.mover.moved.connect(lambda: self._show(self.scope.z()))
         self._show(scope.z())
@@ -293,18 +297,32 @@ class FocusWidget(QWidget):
             self._worker.cancel()
             self.af_status.setText("cancelling…")
             return
-        from thinkscope_gui.pairs.autofocus import AutofocusCancelled, autofocus
+        from thinkscope_gui.pairs.autofocus import autofocus
         from thinkscope_gui.pairs.plan import AutofocusSettings
 
         scope = self.scope
+        if self.start_job is not None:
+            from thinkscope_gui.pairs.autofocus import autofocus_job
+
+            from .workers import JobWatcher
+
+            af_job = autofocus_job(scope, AutofocusSettings())
+            if not self.start_job(af_job, "Autofocus"):
+                return
+            watcher = JobWatcher(af_job, self)
+            watcher.succeeded.connect(self._af_done)
+            watcher.failed.connect(self._af_failed)
+            watcher.cancelled.connect(self._af_cancelled)
+            self._worker = watcher
+            self.af_button.setEnabled(True)  # the Cancel button while its job holds the stand
+            self.af_button.setText("Cancel AF")
+            self.af_status.setText("focusing…")
+            return
 
         def job(token: Any, progress: Any) -> Any:
-            try:
-                return autofocus(scope, AutofocusSettings(),
-                                 on_progress=lambda n, z, score: progress((n, z, score)),
-                                 cancel=lambda: token.cancelled)
-            except AutofocusCancelled as exc:
-                raise Cancelled() from exc
+            return autofocus(scope, AutofocusSettings(),
+                             on_progress=lambda n, z, score: progress((n, z, score)),
+                             cancel=lambda: token.cancelled)
 
         self.af_button.setText("Cancel AF")
         self.af_status.setText("focusing…")
@@ -330,6 +348,13 @@ class FocusWidget(QWidget):
 
     def is_running(self) -> bool:
         return self._worker is not None
+
+    def set_manual_enabled(self, on: bool) -> None:
+        """Manual focus on/off while a job holds the stand; the autofocus button stays
+        usable while its own autofocus runs (it is the Cancel button then)."""
+        for w in self._movers:
+            w.setEnabled(on)
+        self.af_button.setEnabled(on or self._worker is not None)
 
 
 class ExposureWidget(QWidget):

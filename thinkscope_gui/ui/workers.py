@@ -1,4 +1,7 @@
-"""Background workers: run a callable off the GUI thread, and bridge engine callbacks to Qt."""
+"""Background work for the GUI: watch a job of the app's runner (JobWatcher), run a
+callable off the GUI thread (FunctionWorker, for work that is no job: loading a model),
+and bridge engine callbacks to Qt (EventBridge). Cancellation is THE one exception,
+:class:`thinkscope_gui.jobs.Cancelled`."""
 
 from __future__ import annotations
 
@@ -6,7 +9,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import QObject, QThread, Signal
+from qtpy.QtCore import QObject, QThread, QTimer, Signal
+
+from thinkscope_gui.jobs import Cancelled, FinishReason, RunState
+
+__all__ = ["CancelToken", "Cancelled", "EventBridge", "FunctionWorker", "JobWatcher",
+           "start_worker"]
 
 
 class CancelToken:
@@ -21,10 +29,6 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
-
-
-class Cancelled(Exception):
-    """Raised inside a worker function when the user cancelled."""
 
 
 class FunctionWorker(QThread):
@@ -88,3 +92,52 @@ def start_worker(owner: QObject, fn: Callable[[CancelToken, Callable[[Any], None
     worker.finished.connect(worker.deleteLater)
     worker.start()
     return worker
+
+
+class JobWatcher(QObject):
+    """Follows a job the app's runner runs, on the GUI thread (a timer reads its frozen
+    status: no callback from the job's thread touches Qt). Emits ``progress(phase)`` when
+    the phase changes, then one of ``succeeded(result)``, ``failed(message)``,
+    ``cancelled()``; a cancel at any step ends in ``cancelled``, never ``failed``."""
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+    progress = Signal(object)
+    cancelled = Signal()
+
+    def __init__(self, job: Any, parent: QObject | None = None, interval_ms: int = 100) -> None:
+        super().__init__(parent)
+        self.job = job
+        self._phase = ""
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start(interval_ms)
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step."""
+        self.job.cancel()
+
+    def wait(self, ms: int) -> bool:
+        """Block up to ``ms`` for the job to finish (shutdown only)."""
+        import time
+
+        end = time.monotonic() + ms / 1000
+        while self.job.job_status().state != RunState.FINISHED and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.job.job_status().state == RunState.FINISHED
+
+    def _poll(self) -> None:
+        st = self.job.job_status()
+        if st.phase and st.phase != self._phase:
+            self._phase = st.phase
+            self.progress.emit(st.phase)
+        if st.state != RunState.FINISHED:
+            return
+        self._timer.stop()
+        if st.reason == FinishReason.COMPLETED:
+            self.succeeded.emit(getattr(self.job, "result", None))
+        elif st.reason == FinishReason.CANCELLED:
+            self.cancelled.emit()
+        else:
+            self.failed.emit(st.message)
+        self.deleteLater()

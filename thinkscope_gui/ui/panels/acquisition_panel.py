@@ -1,7 +1,8 @@
 """Pair acquisition panel: edit/save/load a plan, run it, watch the stage map fill in.
 
-The AcquisitionEngine runs in its own thread; its events cross to the GUI thread through
-an EventBridge. The live view and manual controls pause while the engine drives the stand.
+The AcquisitionEngine runs as a job of the window's runner (thinkscope_gui/jobs.py), which
+holds the stand's lease, pauses live view and has the window disable manual control; its
+typed events cross to the GUI thread through an EventBridge.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class WatchedScope:
         self._scope = scope
         self._on_frame = on_frame
 
+    @property
+    def stand(self) -> Any:
+        """The microscope itself: its lease is the one the run holds."""
+        return self._scope
+
     def snap(self) -> Any:
         image = self._scope.snap()
         self._on_frame((image, self._scope.pixel_size_um()))
@@ -151,7 +157,6 @@ class AcquisitionPanel(QWidget):
         self.last_status: Any = None
         self.events: list[Any] = []
         self._lr_focus: dict[int, Any] = {}
-        self._was_live = False
         self._bridge = EventBridge(self)
         self._bridge.event.connect(self._on_event)
         # each frame the engine snaps is shown in the live view: the run can be watched
@@ -227,10 +232,6 @@ class AcquisitionPanel(QWidget):
         self.pause_button.setEnabled(on)
         self.stop_button.setEnabled(on)
         self.editor.setEnabled(not on)
-        for name in ("objective_widget", "stage_widget", "focus_widget"):
-            w = getattr(self.window_, name, None)
-            if w is not None:
-                w.setEnabled(not on)
 
     def start(self) -> bool:
         """Validate the plan and start the engine in the background."""
@@ -265,14 +266,14 @@ class AcquisitionPanel(QWidget):
         field = self._hr_field(plan)
         self.map.set_tiles(plan.tiles(field), field)
         self.events.clear()
-        self._was_live = self.scope.is_live()
-        if self._was_live:
-            self.window_.set_live(False)
-        self.engine = AcquisitionEngine(plan, WatchedScope(self.scope, self._frames),
-                                        self._bridge, resume=resume)
+        engine = AcquisitionEngine(plan, WatchedScope(self.scope, self._frames),
+                                   self._bridge, resume=resume)
+        self.engine = engine
+        if not self.window_.start_job(engine, "Acquisition"):  # another job has the stand
+            self.engine = None
+            return False
         self._set_running(True)
         self.pause_button.setText("Pause")
-        self.engine.start()
         return True
 
     def _show_frame(self, item: tuple[Any, float]) -> None:
@@ -302,6 +303,8 @@ class AcquisitionPanel(QWidget):
             self.eta.setText("stopping after the current step…")
 
     def _on_event(self, ev: Any) -> None:
+        from thinkscope_gui.pairs.engine import Failed, Finished, PairStored, TileDone
+
         self.events.append(ev)
         st = ev.status
         self.last_status = st
@@ -310,48 +313,41 @@ class AcquisitionPanel(QWidget):
         eta = f"ETA {st.eta_s:.0f} s" if st.eta_s else ""
         self.eta.setText(f"{st.state.value} · {st.phase} · {st.done}/{st.total} steps · "
                          f"{st.accepted} accepted, {st.rejected} rejected · {eta}")
-        d = ev.data
-        if ev.kind == "tile_done" and d.get("phase") == "lr":
-            self.map.set_state(int(d["tile"]), "lr")
-            self._lr_focus[int(d["tile"])] = d.get("z_um")
-        elif ev.kind in ("pair_stored", "pair_rejected"):
+        if isinstance(ev, TileDone) and ev.phase == "lr":
+            self.map.set_state(ev.tile, "lr")
+            self._lr_focus[ev.tile] = ev.z_um
+        elif isinstance(ev, PairStored):  # accepted, or PairRejected
             ok = ev.kind == "pair_stored"
-            self.map.set_state(int(d["tile"]), "accepted" if ok else "rejected")
-            corr = d.get("correlation")
-            focus = d.get("focus_score")
-            lr_z = self._lr_focus.get(int(d["tile"]))
-            text = f"last pair #{d.get('pair_id')} (tile {d.get('tile')}): "
-            text += "accepted" if ok else f"rejected ({d.get('reason')})"
-            if corr is not None:
-                text += f", registration correlation {corr:.3f}"
-            if focus is not None:
-                text += f", focus {focus:.4g}"
+            self.map.set_state(ev.tile, "accepted" if ok else "rejected")
+            text = f"last pair #{ev.pair_id} (tile {ev.tile}): "
+            text += "accepted" if ok else f"rejected ({ev.reason})"
+            text += (f", registration correlation {ev.correlation:.3f}, "
+                     f"focus {ev.focus_score:.4g} (LR {ev.lr_focus_score:.4g})")
+            lr_z = self._lr_focus.get(ev.tile)
             if lr_z is not None:
                 text += f", LR autofocus z {lr_z:.2f} µm"
             self.last_pair.setText(text)
-        elif ev.kind in ("finished", "failed"):
+        elif isinstance(ev, Finished | Failed):
             self._finished(ev)
 
     def _finished(self, ev: Any) -> None:
+        from thinkscope_gui.pairs.engine import Failed
+
         self.engine = None
         self._set_running(False)
+        self._stop_requested = False
         st = ev.status
-        error = str(ev.data.get("error", st.message))
-        stopped, self._stop_requested = self._stop_requested, False
-        if ev.kind == "failed" and stopped and "cancel" in error.lower():
-            # the operator pressed Stop: a cancelled step is not a failure
-            self.eta.setText(f"stopped: {st.accepted} accepted, {st.rejected} rejected "
-                             f"kept in {st.output} (resume to continue)")
-        elif ev.kind == "failed":
-            self.window_.report("Acquisition failed", error)
+        if isinstance(ev, Failed):
+            self.window_.report("Acquisition failed", ev.error)
+        elif st.cancelled:  # Stop at any step, autofocus included: never "failed"
+            self.eta.setText(f"cancelled: {st.new_pairs} pair(s) stored by this run, "
+                             f"{st.accepted} accepted and {st.rejected} rejected in all, kept "
+                             f"in {st.output} (resume to continue)")
         else:
             self.eta.setText(f"{st.message}: {st.accepted} accepted, {st.rejected} rejected "
                              f"in {st.elapsed_s:.0f} s → {st.output}")
-            training = self.window_.panels.get("Training")
-            if training is not None and hasattr(training, "add_store") and st.accepted:
-                training.add_store(st.output)
-        if self._was_live:
-            self.window_.set_live(True)
+        if st.accepted:  # the Training panel observes the app model's stores
+            self.window_.app.add_store(st.output)
 
     def shutdown(self) -> None:
         """Remember the plan; stop a run (stored pairs stay, the file can be resumed)."""

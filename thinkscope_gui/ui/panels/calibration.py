@@ -1,5 +1,6 @@
-"""Qt side of the objective calibration: a worker around the headless procedure
-(:mod:`thinkscope_gui.pairs.calibration`) and a result box that stays until dismissed."""
+"""Qt side of the objective calibration: the headless procedure's job
+(:mod:`thinkscope_gui.pairs.calibration`) run by the app's runner, and a result box that
+stays until dismissed."""
 
 from __future__ import annotations
 
@@ -9,33 +10,32 @@ from typing import Any
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from thinkscope_gui.pairs.calibration import (
-    CalibrationCancelled,
-    CalibrationResult,
-    calibrate,
-)
+from thinkscope_gui.pairs.calibration import CalibrationResult, calibration_job
 
-from ..workers import Cancelled, FunctionWorker, start_worker
+from ..workers import JobWatcher
 
 __all__ = ["CalibrationResultBox", "start_calibration"]
 
 
 def start_calibration(owner: QWidget, scope: Any, *,
+                      start_job: Callable[[Any, str], bool],
                       on_done: Callable[[CalibrationResult], None],
                       on_failed: Callable[[str], None],
                       on_progress: Callable[[Any], None],
                       on_cancelled: Callable[[], None],
-                      objectives: Sequence[str] | None = None) -> FunctionWorker:
-    """Run the calibration off the GUI thread (oil->dry already confirmed by the user)."""
-
-    def job(token: Any, progress: Any) -> CalibrationResult:
-        try:
-            return calibrate(scope, confirm_oil_to_dry=True, objectives=objectives,
-                             cancelled=lambda: token.cancelled, progress=progress)
-        except CalibrationCancelled as exc:
-            raise Cancelled() from exc
-
-    return start_worker(owner, job, on_done, on_failed, on_progress, on_cancelled)
+                      objectives: Sequence[str] | None = None) -> JobWatcher | None:
+    """Run the calibration as a job of the app's runner (oil->dry already confirmed by
+    the user): it holds the stand's lease, so no acquisition or manual move interferes.
+    None when the stand is busy (``start_job`` has said why)."""
+    job = calibration_job(scope, confirm_oil_to_dry=True, objectives=objectives)
+    if not start_job(job, "Calibration"):
+        return None
+    watcher = JobWatcher(job, owner)
+    watcher.succeeded.connect(on_done)
+    watcher.failed.connect(on_failed)
+    watcher.progress.connect(on_progress)
+    watcher.cancelled.connect(on_cancelled)
+    return watcher
 
 
 class CalibrationResultBox(QFrame):

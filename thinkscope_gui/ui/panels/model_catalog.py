@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from hardware.profiles import thinkscope_home
-
-RESOURCES_MODELS = Path(__file__).resolve().parents[3] / "resources" / "models"
+from thinkscope_gui.learn.meta import MODELS_DIR
 
 
 def model_dirs() -> list[Path]:
     """Shipped models first, then the user's ($THINKSCOPE_HOME/models)."""
-    return [RESOURCES_MODELS, thinkscope_home() / "models"]
+    return [MODELS_DIR, thinkscope_home() / "models"]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.window_ = window
         self.entries: list[ModelEntry] = []
+        window.app.events.catalogue.connect(self.refresh)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

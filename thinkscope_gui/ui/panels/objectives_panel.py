@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..workers import FunctionWorker
+from ..workers import JobWatcher
 from .calibration import CalibrationResultBox, start_calibration
 from .profile_editor import ProfileEditor
 
@@ -89,7 +89,7 @@ class ObjectivesPanel(QWidget):
         lay.addWidget(self.result_box)
         lay.addWidget(self.status)
         lay.addWidget(self._build_stand_box())
-        self._worker: FunctionWorker | None = None
+        self._worker: JobWatcher | None = None
         self.last_result: Any = None
         #: asks the operator before oil->dry moves; tests replace it
         self.confirm = lambda text: QMessageBox.question(
@@ -219,9 +219,7 @@ class ObjectivesPanel(QWidget):
         self.editor.set_profiles(self._shown_profiles())
         self.status.setText(f"saved to {path}")
         self._update_notice()
-        models = self.window_.panels.get("Models")
-        if models is not None and hasattr(models, "refresh"):
-            models.refresh()  # retired/replaced objectives make their models stale
+        self.window_.app.catalogue_changed()  # retired/replaced objectives: stale models
         self.window_.signals.objectiveChanged.emit(self.scope.objective())
         return True
 
@@ -236,17 +234,12 @@ class ObjectivesPanel(QWidget):
         if oil and not self.confirm("Calibration visits the oil objective and comes back to "
                                     "dry objectives. Is the slide ready for that?"):
             return
-        was_live = self.scope.is_live()
-        if was_live:
-            self.window_.set_live(False)
 
-        def finish(text: str) -> None:
+        def finish(text: str) -> None:  # the runner restores live view, not this panel
             self._worker = None
             self.calib_button.setText("Calibrate")
             self.status.setText(text)
             self._update_notice()
-            if was_live:
-                self.window_.set_live(True)
 
         def done(result: Any) -> None:
             self.last_result = result
@@ -258,11 +251,14 @@ class ObjectivesPanel(QWidget):
             finish("calibration failed")
             self.window_.report("Calibration failed", msg)
 
-        self.calib_button.setText("Stop calibration")
-        self.result_box.hide()
-        self._worker = start_calibration(self, self.scope, on_done=done, on_failed=failed,
+        self._worker = start_calibration(self, self.scope, start_job=self.window_.start_job,
+                                         on_done=done, on_failed=failed,
                                          on_progress=self.status.setText,
                                          on_cancelled=lambda: finish("calibration cancelled"))
+        if self._worker is None:  # the stand is busy (reported)
+            return
+        self.calib_button.setText("Stop calibration")
+        self.result_box.hide()
         self._update_notice()
 
     def shutdown(self) -> None:

@@ -166,8 +166,15 @@ class TrainingPanel(QWidget):
         self._val_tile: Any = None
         self._preview_worker: FunctionWorker | None = None
         self.previews = 0
+        # stores acquired in this session (the app model's list) appear here
+        self._stores_changed(window.app.stores)
+        window.app.events.stores.connect(self._stores_changed)
 
     # ---------------------------------------------------------------- inputs
+    def _stores_changed(self, paths: tuple[str, ...]) -> None:
+        for p in paths:
+            self.add_store(p)
+
     def add_store(self, path: str | Path) -> None:
         if str(path) not in self.store_paths():
             self.stores.addItem(str(path))
@@ -183,9 +190,9 @@ class TrainingPanel(QWidget):
     def _warm_from_active(self) -> None:
         path = self.window_.models.path
         if path is None:
-            from .model_catalog import RESOURCES_MODELS
+            from thinkscope_gui.learn.meta import MODELS_DIR
 
-            path = RESOURCES_MODELS / "default_fast.safetensors"
+            path = MODELS_DIR / "default_fast.safetensors"
         raw = self.form.raw()
         raw["warm_start"] = str(path)
         self.form.set_value(type(self.form.value()).model_validate(raw))
@@ -252,7 +259,8 @@ class TrainingPanel(QWidget):
         self.trainer = Trainer(cfg, self._bridge)
         self.start_button.setText("Stop training")
         self.progress.setRange(0, cfg.epochs * cfg.steps_per_epoch)
-        self.trainer.start()
+        # a job of the app's runner: no stand lease (the microscope stays usable)
+        self.window_.start_job(self.trainer, "Training")
 
     def _set_form_out(self, out: str) -> None:
         """Show the output the run really writes (after a unique name was chosen)."""
@@ -288,9 +296,7 @@ class TrainingPanel(QWidget):
             self.start_button.setText("Start training")
             if st.state == "failed":
                 self.window_.report("Training failed", st.message)
-            models = self.window_.panels.get("Models")
-            if models is not None and hasattr(models, "refresh"):
-                models.refresh()
+            self.window_.app.catalogue_changed()  # the Models panel re-scans
 
     # ---------------------------------------------------------------- preview
     def _update_preview(self) -> None:
