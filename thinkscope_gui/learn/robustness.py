@@ -51,10 +51,8 @@ def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4
     Keys: "heldout" (that tissue on the ideal stand) and, when this build has the
     realistic stand and the run trains on no realistic-stand data, "otherstand" (the same
     tissue there: partially coherent optics, Bayer camera, 12 bits with bias)."""
-    from hardware.sim.slide import REGIONS
-
     from .dataset import load_tiles
-    from .sim_source import SimPairSource
+    from .sim_source import SimPairSource, tissue_regions
 
     if sources:
         s0 = sources[0]
@@ -66,7 +64,7 @@ def heldout_tiles(config: Any, sources: Sequence[Any] = (), n: int = 4
     seen = set(config.sim_tissues) if getattr(config, "sim_pairs", 0) else set()
     for s in sources:
         seen.update(getattr(s, "tissues", ()))
-    others = [r for r in REGIONS if r != "bar_target" and r not in seen]
+    others = [r for r in tissue_regions() if r not in seen]
     if not others:
         return {}
     from .sim_source import STANDS

@@ -80,6 +80,13 @@ def render_pair(renderer: Any, x_um: float, y_um: float, lr_shape: tuple[int, in
     return a, b
 
 
+def tissue_regions() -> list[str]:
+    """The simulated slide's tissue regions (the bar target is not tissue)."""
+    from hardware.sim.slide import REGIONS
+
+    return [r for r in REGIONS if r != "bar_target"]
+
+
 def region_positions(tissues: tuple[str, ...] | list[str], n: int, seed: int,
                      margin_um: float = 500.0) -> list[tuple[float, float, str]]:
     """n deterministic field centres spread over the named tissue regions (round robin)."""
