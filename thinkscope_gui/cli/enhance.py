@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thinkscope_gui.cli.interrupt import SignalCancel
 
 IMAGE_EXTS = (".png", ".tif", ".tiff")
 #: stills and whole fields get the quality model (the live view keeps the fast one)
@@ -39,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, sig)
 
 
-def _run(args: argparse.Namespace, sig: object) -> int:
+def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     from tqdm import tqdm
 
-    from thinkscope_gui.jobs import Cancelled
+    from thinkscope_gui.cli.interrupt import run_job
+    from thinkscope_gui.jobs import Cancelled, FinishReason, FunctionJob, JobControl
     from thinkscope_gui.learn.errors import ModelFileError, ModelMismatchError
     from thinkscope_gui.learn.imageio import ImageFileError, enhance_file
     from thinkscope_gui.learn.infer import Enhancer
@@ -59,9 +65,8 @@ def _run(args: argparse.Namespace, sig: object) -> int:
         print(f"error: {e}")
         log.error("enhance: %s", e)
         return 2
-    cancelled = lambda: sig.cancelled  # noqa: E731 - read between bands
-
-    def one(f: Path, out: Path, bar_desc: str | None) -> Path:
+    def one(f: Path, out: Path, bar_desc: str | None,
+            cancel: Callable[[], bool]) -> Path:
         bar = None
 
         def progress(done: int, total: int) -> None:
@@ -74,7 +79,7 @@ def _run(args: argparse.Namespace, sig: object) -> int:
 
         try:
             return enhance_file(enh, f, out, bit_depth=args.bit_depth, progress=progress,
-                                cancel=cancelled)
+                                cancel=cancel)
         finally:
             if bar is not None:
                 bar.close()
@@ -87,21 +92,33 @@ def _run(args: argparse.Namespace, sig: object) -> int:
         dst.mkdir(parents=True, exist_ok=True)
         bad: list[str] = []
         written = 0
-        for f in tqdm(files, unit="image", disable=quiet or None):
-            if sig.cancelled:
-                break
-            try:
-                one(f, dst / f.name, f.name)
-                written += 1
-            except (ImageFileError, ModelMismatchError, ValueError) as e:
-                bad.append(str(e).splitlines()[0])
-                log.warning("enhance: skipped %s: %s", f, str(e).splitlines()[0])
-            except Cancelled:
-                break
-        if sig.cancelled:
+
+        def batch(control: JobControl) -> None:
+            """The folder as one job of the runner: a signal cancels it between images
+            or between the bands of a large one."""
+            nonlocal written
+            with tqdm(total=len(files), unit="image", disable=quiet or None) as fbar:
+                for i, f in enumerate(files):
+                    control.checkpoint()
+                    control.progress(done=i, total=len(files), message=f.name)
+                    try:
+                        one(f, dst / f.name, f.name, lambda: control.cancel_requested)
+                        written += 1
+                    except (ImageFileError, ModelMismatchError, ValueError) as e:
+                        bad.append(str(e).splitlines()[0])
+                        log.warning("enhance: skipped %s: %s", f, str(e).splitlines()[0])
+                    fbar.update(1)
+                control.progress(done=len(files))
+
+        status = run_job(FunctionJob("batch enhance", batch), sig)
+        if status.reason == FinishReason.CANCELLED:
             print(f"cancelled: {written} of {len(files)} images written into {dst}; "
-                  f"{sig.name} received (the image in progress was not written)")
-            return sig.exit_code
+                  f"{sig.name or 'cancel'} received (the image in progress was not written)")
+            return sig.exit_code or 130
+        if status.reason == FinishReason.FAILED:
+            print(f"error: {status.message}")
+            log.error("enhance: %s", status.message)
+            return 2
         print(f"enhanced {written} of {len(files)} images into {dst}")
         if bad:
             print(f"skipped {len(bad)} bad image(s):")
@@ -112,7 +129,7 @@ def _run(args: argparse.Namespace, sig: object) -> int:
     if dst.is_dir():  # an existing folder as output: keep the input's name inside it
         dst = dst / src.name
     try:
-        out = one(src, dst, None)
+        out = one(src, dst, None, lambda: sig.cancelled)
     except Cancelled:
         print(f"cancelled: {dst} not written; {sig.name} received")
         return sig.exit_code

@@ -66,3 +66,21 @@ class SignalCancel:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+
+
+def run_job(job: Any, sig: SignalCancel, poll_s: float = 0.2) -> Any:
+    """Run ``job`` through the one job runner (thinkscope_gui.jobs) and wait for it.
+
+    The job runs in the runner's thread; this (main) thread keeps receiving signals and
+    turns one into the runner's cancel, so a headless command ends the same way the GUI's
+    Stop does: the job's own status says completed, cancelled or failed.
+    """
+    from thinkscope_gui.jobs import JobRunner
+
+    runner = JobRunner()
+    runner.start(job)
+    while runner.busy:
+        if sig.cancelled:
+            runner.cancel()
+        runner.wait(poll_s)
+    return runner.status()

@@ -57,13 +57,24 @@ def run(args: argparse.Namespace) -> int:
         if args.threads is not None:
             recipe = replace(recipe, threads=max(1, args.threads))
         out_dir = args.out_dir or str(MODELS_DIR)
-        results = rebuild_models(out_dir, recipe, archs, force=args.force,
-                                 log=lambda m: print(m, flush=True),
-                                 cancel=lambda: sig.cancelled)
-        if sig.cancelled:
+        from thinkscope_gui.cli.interrupt import run_job
+        from thinkscope_gui.jobs import FinishReason, FunctionJob, JobControl
+
+        def body(control: JobControl) -> dict:
+            return rebuild_models(out_dir, recipe, archs, force=args.force,
+                                  log=lambda m: print(m, flush=True),
+                                  cancel=lambda: control.cancel_requested)
+
+        job = FunctionJob("model rebuild", body)  # the one runner, like every long job
+        status = run_job(job, sig)
+        if status.reason == FinishReason.FAILED:
+            print(f"rebuild-models: failed: {status.message}", file=sys.stderr)
+            return 1
+        results = job.result or {}
+        if sig.cancelled or status.reason == FinishReason.CANCELLED:
             print(f"cancelled by {sig.name}; the shipped models are unchanged unless named "
                   "above as written")
-            return sig.exit_code
+            return sig.exit_code or 130
         failed = [a for a in archs if results.get(a, {}).get("state") not in
                   ("done", "stopped_early")]
         return 1 if failed else 0
