@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from skimage.transform import resize
 
 from tests.learn_helpers import synthetic_hr
+from thinkscope_gui.learn.bench import synthetic_store
 from thinkscope_gui.learn.checkpoint import load_checkpoint
 from thinkscope_gui.learn.dataset import load_tiles, split_by_tile
 from thinkscope_gui.learn.infer import Enhancer
@@ -24,42 +24,15 @@ from thinkscope_gui.learn.modelfile import read_meta
 from thinkscope_gui.learn.models import build_model
 from thinkscope_gui.learn.sources import StorePairSource
 from thinkscope_gui.learn.train import TrainConfig, Trainer
-from thinkscope_gui.pairs.store import LRTileRecord, PairRecord, PairWriter, StoreHeader
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FAST: dict = {}  # the CLI trains the default fast network
 torch.set_num_threads(1)
 
 
-def _profile(label: str, px: float, mag: float, na: float, imm: str) -> str:
-    return json.dumps({"label": label, "magnification": mag, "na": na, "immersion": imm,
-                       "pixel_size_um": px, "offset_xy_um": [0.0, 0.0], "parfocal_z_um": 0.0,
-                       "rotation_deg": 0.0, "retired": False})
-
-
 def make_store(path: Path, n: int = 8, lr_size: int = 48, seed: int = 0) -> Path:
-    """A small real pair store: n tiles of synthetic blobs, LR = blurred HR / 2.5."""
-    hr_size = int(round(lr_size * 2.5))
-    h = StoreHeader(lr_profile_json=_profile("40x", 0.1625, 40, 0.95, "dry"),
-                    hr_profile_json=_profile("100x", 0.065, 100, 1.4, "oil"), scale=2.5,
-                    lr_frame_shape=(lr_size, lr_size, 3), hr_frame_shape=(hr_size, hr_size, 3),
-                    patch_lr_px=lr_size, dtype="uint8", bit_depth=8)
-    rng = np.random.default_rng(seed)
-    with PairWriter.open(path, h) as w:
-        for i in range(n):
-            hr = synthetic_hr(rng, hr_size)
-            lr = resize(hr, (lr_size, lr_size, 3), anti_aliasing=True,
-                        anti_aliasing_sigma=(1.5, 1.5, 0))
-            lr8, hr8 = (lr * 255).round().astype(np.uint8), (hr * 255).round().astype(np.uint8)
-            ix, iy, xy = i % 4, i // 4, (10.0 * (i % 4), 10.0 * (i // 4))
-            w.append_tile(LRTileRecord(tile_index=i, ix=ix, iy=iy, stage_xy_um=xy, z_um=0.0,
-                                       focus_score=1.0, tissue_fraction=1.0, frame=lr8))
-            w.append_pair(PairRecord(
-                tile_index=i, lr_tile=i, ix=ix, iy=iy, stage_xy_um=xy, hr_stage_xy_um=xy,
-                z_um=(0.0, 0.0), focus_score=(1.0, 1.0), transform=(0.0, 0.0, 0.0),
-                correlation=0.99, crop_origin=(0, 0), accepted=True, reason="", tissue=True,
-                lr_patch=lr8, hr_patch=hr8, hr_frame=hr8))
-    return path
+    """A small real pair store: n tiles of synthetic tissue-like pictures, LR = HR / 2.5."""
+    return synthetic_store(path, n=n, lr_size=lr_size, seed=seed, hr_image=synthetic_hr)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,22 @@ def bench_enhance(model: str | Path | None = None, device: str | None = None,
     return out
 
 
-def _synthetic_store(path: Path, n: int = 16, lr_size: int = 128, seed: int = 0) -> Path:
-    """A pair store of random blobs (LR = area-downsampled HR / 2.5): training speed
-    depends on tensor sizes, not on the picture, and this needs no microscope."""
+def _blobs(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Random coloured discs on a bright background, (size, size, 3) float32 in [0, 1]."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    hr = np.full((size, size, 3), 0.9, np.float32)
+    for _ in range(60):
+        cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(2, 8)]
+        hr[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.2, 0.7, 3)
+    return hr
+
+
+def synthetic_store(path: Path, n: int = 16, lr_size: int = 128, seed: int = 0,
+                    hr_image: Callable[[np.random.Generator, int], np.ndarray] = _blobs
+                    ) -> Path:
+    """A real pair store of synthetic pictures (LR = area-downsampled HR / 2.5), needing no
+    microscope: for the training benchmark (speed depends on tensor sizes, not on the
+    picture) and for tests. ``hr_image(rng, size)`` draws each HR tile in [0, 1]."""
     import json
 
     import torch.nn.functional as F
@@ -75,13 +89,9 @@ def _synthetic_store(path: Path, n: int = 16, lr_size: int = 128, seed: int = 0)
                     lr_frame_shape=(lr_size, lr_size, 3), hr_frame_shape=(hr_size, hr_size, 3),
                     patch_lr_px=lr_size, dtype="uint8", bit_depth=8, source="bench")
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:hr_size, 0:hr_size]
     with PairWriter.open(path, h) as w:
         for i in range(n):
-            hr = np.full((hr_size, hr_size, 3), 0.9, np.float32)
-            for _ in range(60):
-                cy, cx, r = rng.uniform(0, hr_size, 2).tolist() + [rng.uniform(2, 8)]
-                hr[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.2, 0.7, 3)
+            hr = np.asarray(hr_image(rng, hr_size), np.float32)
             t = torch.from_numpy(hr.transpose(2, 0, 1).copy())[None]
             lr = F.interpolate(t, size=(lr_size, lr_size), mode="area")[0].numpy()
             lr8 = (lr.transpose(1, 2, 0) * 255).round().astype(np.uint8)
@@ -122,7 +132,7 @@ def bench_train(procs: tuple[int, ...] = (1, 2), device: str | None = None, arch
                            "patch": patch, "steps": steps, "cpu_cores": cores,
                            "threads_per_process": threads}
     with tempfile.TemporaryDirectory(prefix="thinkscope-bench-train-") as tmp:
-        store = _synthetic_store(Path(tmp) / "pairs.h5")
+        store = synthetic_store(Path(tmp) / "pairs.h5")
         for n in procs:
             if device.startswith("cuda") and n > torch.cuda.device_count():
                 out[f"samples_per_s_{n}proc"] = f"skipped: needs {n} GPUs"
