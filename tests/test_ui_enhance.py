@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.test_ui_support import make_model
 from thinkscope_gui.learn.consistency import consistency_map
 from thinkscope_gui.ui.camera_view import OverlayMode
 
 pytest_plugins = ["tests.test_ui_support"]
-
-
-@pytest.fixture
-def enhancing(qtbot: Any, window: Any, ui_env: Path) -> Any:
-    window.activate_model(make_model(ui_env / "m.safetensors", window.scope))
-    qtbot.waitUntil(lambda: window.models.enhancer is not None, timeout=30000)
-    qtbot.waitUntil(lambda: window.view.frame is not None, timeout=20000)
-    window.live.job_seconds = None  # whole visible region: geometry is checked exactly
-    return window
 
 
 @pytest.mark.parametrize("mode", [m for m in OverlayMode if m != OverlayMode.OFF])

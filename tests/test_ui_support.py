@@ -60,3 +60,13 @@ def window(qtbot: Any, scope: Any) -> Iterator[Any]:
     w.set_live(True)
     yield w
     w.close()
+
+
+@pytest.fixture
+def enhancing(qtbot: Any, window: Any, ui_env: Path) -> Any:
+    """The window enhancing live with a small model for its objectives."""
+    window.activate_model(make_model(ui_env / "m.safetensors", window.scope))
+    qtbot.waitUntil(lambda: window.models.enhancer is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.view.frame is not None, timeout=20000)
+    window.live.job_seconds = None  # whole visible region: geometry is checked exactly
+    return window

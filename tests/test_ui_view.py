@@ -12,7 +12,6 @@ import tifffile
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QToolBar
 
-from tests.test_ui_support import make_model
 from thinkscope_gui.tiff import read_pixel_size_um
 from thinkscope_gui.tiff import read_tiff_meta as read_info
 from thinkscope_gui.ui.camera_view import CONSISTENCY_FLOOR, CONSISTENCY_TOP, OverlayMode
@@ -24,15 +23,6 @@ def click_action(qtbot: Any, window: Any, action: Any) -> None:
     button = window.findChild(QToolBar, "cameraToolbar").widgetForAction(action)
     assert button is not None and button.isVisible(), action.text()
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-@pytest.fixture
-def enhancing(qtbot: Any, window: Any, ui_env: Path) -> Any:
-    window.activate_model(make_model(ui_env / "m.safetensors", window.scope))
-    qtbot.waitUntil(lambda: window.models.enhancer is not None, timeout=30000)
-    qtbot.waitUntil(lambda: window.view.frame is not None, timeout=20000)
-    window.live.job_seconds = None  # whole visible region: geometry is checked exactly
-    return window
 
 
 def test_zoom_buttons_and_mode_change_keeps_zoom(qtbot: Any, enhancing: Any) -> None:
