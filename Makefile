@@ -51,7 +51,7 @@ test: $(STAMP)
 	  mm=$$("$(MM_BUILD)" | tail -n1) || { echo "NOTE: demo adapter build failed"; mm=""; }; \
 	else mm="$$MICROMANAGER_PATH"; fi; \
 	[ -n "$$mm" ] && export MICROMANAGER_PATH="$$mm"; \
-	QT_QPA_PLATFORM=offscreen PYMM_SIGNALS_BACKEND=psygnal $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen PYMM_SIGNALS_BACKEND=psygnal $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
