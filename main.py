@@ -63,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"thinkscope_gui.cli.{name.replace('-', '_')}")
+        if name == "bench":  # the window's own benchmark lives in ui/ (Qt loads only if run)
+            module.register("live", _bench_live)
         module.add_parser(sub)
     return parser
+
+
+def _bench_live(args: argparse.Namespace) -> dict:
+    from thinkscope_gui.ui.bench_live import bench_target
+
+    return bench_target(args)
 
 
 def _no_display_reason() -> str | None:

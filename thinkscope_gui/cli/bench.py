@@ -59,13 +59,6 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                        threads=args.threads, batch=args.batch)
 
 
-def _live(args: argparse.Namespace) -> dict[str, Any]:
-    from thinkscope_gui.ui.bench_live import bench_live
-
-    return bench_live(size=args.size, seconds=min(args.seconds, 3.0), gpu=args.gpu,
-                      model=args.model, log=(lambda *_: None) if args.json else print)
-
-
 def _engines(args: argparse.Namespace) -> dict[str, Any]:
     from thinkscope_gui.learn.bench_engines import bench_engines
 
@@ -78,9 +71,15 @@ TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "enhance": _enhance,
     "acquire": _acquire,
     "train": _train,
-    "live": _live,
     "engines": _engines,
 }
+"""Benchmarks by name. ``live`` (the real window, offscreen) lives in ui/ and is registered
+by main.py through :func:`register`, so this headless layer never imports Qt."""
+
+
+def register(name: str, target: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
+    """Add a benchmark from a higher layer (main.py adds ``live`` from ui/)."""
+    TARGETS[name] = target
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

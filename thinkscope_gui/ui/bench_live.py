@@ -170,3 +170,9 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
             _pump(app, 0.2)
     out["summary"] = summary
     return out
+
+
+def bench_target(args: Any) -> dict[str, Any]:
+    """``main.py bench live``: the options of the bench subcommand -> :func:`bench_live`."""
+    return bench_live(size=args.size, seconds=min(args.seconds, 3.0), gpu=args.gpu,
+                      model=args.model, log=(lambda *_: None) if args.json else print)
