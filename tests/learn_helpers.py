@@ -66,3 +66,20 @@ def make_model_file(path: Path, arch: str = "fast", channels: int = 3,
                      lr_profile=lr, hr_profile=hr, lr_pixel_size_um=lr.pixel_size_um,
                      hr_pixel_size_um=hr.pixel_size_um, command="tests")
     return save_model(model, meta, path)
+
+
+def tiny_model_at_scale(scale: float, seed: int = 0):
+    """A small random fast network for 40x -> 100x at ``scale`` and its metadata: for tests
+    of tiling, streaming and any-scale geometry, where the weights need not be trained."""
+    from thinkscope_gui.learn.models import build_model
+
+    torch.manual_seed(seed)
+    prof = load_profiles()
+    model = build_model("fast", 3, scale, {"feats": 8, "layers": 1})
+    with torch.no_grad():
+        torch.nn.init.normal_(model.up.conv.weight, std=0.05)
+    lr = prof["40x"]
+    meta = ModelMeta(arch="fast", arch_params=model.arch_params, scale=scale, channels=3,
+                     lr_profile=lr, hr_profile=prof["100x"], lr_pixel_size_um=lr.pixel_size_um,
+                     hr_pixel_size_um=lr.pixel_size_um / scale, command="tests")
+    return model, meta

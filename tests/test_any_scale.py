@@ -21,9 +21,10 @@ from hardware import open_microscope
 from hardware.sim.optics import DEFAULT_SIM_OPTICS
 from hardware.sim.render import SimRenderer
 from hardware.sim.slide import slide_surface_z
+from tests.learn_helpers import tiny_model_at_scale
 from thinkscope_gui.learn.dataset import PatchDataset, Tile, aligned_origins
 from thinkscope_gui.learn.infer import Enhancer
-from thinkscope_gui.learn.meta import ModelMeta, Normalisation
+from thinkscope_gui.learn.meta import Normalisation
 from thinkscope_gui.learn.models import bicubic, build_model, out_size, resample
 from thinkscope_gui.learn.sources import StorePairSource
 from thinkscope_gui.learn.train import TrainConfig, Trainer
@@ -112,17 +113,7 @@ def test_models_upsample_by_exactly_the_scale(scale: float) -> None:
 
 
 def _enhancer(scale: float, tile: int) -> Enhancer:
-    torch.manual_seed(0)
-    from hardware.profiles import load_profiles
-
-    prof = load_profiles()
-    model = build_model("fast", 3, scale, {"feats": 8, "layers": 1})
-    with torch.no_grad():
-        torch.nn.init.normal_(model.up.conv.weight, std=0.05)
-    meta = ModelMeta(arch="fast", arch_params=model.arch_params, scale=scale, channels=3,
-                     lr_profile=prof["40x"], hr_profile=prof["100x"],
-                     lr_pixel_size_um=0.1625, hr_pixel_size_um=0.1625 / scale,
-                     normalisation=Normalisation())
+    model, meta = tiny_model_at_scale(scale, seed=0)
     return Enhancer(model, meta, device="cpu", tile=tile)
 
 

@@ -14,16 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
-from tests.learn_helpers import make_model_file
+from tests.learn_helpers import make_model_file, tiny_model_at_scale
 from thinkscope_gui.cli import enhance as enhance_cli
 from thinkscope_gui.learn.imageio import ImageFileError, enhance_file, read_input
 from thinkscope_gui.learn.infer import Enhancer
-from thinkscope_gui.learn.meta import ModelMeta
 from thinkscope_gui.learn.modelfile import save_model
-from thinkscope_gui.learn.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,17 +106,7 @@ def test_alpha_passes_through(tmp_path, model_path, suffix) -> None:
 
 
 def _model_at_scale(path: Path, scale: float) -> Path:
-    torch.manual_seed(1)
-    from hardware.profiles import load_profiles
-
-    prof = load_profiles()
-    model = build_model("fast", 3, scale, {"feats": 8, "layers": 1})
-    with torch.no_grad():
-        torch.nn.init.normal_(model.up.conv.weight, std=0.05)
-    lr = prof["40x"]
-    meta = ModelMeta(arch="fast", arch_params=model.arch_params, scale=scale, channels=3,
-                     lr_profile=lr, hr_profile=prof["100x"], lr_pixel_size_um=lr.pixel_size_um,
-                     hr_pixel_size_um=lr.pixel_size_um / scale, command="tests")
+    model, meta = tiny_model_at_scale(scale, seed=1)
     return save_model(model, meta, path)
 
 
