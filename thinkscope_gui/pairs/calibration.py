@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from hardware.microscope import Microscope
 
 __all__ = ["CalibrationError", "CalibrationResult", "calibrate", "calibration_job",
-           "calibration_labels", "measure_pixel_size", "measure_stage_map", "uncalibrated"]
+           "calibration_labels", "measure_stage_map", "uncalibrated"]
 
 
 class CalibrationError(RuntimeError):
@@ -193,11 +193,6 @@ def measure_stage_map(scope: Microscope, step_fraction: float = 0.4,
     angle = ax + diff / 2.0
     return StageImageMap(pixel_size_um=float((travels[0] + travels[1]) / (lx + ly)),
                          camera_angle_deg=float((angle + 180.0) % 360.0 - 180.0))
-
-
-def measure_pixel_size(scope: Microscope, step_fraction: float = 0.4) -> float:
-    """The pixel size (µm/px) from a stage walk (:func:`measure_stage_map`)."""
-    return measure_stage_map(scope, step_fraction).pixel_size_um
 
 
 def calibration_labels(scope: Microscope, objectives: Sequence[str] | None = None) -> list[str]:
