@@ -10,24 +10,37 @@ live on/off, the overlay (mode, lens, blend), the pair stores, and the current j
 control of the stand goes through it and is refused with :class:`StandBusy` while a job
 holds the stand's lease; the job runner, not each panel, pauses live view for such a job
 and restores it afterwards.
+
+Panels act on it rather than on the window: :meth:`AppModel.report` and
+:meth:`AppModel.notify` say something (``events.message``; the window shows a dialog or the
+status bar), :meth:`AppModel.try_start_job` runs a job or reports why not,
+:meth:`AppModel.request_model` asks for a model (the window's model manager loads it and
+publishes the result with :meth:`AppModel.set_model`), and :meth:`AppModel.show_frame`
+hands an image a job took to whatever shows images.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal, SignalGroup
 
 from thinkscope_gui.jobs import JobRunner, JobStatus, StandBusy, lease_for
 
+_log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from hardware.microscope import Microscope
 
-__all__ = ["AppEvents", "AppModel", "ModelState", "Overlay", "OverlayMode", "StandBusy"]
+__all__ = ["AppEvents", "AppModel", "Message", "MessageLevel", "ModelState", "Overlay",
+           "OverlayMode", "StandBusy"]
 
 
 class OverlayMode(str, Enum):
@@ -63,6 +76,28 @@ class ModelState:
     usable: bool = False
     reason: str = "no model loaded"
     """Why it is not usable (empty when it is)."""
+    summary: str = "none"
+    """One line for people: 'none', 'loading…', 'name (x2.5)' or 'name: disabled, <why>';
+    the status bar and the Models panel both show this one."""
+
+
+class MessageLevel(str, Enum):
+    """How loudly a :class:`Message` is shown."""
+
+    ERROR = "error"      # failed or refused: a dialog (status bar when dialogs are off)
+    NOTICE = "notice"    # expected but worth knowing: status bar and log, no dialog
+    STATUS = "status"    # a hint: status bar only
+
+
+@dataclass(frozen=True)
+class Message:
+    """Something to tell the operator (``events.message``)."""
+
+    title: str
+    detail: str
+    level: MessageLevel = MessageLevel.ERROR
+    timeout_ms: int = 10000
+    """How long a status-bar line stays (STATUS only)."""
 
 
 class AppEvents(SignalGroup):
@@ -76,6 +111,10 @@ class AppEvents(SignalGroup):
     job = Signal(object)            # JobStatus of the current (or last) job
     stand_busy = Signal(object)     # holder name (str) or None when the stand is free
     catalogue = Signal()            # model files or the profiles judging them changed
+    message = Signal(object)        # Message to show the operator
+    model_requested = Signal(object)  # path (str) of a model to load, or None: the default
+    frame = Signal(object, float)   # (image, pixel size in µm) a job took, to be shown
+    engines_ready = Signal()        # the heavy engines (torch, ...) are imported
 
 
 class AppModel:
@@ -88,7 +127,13 @@ class AppModel:
         self._overlay = Overlay()
         self._stores: tuple[str, ...] = ()
         self._lock = threading.RLock()
-        self.runner = JobRunner(live_hooks=(self._pause_live, self._restore_live))
+        self._engines_ready = False
+        self._move_probes: list[Callable[[], bool]] = []
+        #: (pause() -> was_live, restore(was_live)) for a stand job; a GUI replaces them
+        #: to stop and restart live view on its own thread
+        self.live_hooks: tuple[Callable[[], bool], Callable[[bool], None]] = (
+            self._pause_live, self._restore_live)
+        self.runner = JobRunner(live_hooks=(self._stand_taken, self._stand_freed))
         self.runner.started.connect(self._job_started)
         self.runner.finished.connect(self._job_finished)
 
@@ -177,18 +222,49 @@ class AppModel:
         if was_live and not self.live and self._scope is not None:
             self.set_live(True)
 
+    def _stand_taken(self) -> bool:
+        """The runner took the stand's lease (on the starting thread, before the job's
+        thread runs): say so at once, so manual control is off before start returns."""
+        try:
+            self.events.stand_busy.emit(self.stand_holder)
+        except Exception:  # noqa: BLE001 - a broken listener must not keep live running
+            _log.exception("a stand_busy listener failed")
+        return self.live_hooks[0]()
+
+    def _stand_freed(self, was_live: bool) -> None:
+        self.live_hooks[1](was_live)
+
+    def watch_manual_moves(self, busy: Callable[[], bool]) -> None:
+        """Register a probe that says whether a manual stage or focus move is under way."""
+        self._move_probes.append(busy)
+
+    def manual_move_running(self) -> bool:
+        """True while a manual move (registered with :meth:`watch_manual_moves`) runs."""
+        return any(probe() for probe in self._move_probes)
+
     # --- model and overlay ------------------------------------------------------------
     @property
     def model(self) -> ModelState:
         """The active model, whether it is usable, and why not."""
         return self._model
 
-    def set_model(self, path: str | None, usable: bool, reason: str = "") -> None:
-        """Record the active model; an unusable model switches the overlay off."""
-        self._model = ModelState(path, bool(usable), "" if usable else (reason or "unusable"))
-        self.events.model.emit(self._model)
+    def set_model(self, path: str | None, usable: bool, reason: str = "",
+                  summary: str = "") -> None:
+        """Record the active model; an unusable model switches the overlay off.
+
+        ``events.model`` fires only when the state changed."""
+        new = ModelState(path, bool(usable), "" if usable else (reason or "unusable"),
+                         summary or (Path(path).name if path else "none"))
+        if new != self._model:
+            self._model = new
+            self.events.model.emit(new)
         if not usable and self._overlay.enhancing:
             self.set_overlay(mode=OverlayMode.OFF)
+
+    def request_model(self, path: str | os.PathLike[str] | None) -> None:
+        """Ask for ``path`` (None: the default model) to become the active model; whoever
+        loads models (the window's model manager) answers with :meth:`set_model`."""
+        self.events.model_requested.emit(None if path is None else str(path))
 
     @property
     def overlay(self) -> Overlay:
@@ -216,6 +292,34 @@ class AppModel:
     def catalogue_changed(self) -> None:
         """Say that model files were written or profiles changed (lists re-scan)."""
         self.events.catalogue.emit()
+
+    @property
+    def engines_ready(self) -> bool:
+        """Whether the heavy engines (torch, ...) are imported: lists that need them wait."""
+        return self._engines_ready
+
+    def set_engines_ready(self) -> None:
+        """Say that the background imports are done (once)."""
+        if not self._engines_ready:
+            self._engines_ready = True
+            self.events.engines_ready.emit()
+
+    # --- messages and frames ----------------------------------------------------------
+    def report(self, title: str, detail: str) -> None:
+        """Tell the operator something failed or was refused (the window: a dialog)."""
+        self.events.message.emit(Message(title, detail, MessageLevel.ERROR))
+
+    def notify(self, title: str, detail: str) -> None:
+        """Tell the operator something expected but worth knowing (no dialog)."""
+        self.events.message.emit(Message(title, detail, MessageLevel.NOTICE))
+
+    def show_status(self, text: str, timeout_ms: int = 10000) -> None:
+        """A passing hint (the window's status bar)."""
+        self.events.message.emit(Message("", text, MessageLevel.STATUS, int(timeout_ms)))
+
+    def show_frame(self, image: Any, pixel_size_um: float) -> None:
+        """An image a job took, for the live view to show while live itself is off."""
+        self.events.frame.emit(image, float(pixel_size_um))
 
     # --- stores -----------------------------------------------------------------------
     @property
@@ -255,14 +359,22 @@ class AppModel:
         runner.start(job)
         return runner
 
+    def try_start_job(self, job: Any, title: str) -> bool:
+        """:meth:`start_job`, for panels: a refused job (StandBusy) is reported under
+        ``title`` and False returned, instead of raising."""
+        try:
+            self.start_job(job)
+        except StandBusy as exc:
+            self.report(title, str(exc))
+            return False
+        return True
+
     def cancel_job(self) -> None:
         """Stop the job driving the stand at its next step; it ends "cancelled"."""
         self.runner.cancel()
 
     def _job_started(self, status: JobStatus) -> None:
-        self.events.job.emit(status)
-        if status.needs_stand:
-            self.events.stand_busy.emit(status.name)
+        self.events.job.emit(status)  # stand_busy was said when the lease was taken
 
     def _job_finished(self, status: JobStatus) -> None:
         self.events.job.emit(status)

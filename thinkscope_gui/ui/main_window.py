@@ -25,8 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from thinkscope_gui.app_model import AppModel
-from thinkscope_gui.jobs import StandBusy
+from thinkscope_gui.app_model import AppModel, Message, MessageLevel, ModelState
 from thinkscope_gui.tiff import write_tiff
 
 from .camera_view import CameraView, OverlayMode
@@ -74,11 +73,11 @@ class MainWindow(QMainWindow):
         install_wheel_guard(QApplication.instance())
         self.live = LiveController(scope, self.view, self)
         self.live.failed.connect(lambda m: self.report("Live view", m))
-        self.models = ModelManager(self)
+        self.models = ModelManager(self.app, self)  # loads what app.request_model asks for
         self.models.loaded.connect(self._model_loaded)
         self.models.failed.connect(self._model_failed)
         self.models.mismatch.connect(self._model_mismatch)
-        self.models.changed.connect(self._show_model_state)
+        self.app.events.model.connect(self._show_model_state)
         self.signals.objectiveChanged.connect(self._objective_changed)
         self.model_status = QLabel("model: none")
         self.hud = QLabel()
@@ -136,7 +135,17 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ errors
     def report(self, title: str, detail: str) -> None:
         """Show an error without killing anything (dialog or status bar)."""
-        self.reporter.report(title, detail)
+        self.app.report(title, detail)
+
+    def _show_message(self, msg: Message) -> None:
+        """The app model's messages (from panels, jobs, the window): errors as dialogs,
+        notices and hints in the status bar."""
+        if msg.level == MessageLevel.ERROR:
+            self.reporter.report(msg.title, msg.detail)
+        elif msg.level == MessageLevel.NOTICE:
+            self.reporter.notify(msg.title, msg.detail)
+        else:
+            self.statusBar().showMessage(msg.detail, msg.timeout_ms)
 
     # ----------------------------------------------------------------- toolbar
     def _build_toolbar(self) -> None:
@@ -239,6 +248,14 @@ class MainWindow(QMainWindow):
         self._restore_live.event.connect(lambda was: was and self.set_live(True))
         self._busy = EventBridge(self)
         self._busy.event.connect(self._stand_busy_changed)
+        # messages may come from any thread; said on the GUI thread (at once when from it)
+        self._messages = EventBridge(self)
+        self._messages.event.connect(self._show_message)
+        self.app.events.message.connect(self._messages)
+        self.app.events.frame.connect(self.view.set_frame)
+        self.startupDone.connect(self.app.set_engines_ready)
+        self.app.watch_manual_moves(lambda: self.stage_widget.mover.busy()
+                                    or self.focus_widget.mover.busy())
 
         def pause_live() -> bool:  # called by runner.start, on the GUI thread
             was = self.act_live.isChecked()
@@ -246,7 +263,7 @@ class MainWindow(QMainWindow):
                 self.set_live(False)
             return was
 
-        self.app.runner.live_hooks = (pause_live, self._restore_live)
+        self.app.live_hooks = (pause_live, self._restore_live)
         self.app.events.stand_busy.connect(self._busy)
         self.app.events.live.connect(self._show_live)
         self.app.events.overlay.connect(self._overlay_changed)
@@ -267,16 +284,10 @@ class MainWindow(QMainWindow):
                                          f"busy with {holder}", 5000)
 
     def start_job(self, job: Any, title: str) -> bool:
-        """Run a job through the app's runner; a refused one is reported, not raised."""
-        try:
-            self.app.start_job(job)
-        except StandBusy as exc:
-            self.report(title, str(exc))
-            return False
-        # the lease is taken now: disable manual control at once (not after a round trip)
-        if getattr(job, "needs_stand", False):
-            self._stand_busy_changed(job.name)
-        return True
+        """Run a job through the app's runner; a refused one is reported, not raised.
+        Manual control goes off at once: the app says ``stand_busy`` as the lease is
+        taken, on this thread."""
+        return self.app.try_start_job(job, title)
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -290,21 +301,23 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         """Dock panels, tabbed on the right; heavy ones may be built after start-up."""
 
+        # panels get the app model and the scope's Qt signals, never the window: they act
+        # on the app (report, start a job, request a model) and the window observes it
         def acq() -> QWidget:
             from .panels.acquisition_panel import AcquisitionPanel
-            return AcquisitionPanel(self.scope, self)
+            return AcquisitionPanel(self.app, self.signals)
 
         def train() -> QWidget:
             from .panels.training_panel import TrainingPanel
-            return TrainingPanel(self)
+            return TrainingPanel(self.app)
 
         def models() -> QWidget:
             from .panels.models_panel import ModelsPanel
-            return ModelsPanel(self)
+            return ModelsPanel(self.app, self.signals)
 
         def objectives() -> QWidget:
             from .panels.objectives_panel import ObjectivesPanel
-            return ObjectivesPanel(self.scope, self)
+            return ObjectivesPanel(self.app, self.signals)
 
         self._factories = {"Acquisition": acq, "Training": train, "Models": models,
                            "Objectives": objectives}
@@ -477,7 +490,7 @@ class MainWindow(QMainWindow):
     def set_enhancing(self, on: bool) -> None:
         """Turn live enhancement on/off through the app model (its overlay is the one copy
         of "enhancing"); refused when no usable model is active."""
-        self._sync_model_state()
+        self.models.publish()
         try:
             self.app.set_overlay(mode=self.mode_combo.currentText() if on else OverlayMode.OFF)
         except ValueError:
@@ -510,26 +523,17 @@ class MainWindow(QMainWindow):
         if self.app.overlay.enhancing:
             self.app.set_overlay(mode=text)
 
-    def _sync_model_state(self) -> None:
-        """The manager's model state, into the app model (an unusable model ends the
-        overlay there, and so everywhere)."""
-        usable = self.models.enhancer is not None and bool(self.models.usable)
-        reason = ("model still loading" if self.models.loading() else
-                  self.models.reason or "no usable model")
-        self.app.set_model(str(self.models.path) if self.models.path else None, usable,
-                           reason)
-
     def activate_model(self, path: str | Path | None) -> None:
-        """Load a model in the background; the view keeps running meanwhile."""
-        self.models.load(path)
+        """Load a model in the background (through the app model, as a panel does); the
+        view keeps running meanwhile."""
+        self.app.request_model(path)
 
-    def _show_model_state(self) -> None:
-        """The status bar's model line: the manager's summary, kept until it changes (a
-        disabled model stays explained, not a notice that fades after seconds)."""
-        self._sync_model_state()
-        text = self.models.summary()
-        self.model_status.setText(f"model: {text}")
-        self.model_status.setToolTip(self.models.reason or text)
+    def _show_model_state(self, state: ModelState) -> None:
+        """The status bar's model line: the app model's summary (the one the Models panel
+        shows), kept until it changes (a disabled model stays explained, not a notice that
+        fades after seconds)."""
+        self.model_status.setText(f"model: {state.summary}")
+        self.model_status.setToolTip(self.models.reason or state.summary)
         self.model_status.setStyleSheet("" if self.models.usable or self.models.enhancer is None
                                         else "color: #c60;")
 
@@ -540,14 +544,14 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, msg: str) -> None:
         if self._startup_load:
-            self.reporter.notify("Model", msg)  # no dialog on start-up
+            self.app.notify("Model", msg)  # no dialog on start-up
         else:
             self.report("Model", msg)
         self._startup_load = False
 
     def _model_mismatch(self, msg: str) -> None:
         self.set_enhancing(False)
-        self.reporter.notify("Model disabled", msg)
+        self.app.notify("Model disabled", msg)
 
     def _objective_changed(self, label: str) -> None:
         try:

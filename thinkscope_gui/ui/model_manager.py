@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, Signal
 
 from .workers import FunctionWorker, start_worker
 
+if TYPE_CHECKING:
+    from thinkscope_gui.app_model import AppModel
+
 
 class ModelManager(QObject):
     """Holds the active Enhancer; checks it against the current objective.
 
-    It is the one truth about the model: the status bar and the Models panel both show
-    :meth:`summary` and listen to ``changed``, so they can never disagree.
+    It is the one truth about the model. Given the app model, it loads what
+    ``AppModel.request_model`` asks for and publishes every change as the app's
+    :class:`~thinkscope_gui.app_model.ModelState` (with :meth:`summary`): the status bar and
+    the Models panel both show that one state, so they can never disagree.
     """
 
     loaded = Signal(object)      # Enhancer
@@ -22,7 +27,7 @@ class ModelManager(QObject):
     mismatch = Signal(str)       # message naming the expected objective
     changed = Signal()           # enhancer, usable or reason changed
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, app: AppModel | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.enhancer: Any = None
         self.path: Path | None = None
@@ -30,6 +35,21 @@ class ModelManager(QObject):
         #: why the active model cannot be used now ('' when usable or none is loaded)
         self.reason = ""
         self._worker: FunctionWorker | None = None
+        self.app = app
+        if app is not None:
+            app.events.model_requested.connect(self.load)
+            self.changed.connect(self.publish)
+
+    def publish(self) -> None:
+        """Put this manager's state into the app model (an unusable model ends the overlay
+        there, and so everywhere)."""
+        if self.app is None:
+            return
+        usable = self.enhancer is not None and bool(self.usable)
+        reason = ("model still loading" if self.loading() else
+                  self.reason or "no usable model")
+        self.app.set_model(str(self.path) if self.path else None, usable, reason,
+                           self.summary())
 
     @property
     def name(self) -> str:

@@ -1,15 +1,17 @@
 """Pair acquisition panel: edit/save/load a plan, run it, watch the stage map fill in.
 
-The AcquisitionEngine runs as a job of the window's runner (thinkscope_gui/jobs.py), which
-holds the stand's lease, pauses live view and has the window disable manual control; its
-typed events cross to the GUI thread through an EventBridge.
+The AcquisitionEngine runs as a job of the app model's runner (thinkscope_gui/jobs.py),
+which holds the stand's lease and pauses live view; the window, observing the app model,
+disables manual control. The engine's typed events cross to the GUI thread through an
+EventBridge; each frame it snaps goes to ``AppModel.show_frame``.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -29,6 +31,15 @@ from ..settings import app_settings, thinkscope_home
 from ..widgets import StatusLabel, unique_path
 from ..workers import EventBridge
 from .stage_map import StageMap
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hardware.microscope import Microscope
+    from thinkscope_gui.app_model import AppModel
+    from thinkscope_gui.pairs.plan import AcquisitionPlan
+
+    from ..scope_signals import ScopeSignals
 
 #: the plan editor in physical units: spin boxes for X/Y (µm), columns/rows, exposures
 PLAN_HINTS: dict[str, dict[str, Any]] = {
@@ -50,7 +61,7 @@ FRAME_OVERHEAD_S = 0.03
 SWAP_S = 2.0
 
 
-def estimate_run(plan: Any, scope: Any) -> tuple[int, float, float]:
+def estimate_run(plan: AcquisitionPlan, scope: Microscope) -> tuple[int, float, float]:
     """(tiles, seconds, bytes) a plan will take: a rough guide shown before Start.
 
     Time: autofocus evaluations plus one snap per tile and objective, each costing the
@@ -82,16 +93,17 @@ class WatchedScope:
     """The microscope as the engine sees it, except that every snapped frame is also
     handed to ``on_frame(image, pixel_size_um)`` (thread-safe: an EventBridge)."""
 
-    def __init__(self, scope: Any, on_frame: Any) -> None:
+    def __init__(self, scope: Microscope,
+                 on_frame: Callable[[tuple[np.ndarray, float]], None]) -> None:
         self._scope = scope
         self._on_frame = on_frame
 
     @property
-    def stand(self) -> Any:
+    def stand(self) -> Microscope:
         """The microscope itself: its lease is the one the run holds."""
         return self._scope
 
-    def snap(self) -> Any:
+    def snap(self) -> np.ndarray:
         image = self._scope.snap()
         self._on_frame((image, self._scope.pixel_size_um()))
         return image
@@ -101,14 +113,19 @@ class WatchedScope:
 
 
 class AcquisitionPanel(QWidget):
-    """Plan editor + stage map + run controls for matched-pair acquisition."""
+    """Plan editor + stage map + run controls for matched-pair acquisition.
 
-    def __init__(self, scope: Any, window: Any, parent: QWidget | None = None) -> None:
+    Acts on the app model only: its microscope, its runner (the run is refused while
+    another job holds the stand), its messages, frames and stores."""
+
+    def __init__(self, app: AppModel, signals: ScopeSignals,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from thinkscope_gui.pairs.plan import AcquisitionPlan
 
-        self.scope = scope
-        self.window_ = window
+        self.app = app
+        self.scope: Microscope = app.microscope
+        scope = self.scope
         out = thinkscope_home() / "pairs" / "pairs.h5"
         plan = AcquisitionPlan(output=str(out))
         saved = app_settings().value("acquisition/plan", "")
@@ -165,20 +182,20 @@ class AcquisitionPanel(QWidget):
         self.frames_shown = 0
         self.plan_ok = False
         self._stop_requested = False
-        window.signals.xyChanged.connect(self.map.set_stage)
+        signals.xyChanged.connect(self.map.set_stage)
         self.map.set_stage(*scope.xy())
         self._set_running(False)
         self.preview_plan()
 
     # ------------------------------------------------------------------- plan
-    def plan(self) -> Any:
+    def plan(self) -> AcquisitionPlan:
         return self.editor.value()
 
-    def set_plan(self, plan: Any) -> None:
+    def set_plan(self, plan: AcquisitionPlan) -> None:
         self.editor.set_value(plan)
         self.preview_plan()
 
-    def _hr_field(self, plan: Any) -> tuple[float, float]:
+    def _hr_field(self, plan: AcquisitionPlan) -> tuple[float, float]:
         h, w = self.scope.image_shape()
         p = self.scope.profile(plan.hr_objective).pixel_size_um
         return (w * p, h * p)
@@ -211,7 +228,7 @@ class AcquisitionPanel(QWidget):
             try:
                 self.plan().save(path)
             except Exception as exc:  # noqa: BLE001
-                self.window_.report("Save plan", str(exc))
+                self.app.report("Save plan", str(exc))
 
     def _load_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load plan", "", "JSON (*.json)")
@@ -221,7 +238,7 @@ class AcquisitionPanel(QWidget):
 
                 self.set_plan(AcquisitionPlan.load(path))
             except Exception as exc:  # noqa: BLE001
-                self.window_.report("Load plan", str(exc))
+                self.app.report("Load plan", str(exc))
 
     # -------------------------------------------------------------------- run
     def running(self) -> bool:
@@ -241,12 +258,10 @@ class AcquisitionPanel(QWidget):
             plan = self.plan()
             plan.validate_against(self.scope)
         except Exception as exc:  # noqa: BLE001
-            self.window_.report("Acquisition plan", str(exc))
+            self.app.report("Acquisition plan", str(exc))
             return False
-        movers = [getattr(getattr(self.window_, n, None), "mover", None)
-                  for n in ("stage_widget", "focus_widget")]
-        if any(m is not None and m.busy() for m in movers):
-            self.window_.report("Acquisition", "a stage or focus move is still running; "
+        if self.app.manual_move_running():
+            self.app.report("Acquisition", "a stage or focus move is still running; "
                                 "start again when it has finished")
             return False
         resume = self.resume_box.isChecked()
@@ -255,11 +270,11 @@ class AcquisitionPanel(QWidget):
             out = unique_path(plan.output)
             plan = plan.model_copy(update={"output": str(out)})
             self.set_plan(plan)
-            self.window_.reporter.notify(
+            self.app.notify(
                 "Acquisition", f"{Path(self.plan().output).name}: an earlier store keeps its "
                 "name; tick 'resume into existing file' to add to it instead")
         elif resume and not Path(plan.output).exists():
-            self.window_.report("Acquisition plan",
+            self.app.report("Acquisition plan",
                                 f"nothing to resume: {plan.output} does not exist")
             return False
         Path(plan.output).parent.mkdir(parents=True, exist_ok=True)
@@ -269,19 +284,19 @@ class AcquisitionPanel(QWidget):
         engine = AcquisitionEngine(plan, WatchedScope(self.scope, self._frames),
                                    self._bridge, resume=resume)
         self.engine = engine
-        if not self.window_.start_job(engine, "Acquisition"):  # another job has the stand
+        if not self.app.try_start_job(engine, "Acquisition"):  # another job has the stand
             self.engine = None
             return False
         self._set_running(True)
         self.pause_button.setText("Pause")
         return True
 
-    def _show_frame(self, item: tuple[Any, float]) -> None:
-        """The newest frame the engine took, in the live view (live itself is off)."""
+    def _show_frame(self, item: tuple[np.ndarray, float]) -> None:
+        """The newest frame the engine took, for the live view (live itself is off)."""
         if self.engine is None:
             return
         image, pixel_size_um = item
-        self.window_.view.set_frame(image, pixel_size_um)
+        self.app.show_frame(image, pixel_size_um)
         self.frames_shown += 1
 
     def toggle_pause(self) -> None:
@@ -338,7 +353,7 @@ class AcquisitionPanel(QWidget):
         self._stop_requested = False
         st = ev.status
         if isinstance(ev, Failed):
-            self.window_.report("Acquisition failed", ev.error)
+            self.app.report("Acquisition failed", ev.error)
         elif st.cancelled:  # Stop at any step, autofocus included: never "failed"
             self.eta.setText(f"cancelled: {st.new_pairs} pair(s) stored by this run, "
                              f"{st.accepted} accepted and {st.rejected} rejected in all, kept "
@@ -347,7 +362,7 @@ class AcquisitionPanel(QWidget):
             self.eta.setText(f"{st.message}: {st.accepted} accepted, {st.rejected} rejected "
                              f"in {st.elapsed_s:.0f} s → {st.output}")
         if st.accepted:  # the Training panel observes the app model's stores
-            self.window_.app.add_store(st.output)
+            self.app.add_store(st.output)
 
     def shutdown(self) -> None:
         """Remember the plan; stop a run (stored pairs stay, the file can be resumed)."""

@@ -5,7 +5,7 @@ stays until dismissed."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
@@ -14,10 +14,13 @@ from thinkscope_gui.pairs.calibration import CalibrationResult, calibration_job
 
 from ..workers import JobWatcher
 
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
+
 __all__ = ["CalibrationResultBox", "start_calibration"]
 
 
-def start_calibration(owner: QWidget, scope: Any, *,
+def start_calibration(owner: QWidget, scope: Microscope, *,
                       start_job: Callable[[Any, str], bool],
                       on_done: Callable[[CalibrationResult], None],
                       on_failed: Callable[[str], None],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -24,19 +24,29 @@ from ..widgets import StatusLabel
 from .model_catalog import ModelEntry, data_text, metrics_text, read_model_meta, scan_models
 from .model_catalog import staleness as stale_reason
 
+if TYPE_CHECKING:
+    from thinkscope_gui.app_model import AppModel
+
+    from ..scope_signals import ScopeSignals
+
 COLUMNS = ("Model", "Objectives", "Scale", "Metrics", "Date", "Training data", "Status")
 #: widest a column grows before its text is elided (the full text is in the tooltip)
 MAX_COLUMN_PX = 180
 
 
 class ModelsPanel(QWidget):
-    """Lists models from resources/models and $THINKSCOPE_HOME/models."""
+    """Lists models from resources/models and $THINKSCOPE_HOME/models.
 
-    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+    It observes the app model (the active model's state, the catalogue, the engines being
+    ready) and acts on it: Activate asks ``app.request_model``; whoever loads models answers
+    through the app's model state, which this list and the status bar both show."""
+
+    def __init__(self, app: AppModel, signals: ScopeSignals,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window_ = window
+        self.app = app
         self.entries: list[ModelEntry] = []
-        window.app.events.catalogue.connect(self.refresh)
+        app.events.catalogue.connect(self.refresh)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -47,9 +57,12 @@ class ModelsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.doubleClicked.connect(lambda _i: self.activate_selected())
         buttons = QHBoxLayout()
-        for text, slot in (("Refresh", self.refresh), ("Activate", self.activate_selected),
-                           ("Import…", self._import_dialog), ("Export…", self._export_dialog)):
-            b = QPushButton(text)
+        self.refresh_button, self.activate_button = QPushButton("Refresh"), QPushButton("Activate")
+        self.import_button, self.export_button = QPushButton("Import…"), QPushButton("Export…")
+        for b, slot in ((self.refresh_button, self.refresh),
+                        (self.activate_button, self.activate_selected),
+                        (self.import_button, self._import_dialog),
+                        (self.export_button, self._export_dialog)):
             b.clicked.connect(slot)
             buttons.addWidget(b)
         self.info = StatusLabel(lines=2)
@@ -57,38 +70,39 @@ class ModelsPanel(QWidget):
         lay.addWidget(self.table)
         lay.addLayout(buttons)
         lay.addWidget(self.info)
-        window.models.changed.connect(self.refresh)
-        window.signals.objectiveChanged.connect(lambda _l: self.refresh())
+        app.events.model.connect(lambda _state: self.refresh())
+        signals.objectiveChanged.connect(lambda _l: self.refresh())
         if "thinkscope_gui.learn.modelfile" in sys.modules:
             self.refresh()
         else:
             # reading model headers needs the learn engine (torch): the window imports
             # it in the background after the first frame and then lists the models
             self.info.setText("looking for models…")
-            window.startupDone.connect(self.refresh)
+            app.events.engines_ready.connect(self.refresh)
 
     def _profiles(self) -> dict[str, Any]:
         try:
-            return dict(self.window_.scope.profiles)
+            return dict(self.app.microscope.profiles)
         except Exception:  # noqa: BLE001
             return {}
 
     def refresh(self) -> None:
         """Re-scan the model folders and re-judge staleness against the current profiles."""
         if ("thinkscope_gui.learn.modelfile" not in sys.modules
-                and not getattr(self.window_, "ready", True)):
-            return  # still starting: startupDone refreshes
+                and not self.app.engines_ready):
+            return  # still starting: the engines_ready event refreshes
         self.info.setText("")
         self.entries = scan_models()
         profiles = self._profiles()
-        active = self.window_.models.path
+        state = self.app.model
+        active = state.path
         self.table.setRowCount(len(self.entries))
         for row, e in enumerate(self.entries):
             m = e.meta
             status = e.error or stale_reason(m, profiles) or "ok"
             if active is not None and Path(active).resolve() == e.path.resolve():
-                if status == "ok" and not self.window_.models.usable:
-                    status = "disabled"  # same words as the status bar (models.summary)
+                if status == "ok" and not state.usable:
+                    status = "disabled"  # same words as the status bar (state.summary)
                 status = "active" if status == "ok" else f"active, {status}"
             values = (e.path.name, e.objectives, f"{m.scale:g}" if m else "", metrics_text(m),
                       (m.created[:10] if m else ""), data_text(m), status)
@@ -100,7 +114,7 @@ class ModelsPanel(QWidget):
         for col in range(len(COLUMNS)):
             if self.table.columnWidth(col) > MAX_COLUMN_PX:
                 self.table.setColumnWidth(col, MAX_COLUMN_PX)
-        self.info.setText(f"active model: {self.window_.models.summary()}")
+        self.info.setText(f"active model: {state.summary}")
 
     def status_of(self, path: Path) -> str:
         """Status column text for ``path`` (tests and scripts)."""
@@ -119,9 +133,9 @@ class ModelsPanel(QWidget):
             return
         reason = stale_reason(e.meta, self._profiles())
         if reason:
-            self.window_.report("Model is stale", f"{e.path.name}: {reason}")
+            self.app.report("Model is stale", f"{e.path.name}: {reason}")
             return
-        self.window_.activate_model(e.path)
+        self.app.request_model(e.path)
 
     def import_model(self, src: str | Path) -> Path:
         """Validate (metadata readable) and copy into $THINKSCOPE_HOME/models."""
@@ -143,7 +157,7 @@ class ModelsPanel(QWidget):
                 dest = self.import_model(path)
                 self.info.setText(f"imported to {dest}")
             except Exception as exc:  # noqa: BLE001
-                self.window_.report("Import failed", str(exc))
+                self.app.report("Import failed", str(exc))
 
     def _export_dialog(self) -> None:
         e = self.selected()
@@ -156,4 +170,4 @@ class ModelsPanel(QWidget):
                 shutil.copy2(e.path, path)
                 self.info.setText(f"exported to {path}")
             except Exception as exc:  # noqa: BLE001
-                self.window_.report("Export failed", str(exc))
+                self.app.report("Export failed", str(exc))

@@ -8,7 +8,7 @@ states the safe focus and travel limits the configuration lacks.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QFormLayout,
@@ -26,6 +26,12 @@ from qtpy.QtWidgets import (
 from ..workers import JobWatcher
 from .calibration import CalibrationResultBox, start_calibration
 from .profile_editor import ProfileEditor
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
+    from thinkscope_gui.app_model import AppModel
+
+    from ..scope_signals import ScopeSignals
 
 
 def _fmt(values: tuple[float, ...] | None) -> str:
@@ -49,12 +55,17 @@ def _parse(text: str, n: int, what: str) -> tuple[float, ...] | None:
 
 
 class ObjectivesPanel(QWidget):
-    """Profiles of the turret; saving writes the user profile file and updates the scope."""
+    """Profiles of the turret; saving writes the user profile file and updates the scope.
 
-    def __init__(self, scope: Any, window: Any, parent: QWidget | None = None) -> None:
+    Acts on the app model (its microscope, messages, the calibration job) and says a
+    profile change through ``signals.objectiveChanged`` so the active model is re-judged."""
+
+    def __init__(self, app: AppModel, signals: ScopeSignals,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.scope = scope
-        self.window_ = window
+        self.app = app
+        self.signals = signals
+        self.scope: Microscope = app.microscope
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #b35c00")
@@ -98,9 +109,9 @@ class ObjectivesPanel(QWidget):
         self.ask_label = lambda: QInputDialog.getText(
             self, "Add objective", "Turret label (e.g. \"Nikon 60X Plan Apo Oil 1.40\"):")
         self._update_notice()
-        if self.notice.text() and hasattr(window, "statusBar"):  # guide a new user there
+        if self.notice.text():  # guide a new user here (the window's status bar)
             first = self.notice.text().splitlines()[0]
-            window.statusBar().showMessage(f"{first} (Objectives panel)", 30000)
+            app.show_status(f"{first} (Objectives panel)", 30000)
 
     # ------------------------------------------------------------------ stand settings
 
@@ -142,7 +153,7 @@ class ObjectivesPanel(QWidget):
             self.scope.set_stand_settings(**values)
             path = save_stage_settings(self.scope.source, **values)
         except Exception as exc:  # noqa: BLE001 - bad input is reported, nothing saved
-            self.window_.report("Stand settings", str(exc))
+            self.app.report("Stand settings", str(exc))
             return False
         self.status.setText(f"stand settings saved to {path}")
         self._update_notice()
@@ -193,10 +204,10 @@ class ObjectivesPanel(QWidget):
         try:
             current = self.editor.profiles()
         except Exception as exc:  # noqa: BLE001
-            self.window_.report("Objective profiles", str(exc))
+            self.app.report("Objective profiles", str(exc))
             return False
         if label in current:
-            self.window_.report("Add objective", f"{label!r} already has a profile")
+            self.app.report("Add objective", f"{label!r} already has a profile")
             return False
         current[label] = profile_from_label(label)
         self.editor.set_profiles(current)
@@ -214,13 +225,13 @@ class ObjectivesPanel(QWidget):
             kept = {lb: known[lb] for lb in user_profile_labels() if lb in known}
             path = save_user_profiles({**kept, **new})
         except Exception as exc:  # noqa: BLE001
-            self.window_.report("Objective profiles", str(exc))
+            self.app.report("Objective profiles", str(exc))
             return False
         self.editor.set_profiles(self._shown_profiles())
         self.status.setText(f"saved to {path}")
         self._update_notice()
-        self.window_.app.catalogue_changed()  # retired/replaced objectives: stale models
-        self.window_.signals.objectiveChanged.emit(self.scope.objective())
+        self.app.catalogue_changed()  # retired/replaced objectives: stale models
+        self.signals.objectiveChanged.emit(self.scope.objective())
         return True
 
     # ------------------------------------------------------------------ calibration
@@ -249,9 +260,9 @@ class ObjectivesPanel(QWidget):
 
         def failed(msg: str) -> None:
             finish("calibration failed")
-            self.window_.report("Calibration failed", msg)
+            self.app.report("Calibration failed", msg)
 
-        self._worker = start_calibration(self, self.scope, start_job=self.window_.start_job,
+        self._worker = start_calibration(self, self.scope, start_job=self.app.try_start_job,
                                          on_done=done, on_failed=failed,
                                          on_progress=self.status.setText,
                                          on_cancelled=lambda: finish("calibration cancelled"))

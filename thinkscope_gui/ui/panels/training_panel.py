@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -35,6 +35,9 @@ from ..settings import app_settings, thinkscope_home
 from ..widgets import StatusLabel, unique_path
 from ..workers import EventBridge, FunctionWorker, start_worker
 
+if TYPE_CHECKING:
+    from thinkscope_gui.app_model import AppModel
+
 #: what an operator sets for nearly every run, shown at the top of the form
 FIRST = ("arch", "epochs", "steps_per_epoch", "batch_size", "patch", "lr", "loss", "out",
          "warm_start", "patience")
@@ -52,11 +55,11 @@ def default_output() -> str:
 class TrainingPanel(QWidget):
     """Start/stop a Trainer; live loss, validation PSNR vs bicubic, per-epoch preview."""
 
-    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, app: AppModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from thinkscope_gui.learn.train import TrainConfig
 
-        self.window_ = window
+        self.app = app
         self.stores = QListWidget()
         add, remove = QPushButton("Add store…"), QPushButton("Remove")
         add.clicked.connect(self._add_dialog)
@@ -167,8 +170,8 @@ class TrainingPanel(QWidget):
         self._preview_worker: FunctionWorker | None = None
         self.previews = 0
         # stores acquired in this session (the app model's list) appear here
-        self._stores_changed(window.app.stores)
-        window.app.events.stores.connect(self._stores_changed)
+        self._stores_changed(app.stores)
+        app.events.stores.connect(self._stores_changed)
 
     # ---------------------------------------------------------------- inputs
     def _stores_changed(self, paths: tuple[str, ...]) -> None:
@@ -188,7 +191,7 @@ class TrainingPanel(QWidget):
             self.add_store(p)
 
     def _warm_from_active(self) -> None:
-        path = self.window_.models.path
+        path: str | Path | None = self.app.model.path
         if path is None:
             from thinkscope_gui.learn.meta import MODELS_DIR
 
@@ -214,7 +217,7 @@ class TrainingPanel(QWidget):
         try:
             cmd = train_command(self.config(), self.procs.value())
         except Exception as exc:  # noqa: BLE001
-            self.window_.report("Training settings", str(exc))
+            self.app.report("Training settings", str(exc))
             return ""
         QApplication.clipboard().setText(cmd)
         self.status.setText(f"copied: {cmd}")
@@ -232,7 +235,7 @@ class TrainingPanel(QWidget):
         try:
             cfg = self.config()
         except Exception as exc:  # noqa: BLE001
-            self.window_.report("Training settings", str(exc))
+            self.app.report("Training settings", str(exc))
             return
         self.start(cfg)
 
@@ -241,7 +244,7 @@ class TrainingPanel(QWidget):
         from thinkscope_gui.learn.train import Trainer
 
         if not cfg.stores and not cfg.folders and not cfg.sim_pairs:
-            self.window_.report("Training", "add at least one pair store")
+            self.app.report("Training", "add at least one pair store")
             return
         if not self.replace_box.isChecked():
             out = unique_path(cfg.out)
@@ -260,7 +263,7 @@ class TrainingPanel(QWidget):
         self.start_button.setText("Stop training")
         self.progress.setRange(0, cfg.epochs * cfg.steps_per_epoch)
         # a job of the app's runner: no stand lease (the microscope stays usable)
-        self.window_.start_job(self.trainer, "Training")
+        self.app.try_start_job(self.trainer, "Training")
 
     def _set_form_out(self, out: str) -> None:
         """Show the output the run really writes (after a unique name was chosen)."""
@@ -295,8 +298,8 @@ class TrainingPanel(QWidget):
             self.trainer = None
             self.start_button.setText("Start training")
             if st.state == "failed":
-                self.window_.report("Training failed", st.message)
-            self.window_.app.catalogue_changed()  # the Models panel re-scans
+                self.app.report("Training failed", st.message)
+            self.app.catalogue_changed()  # the Models panel re-scans
 
     # ---------------------------------------------------------------- preview
     def _update_preview(self) -> None:
