@@ -7,7 +7,7 @@ errors through a callback instead of raising into the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
@@ -25,6 +25,9 @@ from qtpy.QtWidgets import (
 
 from .scope_signals import ScopeSignals
 from .workers import FunctionWorker, start_worker
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
 ErrorFn = Callable[[str, str], None]
 
@@ -92,7 +95,7 @@ class ObjectiveWidget(QWidget):
 
     objectiveSet = Signal(str)
 
-    def __init__(self, scope: Any, signals: ScopeSignals, on_error: ErrorFn = _print_error,
+    def __init__(self, scope: Microscope, signals: ScopeSignals, on_error: ErrorFn = _print_error,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scope = scope
@@ -163,7 +166,7 @@ class ObjectiveWidget(QWidget):
 class StageWidget(QWidget):
     """Arrows move by a step or a field of view; go-to; live position read-out."""
 
-    def __init__(self, scope: Any, signals: ScopeSignals, on_error: ErrorFn = _print_error,
+    def __init__(self, scope: Microscope, signals: ScopeSignals, on_error: ErrorFn = _print_error,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scope = scope
@@ -234,7 +237,7 @@ class FocusWidget(QWidget):
 
     autofocusDone = Signal(object)
 
-    def __init__(self, scope: Any, signals: ScopeSignals, on_error: ErrorFn = _print_error,
+    def __init__(self, scope: Microscope, signals: ScopeSignals, on_error: ErrorFn = _print_error,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scope = scope
@@ -360,7 +363,7 @@ class FocusWidget(QWidget):
 class ExposureWidget(QWidget):
     """Camera exposure in ms."""
 
-    def __init__(self, scope: Any, signals: ScopeSignals, on_error: ErrorFn = _print_error,
+    def __init__(self, scope: Microscope, signals: ScopeSignals, on_error: ErrorFn = _print_error,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scope = scope

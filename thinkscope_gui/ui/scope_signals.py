@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from hardware.microscope import Microscope
 
 
 class ScopeSignals(QObject):
@@ -19,7 +22,7 @@ class ScopeSignals(QObject):
     _NAMES = {"objective_changed": "objectiveChanged", "xy_changed": "xyChanged",
               "z_changed": "zChanged", "exposure_changed": "exposureChanged"}
 
-    def __init__(self, scope: Any, parent: QObject | None = None) -> None:
+    def __init__(self, scope: Microscope, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._connections: list[tuple[Any, Any]] = []
         events = getattr(scope, "events", None)
