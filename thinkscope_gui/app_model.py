@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal, SignalGroup
 
-from thinkscope_gui.jobs import JobRunner, JobStatus, StandBusy, lease_for
+from thinkscope_gui.jobs import Job, JobRunner, JobStatus, StandBusy, lease_for
 
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from hardware.microscope import Microscope
 
 __all__ = ["AppEvents", "AppModel", "Message", "MessageLevel", "ModelState", "Overlay",
@@ -139,7 +141,7 @@ class AppModel:
 
     # --- microscope -------------------------------------------------------------------
     @property
-    def microscope(self) -> Any:
+    def microscope(self) -> Microscope | None:
         """The stand (a :class:`hardware.Microscope`), or None before one is opened."""
         return self._scope
 
@@ -155,6 +157,14 @@ class AppModel:
         self.events.microscope.emit(scope)
 
     @property
+    def stand(self) -> Microscope:
+        """The microscope, for code that cannot work without one (panels): StandBusy
+        before one is open."""
+        if self._scope is None:
+            raise StandBusy("no microscope is open")
+        return self._scope
+
+    @property
     def stand_holder(self) -> str | None:
         """Name of the job driving the stand, or None (manual control allowed)."""
         return lease_for(self._scope).holder if self._scope is not None else None
@@ -164,7 +174,7 @@ class AppModel:
         """Whether objective, stage, focus, exposure, snap and live may be used now."""
         return self._scope is not None and self.stand_holder is None
 
-    def _manual(self, action: str) -> Any:
+    def _manual(self, action: str) -> Microscope:
         if self._scope is None:
             raise StandBusy(f"cannot {action}: no microscope is open")
         lease_for(self._scope).check_free(action)
@@ -191,7 +201,7 @@ class AppModel:
         """Set the exposure (manual control)."""
         self._manual("change the exposure").set_exposure(ms)
 
-    def snap(self) -> Any:
+    def snap(self) -> np.ndarray:
         """Take one image (manual control)."""
         return self._manual("snap").snap()
 
@@ -317,7 +327,7 @@ class AppModel:
         """A passing hint (the window's status bar)."""
         self.events.message.emit(Message("", text, MessageLevel.STATUS, int(timeout_ms)))
 
-    def show_frame(self, image: Any, pixel_size_um: float) -> None:
+    def show_frame(self, image: np.ndarray, pixel_size_um: float) -> None:
         """An image a job took, for the live view to show while live itself is off."""
         self.events.frame.emit(image, float(pixel_size_um))
 
@@ -345,7 +355,7 @@ class AppModel:
         """The status of the job driving the stand, or None when there is none."""
         return self.runner.status() if self.runner.busy else None
 
-    def start_job(self, job: Any) -> JobRunner:
+    def start_job(self, job: Job) -> JobRunner:
         """Run a job (acquisition, training, calibration, ...); returns its runner.
 
         Jobs that drive the stand share :attr:`runner` (one at a time, StandBusy otherwise);
@@ -359,7 +369,7 @@ class AppModel:
         runner.start(job)
         return runner
 
-    def try_start_job(self, job: Any, title: str) -> bool:
+    def try_start_job(self, job: Job, title: str) -> bool:
         """:meth:`start_job`, for panels: a refused job (StandBusy) is reported under
         ``title`` and False returned, instead of raising."""
         try:

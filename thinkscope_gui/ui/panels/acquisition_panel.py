@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -124,7 +124,7 @@ class AcquisitionPanel(QWidget):
         from thinkscope_gui.pairs.plan import AcquisitionPlan
 
         self.app = app
-        self.scope: Microscope = app.microscope
+        self.scope: Microscope = app.stand
         scope = self.scope
         out = thinkscope_home() / "pairs" / "pairs.h5"
         plan = AcquisitionPlan(output=str(out))
@@ -189,7 +189,7 @@ class AcquisitionPanel(QWidget):
 
     # ------------------------------------------------------------------- plan
     def plan(self) -> AcquisitionPlan:
-        return self.editor.value()
+        return cast("AcquisitionPlan", self.editor.value())
 
     def set_plan(self, plan: AcquisitionPlan) -> None:
         self.editor.set_value(plan)
@@ -281,8 +281,9 @@ class AcquisitionPanel(QWidget):
         field = self._hr_field(plan)
         self.map.set_tiles(plan.tiles(field), field)
         self.events.clear()
-        engine = AcquisitionEngine(plan, WatchedScope(self.scope, self._frames),
-                                   self._bridge, resume=resume)
+        # WatchedScope stands in for the microscope (it forwards everything to it)
+        watched = cast("Microscope", WatchedScope(self.scope, self._frames))
+        engine = AcquisitionEngine(plan, watched, self._bridge, resume=resume)
         self.engine = engine
         if not self.app.try_start_job(engine, "Acquisition"):  # another job has the stand
             self.engine = None

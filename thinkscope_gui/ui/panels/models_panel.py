@@ -82,7 +82,7 @@ class ModelsPanel(QWidget):
 
     def _profiles(self) -> dict[str, Any]:
         try:
-            return dict(self.app.microscope.profiles)
+            return dict(self.app.stand.profiles)
         except Exception:  # noqa: BLE001
             return {}
 
@@ -120,7 +120,8 @@ class ModelsPanel(QWidget):
         """Status column text for ``path`` (tests and scripts)."""
         for row, e in enumerate(self.entries):
             if e.path.resolve() == Path(path).resolve():
-                return self.table.item(row, len(COLUMNS) - 1).text()
+                item = self.table.item(row, len(COLUMNS) - 1)
+                return item.text() if item is not None else ""
         return ""
 
     def selected(self) -> ModelEntry | None:

@@ -65,7 +65,7 @@ class ObjectivesPanel(QWidget):
         super().__init__(parent)
         self.app = app
         self.signals = signals
-        self.scope: Microscope = app.microscope
+        self.scope: Microscope = app.stand
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #b35c00")
@@ -148,7 +148,8 @@ class ObjectivesPanel(QWidget):
             xy = _parse(self.xy_limits_edit.text(), 4, "XY stage limits")
             zl = _parse(self.z_limits_edit.text(), 2, "Focus limits")
             sz = _parse(self.safe_z_edit.text(), 1, "Safe focus")
-            values = {"stage_limits": xy, "z_limits": zl, "safe_z": sz[0] if sz else None}
+            values: dict[str, Any] = {"stage_limits": xy, "z_limits": zl,
+                                      "safe_z": sz[0] if sz else None}
             values = {k: v for k, v in values.items() if v is not None}
             self.scope.set_stand_settings(**values)
             path = save_stage_settings(self.scope.source, **values)
