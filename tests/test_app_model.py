@@ -29,7 +29,7 @@ def scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     s.close()
 
 
-def _held(scope: Any, name: str) -> tuple[FunctionJob, threading.Event, threading.Event]:
+def held_job(scope: Any, name: str) -> tuple[FunctionJob, threading.Event, threading.Event]:
     """A stand job that runs until ``release`` is set; ``inside`` says it runs."""
     inside, release = threading.Event(), threading.Event()
 
@@ -70,7 +70,7 @@ def test_try_start_job_is_refused_while_the_lease_is_held(scope: Any) -> None:
     busy: list[object] = []
     app.on("message", said.append)
     app.on("stand_busy", busy.append)
-    calib, inside, release = _held(scope, "calibration")
+    calib, inside, release = held_job(scope, "calibration")
     assert app.try_start_job(calib, "Calibration")
     # said on this thread before try_start_job returned: manual control goes off at once
     assert busy == ["calibration"] and app.stand_holder == "calibration"

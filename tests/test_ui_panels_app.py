@@ -7,7 +7,6 @@ loading models, the model manager that answers the app's requests), and it still
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import pytest
 from qtpy.QtCore import Qt
 
+from tests.test_app_model import held_job
 from tests.test_ui_acquisition import _small_plan, click
 from tests.test_ui_support import make_model
 from thinkscope_gui.app_model import AppModel, Message, MessageLevel
-from thinkscope_gui.jobs import FunctionJob, JobControl
 
 pytest_plugins = ["tests.test_ui_support"]
 
@@ -107,14 +106,7 @@ def test_acquisition_panel_from_the_app_model_alone(qtbot: Any, app: AppModel, s
     _small_plan(panel, out)
     panel.set_plan(panel.plan().model_copy(update={"grid": (2, 1)}))
 
-    inside, release = threading.Event(), threading.Event()
-
-    def hold(ctl: JobControl) -> None:
-        inside.set()
-        while not release.wait(0.01):
-            ctl.checkpoint()
-
-    calib = FunctionJob("calibration", hold, scope=scope, needs_stand=True)
+    calib, inside, release = held_job(scope, "calibration")
     assert app.try_start_job(calib, "Calibration")
     try:
         assert inside.wait(10)
