@@ -236,7 +236,8 @@ class AppModel:
         """The runner took the stand's lease (on the starting thread, before the job's
         thread runs): say so at once, so manual control is off before start returns."""
         try:
-            self.events.stand_busy.emit(self.stand_holder)
+            job = self.runner.job  # set before the runner calls this hook
+            self.events.stand_busy.emit(job.name if job is not None else self.stand_holder)
         except Exception:  # noqa: BLE001 - a broken listener must not keep live running
             _log.exception("a stand_busy listener failed")
         return self.live_hooks[0]()
@@ -273,7 +274,8 @@ class AppModel:
 
     def request_model(self, path: str | os.PathLike[str] | None) -> None:
         """Ask for ``path`` (None: the default model) to become the active model; whoever
-        loads models (the window's model manager) answers with :meth:`set_model`."""
+        loads models (the window's model manager) answers with :meth:`set_model`. Call it
+        from the thread that owns the loader (the GUI thread in the application)."""
         self.events.model_requested.emit(None if path is None else str(path))
 
     @property

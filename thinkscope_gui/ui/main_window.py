@@ -534,7 +534,7 @@ class MainWindow(QMainWindow):
         fades after seconds)."""
         self.model_status.setText(f"model: {state.summary}")
         self.model_status.setToolTip(self.models.reason or state.summary)
-        self.model_status.setStyleSheet("" if self.models.usable or self.models.enhancer is None
+        self.model_status.setStyleSheet("" if state.usable or state.path is None
                                         else "color: #c60;")
 
     def _model_loaded(self, enhancer: Any) -> None:
