@@ -98,6 +98,10 @@ def test_second_training_run_keeps_first_model(qtbot: Any, window: Any, ui_env: 
     qtbot.waitUntil(lambda: panel._preview_worker is None, timeout=60000)
 
     # the form still names tiny.safetensors; Start again must not write over it
+    if cancel_second:  # long enough that Stop lands while it trains, even on a loaded machine
+        panel.form.set_value(TrainConfig(sim_pairs=6, sim_tile=64, epochs=500,
+                                         steps_per_epoch=2, batch_size=2, patch=16,
+                                         out=str(out), threads=1, max_val_tiles=2))
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert panel.running()
     second = Path(panel.cfg.out)
