@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gains", default="0.9,1,1.1", help="exposure factors to test")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tta", action="store_true",
+                   help="score the model's 8-orientation self-ensemble (enhance --tta) too")
     p.add_argument("--transfer", action="store_true",
                    help="instead: the transfer-learning check. Fine-tune the model on "
                    "--transfer-pairs pairs of the stand given by --stand (default realistic, "
@@ -80,6 +82,22 @@ def run(args: argparse.Namespace) -> int:
             return sig.exit_code
         for line in summary_lines(report):
             print(line)
+        if args.tta:
+            from thinkscope_gui.learn.tta import SelfEnsemble
+
+            tta = evaluate_model(SelfEnsemble(enh), args.tissue, args.n,  # type: ignore[arg-type]
+                                 args.tile, args.seed, stands, gains)
+            if sig.cancelled:
+                return sig.exit_code
+            report["tta"] = tta
+            print("with --tta (8-orientation self-ensemble):")
+            for line in summary_lines(tta)[1:]:
+                print(line)
+            for stand, per in tta["stands"].items():
+                d = {g: m["gain_db_clean"] - report["stands"][stand][g]["gain_db_clean"]
+                     for g, m in per.items()}
+                print(f"  {stand}: self-ensemble adds " + ", ".join(
+                    f"x{g} {v:+.2f} dB" for g, v in d.items()) + " over the plain model")
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
             print(f"report: {args.json}")
