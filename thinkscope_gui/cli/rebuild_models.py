@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file, or from scratch (default: none); a fine-tune uses --lr 1e-3")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 1e-3 with --init)")
+    p.add_argument("--augment", choices=("robust", "off"), default="robust",
+                   help="augmentation recipe (default robust; off is for ablations only)")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep a rebuild that fails the acceptance rule as "
                    "default_ARCH.rejected.safetensors (to inspect it)")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"rebuild-models: --init {args.init}: no such model file",
                       file=sys.stderr)
                 return 2
-        recipe = replace(recipe, init=args.init)
+        recipe = replace(recipe, init=args.init, augment=args.augment)
         if args.lr is not None:
             if args.lr <= 0:
                 print("rebuild-models: --lr must be > 0", file=sys.stderr)

@@ -58,6 +58,7 @@ class RebuildRecipe:
     threads: int = 2
     init: str = "none"                     #: "shipped", a model file, or "none" (scratch)
     init_lr: float = 1e-3                  #: peak learning rate of a fine-tune (init set)
+    augment: str = "robust"                #: TrainConfig.augment ("off": ablations only)
 
     @classmethod
     def tiny(cls) -> RebuildRecipe:
@@ -186,7 +187,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
         cfg = TrainConfig(arch=arch, epochs=recipe.epochs, minutes=minutes,
                           steps_per_epoch=recipe.steps_per_epoch, batch_size=recipe.batch_size,
                           patch=recipe.patch, lr=recipe.init_lr if warm else recipe.lr,
-                          loss=recipe.loss, warm_start=warm,
+                          loss=recipe.loss, warm_start=warm, augment=recipe.augment,
                           threads=recipe.threads, seed=recipe.seed, out=str(tmp),
                           checkpoint=str(tmp) + ".ckpt", command=f"{command} ({arch})")
         budget = f"{minutes:g} min" if minutes else f"{recipe.epochs} epochs"
