@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--bit-depth", type=int, default=None,
                    help="significant bits of 16-bit inputs (default: full range)")
+    p.add_argument("--tta", action="store_true",
+                   help="self-ensemble: average the model over the 8 rotations/flips "
+                   "(8x slower; stills only, see `main.py evaluate --tta`)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -65,6 +68,10 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
         print(f"error: {e}")
         log.error("enhance: %s", e)
         return 2
+    if getattr(args, "tta", False):
+        from thinkscope_gui.learn.tta import SelfEnsemble
+
+        enh = SelfEnsemble(enh)  # type: ignore[assignment]
     def one(f: Path, out: Path, bar_desc: str | None,
             cancel: Callable[[], bool]) -> Path:
         bar = None

@@ -7,6 +7,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thinkscope_gui.cli.interrupt import SignalCancel
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gains", default="0.9,1,1.1", help="exposure factors to test")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tta", action="store_true",
+                   help="score the model's 8-orientation self-ensemble (enhance --tta) too")
+    p.add_argument("--transfer", action="store_true",
+                   help="instead: the transfer-learning check. Fine-tune the model on "
+                   "--transfer-pairs pairs of the stand given by --stand (default realistic, "
+                   "one it was not trained on), train the same pairs from scratch for as "
+                   "many steps, and score the model, the fine-tune and the scratch run on "
+                   "that stand's held-out tissue")
+    p.add_argument("--transfer-pairs", type=int, default=16, help="pairs of the check")
+    p.add_argument("--transfer-steps", type=int, default=400,
+                   help="optimizer steps of each run of the check (batch 16)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         from thinkscope_gui.learn.sim_source import STANDS
 
         torch.set_num_threads(max(1, args.threads))
+        if args.transfer:
+            return _transfer(args, sig)
         stands = STANDS if args.stand == "all" else tuple(args.stand.split(","))
         unknown = [s for s in stands if s not in STANDS]
         if unknown:
@@ -65,7 +82,65 @@ def run(args: argparse.Namespace) -> int:
             return sig.exit_code
         for line in summary_lines(report):
             print(line)
+        if args.tta:
+            from thinkscope_gui.learn.tta import SelfEnsemble
+
+            tta = evaluate_model(SelfEnsemble(enh), args.tissue, args.n,  # type: ignore[arg-type]
+                                 args.tile, args.seed, stands, gains)
+            if sig.cancelled:
+                return sig.exit_code
+            report["tta"] = tta
+            print("with --tta (8-orientation self-ensemble):")
+            for line in summary_lines(tta)[1:]:
+                print(line)
+            for stand, per in tta["stands"].items():
+                d = {g: m["gain_db_clean"] - report["stands"][stand][g]["gain_db_clean"]
+                     for g, m in per.items()}
+                print(f"  {stand}: self-ensemble adds " + ", ".join(
+                    f"x{g} {v:+.2f} dB" for g, v in d.items()) + " over the plain model")
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
             print(f"report: {args.json}")
+    return 0
+
+
+def _transfer(args: argparse.Namespace, sig: SignalCancel) -> int:
+    from thinkscope_gui.learn.errors import ModelFileError
+    from thinkscope_gui.learn.modelfile import DEFAULT_MODELS, read_meta
+    from thinkscope_gui.learn.sim_source import STANDS
+    from thinkscope_gui.learn.transfer import (
+        TransferCancelled,
+        TransferRecipe,
+        transfer_check,
+        transfer_lines,
+    )
+
+    stand = "realistic" if args.stand == "all" else args.stand
+    if stand not in STANDS:
+        print(f"evaluate: unknown or unavailable stand {stand}; this build has "
+              f"{', '.join(STANDS)}", file=sys.stderr)
+        return 2
+    if args.transfer_pairs < 2 or args.transfer_steps < 1 or args.n < 1 or args.tile < 32:
+        print("evaluate: --transfer-pairs must be >= 2, --transfer-steps >= 1, --n >= 1 and "
+              "--tile >= 32", file=sys.stderr)
+        return 2
+    path = DEFAULT_MODELS.get(args.model, Path(args.model))
+    try:
+        read_meta(path)
+    except (ModelFileError, OSError) as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
+    recipe = TransferRecipe(stand=stand, pairs=args.transfer_pairs, steps=args.transfer_steps,
+                            eval_tissue=args.tissue, eval_n=args.n, eval_tile=args.tile,
+                            eval_seed=args.seed, threads=max(1, args.threads))
+    try:
+        rep = transfer_check(path, recipe, cancel=lambda: sig.cancelled)
+    except TransferCancelled:
+        print("evaluate: transfer check cancelled", file=sys.stderr)
+        return sig.exit_code or 130
+    for line in transfer_lines(rep):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"report: {args.json}")
     return 0

@@ -27,6 +27,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
+    p.add_argument("--init", default="none", metavar="shipped|PATH|none",
+                   help="start each model from the shipped default of its arch, from a model "
+                   "file, or from scratch (default: none); a fine-tune uses --lr 1e-3")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 3e-3 from scratch, 1e-3 with --init)")
+    p.add_argument("--augment", choices=("robust", "off"), default="robust",
+                   help="augmentation recipe (default robust; off is for ablations only)")
+    p.add_argument("--keep-rejected", action="store_true",
+                   help="keep a rebuild that fails the acceptance rule as "
+                   "default_ARCH.rejected.safetensors (to inspect it)")
     p.add_argument("--force", action="store_true",
                    help="replace existing models even when the rebuild scores worse")
 
@@ -56,12 +66,26 @@ def run(args: argparse.Namespace) -> int:
             recipe = replace(recipe, pairs_per_stand=max(2, args.pairs))
         if args.threads is not None:
             recipe = replace(recipe, threads=max(1, args.threads))
+        if args.init not in ("shipped", "none"):
+            from pathlib import Path
+
+            if not Path(args.init).is_file():
+                print(f"rebuild-models: --init {args.init}: no such model file",
+                      file=sys.stderr)
+                return 2
+        recipe = replace(recipe, init=args.init, augment=args.augment)
+        if args.lr is not None:
+            if args.lr <= 0:
+                print("rebuild-models: --lr must be > 0", file=sys.stderr)
+                return 2
+            recipe = replace(recipe, lr=args.lr, init_lr=args.lr)
         out_dir = args.out_dir or str(MODELS_DIR)
         from thinkscope_gui.cli.interrupt import run_job
         from thinkscope_gui.jobs import FinishReason, FunctionJob, JobControl
 
         def body(control: JobControl) -> dict:
             return rebuild_models(out_dir, recipe, archs, force=args.force,
+                                  keep_rejected=args.keep_rejected,
                                   log=lambda m: print(m, flush=True),
                                   cancel=lambda: control.cancel_requested)
 

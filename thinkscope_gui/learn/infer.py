@@ -140,6 +140,13 @@ class Enhancer:
             self._norm_key = key
         return self._norm
 
+    def enhance_tta(self, frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
+        """Stills only: :meth:`enhance` averaged over the 8 rotations/flips (learn/tta.py),
+        8x the compute; never used by the live view."""
+        from .tta import enhance_tta
+
+        return enhance_tta(self, frame, bit_depth)
+
     def consistency(self, frame: np.ndarray, enhanced: np.ndarray,
                     bit_depth: int | None = None) -> np.ndarray:
         """LR-grid map of where `enhanced` disagrees with `frame` once re-imaged through
