@@ -58,6 +58,9 @@ class SimWorld:
         self.auto_lamp = False
         #: the realistic stand's physics (RealisticRenderer) instead of the ideal one
         self.realistic = False
+        #: serve the first live frame from the renderer's preview tiles (an application
+        #: opening on this stand: the image appears at once and refines within a second)
+        self.quick_first_frame = False
         self._renderer: Any = None
         self._render_takes_live = False
         self._renderer_lock = threading.Lock()
@@ -117,6 +120,7 @@ class SimWorld:
                     self._renderer = False
                 else:
                     self._renderer = RealisticRenderer() if self.realistic else SimRenderer()
+                    self._renderer.quick_first_frame = self.quick_first_frame
                     params = inspect.signature(self._renderer.render).parameters
                     self._render_takes_live = "live" in params
             return self._renderer or None

@@ -304,6 +304,10 @@ class SimRenderer:
         self._gen = 0  # bumped by clear_cache: stale worker results are dropped
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
+        #: the very first live frame comes from preview tiles (the path a moving stage
+        #: takes: same optics, specimen sampled COARSE x coarser) and refines like one;
+        #: off by default so a first live frame is exact (the physics tests rely on it)
+        self.quick_first_frame = False
 
     # ------------------------------------------------------------------ public API
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
@@ -546,6 +550,9 @@ class SimRenderer:
             self._settled = True
             return self.transmission(x, y, z, objective, shape)
 
+        if mode == "first" and self.quick_first_frame and missing:
+            self.quick_first_frame = False  # once: an application's first image, at once
+            mode = "moving"  # previews now, the worker renders the exact tiles
         if mode == "first":  # nothing to show yet (or a new objective): exact tiles now
             for t in missing:
                 self._ensure_spec(objective, opt, *t)

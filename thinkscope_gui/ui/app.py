@@ -112,7 +112,11 @@ def open_scope(source: str, sensor: tuple[int, int] | None = None) -> Any:
     """Open the microscope facade; errors propagate with the backend's message."""
     from hardware import open_microscope
 
-    return open_microscope(source, sensor=sensor, mechanical_delays=False)
+    scope = open_microscope(source, sensor=sensor, mechanical_delays=False)
+    world = getattr(getattr(scope, "core", None), "sim_world", None)
+    if world is not None:  # the simulator: its first image from previews, at once
+        world.quick_first_frame = True
+    return scope
 
 
 class StartupMarks:
