@@ -281,6 +281,8 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
             window.first_frame_s = process_age_s()
             marks.mark("first frame")
             window.startup_marks = marks.marks
+            #: what the start-up had to import (tests check no heavy engine is among them)
+            window.modules_at_first_frame = frozenset(sys.modules)
             log.info("first live frame %.2f s after start", window.first_frame_s)
             splash.finish(window)
             window.start_background()  # heavy imports now, while live runs
