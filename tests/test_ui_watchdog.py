@@ -14,6 +14,7 @@ THINKSCOPE_STALL_MS sets the limit.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,25 @@ from tests.test_ui_support import make_model
 pytest_plugins = ["tests.test_ui_support"]
 
 STALL_LIMIT_S = float(os.environ.get("THINKSCOPE_STALL_MS", "100")) / 1000.0
+
+
+def sampled_watchdog(parent: Any) -> Any:
+    """The window's StallWatchdog, plus when each stall began and ended, so the stack
+    sampler can say what every thread was doing during it."""
+    from thinkscope_gui.ui.widgets import StallWatchdog
+
+    class Sampled(StallWatchdog):
+        def __init__(self, parent: Any) -> None:
+            super().__init__(parent)
+            self.spans: list[tuple[str, float, float, float]] = []
+
+        def _tick(self) -> None:
+            now, last = time.perf_counter(), self._last
+            super()._tick()
+            if last is not None and now - last - self.interval_s > self.report_over_s:
+                self.spans.append((self.label, now - last - self.interval_s, last, now))
+
+    return Sampled(parent)
 
 
 def button(parent: Any, text: str) -> QPushButton:
@@ -73,7 +93,7 @@ def choose_objective(qtbot: Any, window: Any, label: str) -> None:
 def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -> None:
     from thinkscope_gui.learn.train import TrainConfig
     from thinkscope_gui.pairs.plan import AcquisitionPlan, AutofocusSettings
-    from thinkscope_gui.ui.widgets import StallWatchdog
+    from thinkscope_gui.ui.stall_sampler import StackSampler, format_stalls
 
     qtbot.waitUntil(lambda: window.ready, timeout=60000)  # start-up is over
     model = make_model(ui_env / "home" / "models" / "m40.safetensors", window.scope)
@@ -81,7 +101,8 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     click(qtbot, button(models, "Refresh"))
     qtbot.waitUntil(lambda: window.live.frames_shown > 2, timeout=10000)
 
-    dog = StallWatchdog(window)
+    sampler = StackSampler().start()
+    dog = sampled_watchdog(window)
     dog.start()
 
     dog.label = "live off/on"
@@ -157,6 +178,8 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     qtbot.waitUntil(lambda: train._preview_worker is None, timeout=60000)
     qtbot.wait(300)
     dog.stop()
+    sampler.stop()
+    print("\n" + format_stalls(sampler, dog.spans))
     stalls = ", ".join(f"{s * 1000:.0f} ms ({label})" for label, s in dog.stalls)
     load = os.getloadavg()[0]
     print(f"worst GUI stall {dog.worst_s * 1000:.0f} ms (wall), GUI-thread work "

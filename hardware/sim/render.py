@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import fft
 
-from hardware.sim import slide
+from hardware.sim import slide, texture
 from hardware.sim.optics import DEFAULT_SIM_OPTICS, SimOptics, otf_2d
 
 FULL_WELL_E = 18000.0
@@ -308,6 +308,7 @@ class SimRenderer:
         #: takes: same optics, specimen sampled COARSE x coarser) and refines like one;
         #: off by default so a first live frame is exact (the physics tests rely on it)
         self.quick_first_frame = False
+        self._textures_warm = False
 
     # ------------------------------------------------------------------ public API
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
@@ -674,6 +675,19 @@ class SimRenderer:
 
         return self._prev_img.get_or((objective, ti, tj, dzq), make)
 
+    def _warm_textures(self) -> None:
+        """Once, when the worker first runs out of tiles: the texture mip levels that the
+        objectives' exact, preview and defocused grids sample, so a later frame (an
+        objective change, a move) does not compute them on the camera thread."""
+        if self._textures_warm:
+            return
+        self._textures_warm = True
+        spacings = []
+        for opt in list(self.optics.values()):
+            p = opt.pixel_size_um
+            spacings += [p / 2, COARSE * p / 2, p]
+        texture.warm(spacings)
+
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
         """Replace the worker's queue with these tiles (most urgent first)."""
@@ -706,6 +720,7 @@ class SimRenderer:
                     self._inflight.add(job[0])
                 gen = self._gen
             if job is None:
+                self._warm_textures()
                 if self._wake.wait(1.0):
                     continue
                 with self._lock:
