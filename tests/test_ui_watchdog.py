@@ -146,8 +146,8 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     window.stage_widget.step.setValue(25.0)
     click(qtbot, button(window.stage_widget, "→"))
     click(qtbot, button(window.stage_widget, "↓"))
-    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 25.0, y0 + 25.0)),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 25.0, y0 + 25.0))
+                    and not window.stage_widget.mover.busy(), timeout=10000)
 
     dog.label = "acquisition start/stop"
     acq = window.panels["Acquisition"]
