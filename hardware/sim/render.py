@@ -53,6 +53,10 @@ STILL_BUDGET_S = 0.03
 """A still live frame keeps rendering missing exact tiles itself until this is spent."""
 
 
+class RenderAborted(Exception):
+    """A live frame was abandoned because its sequence is being stopped."""
+
+
 def margin_px(opt: SimOptics, dz_um: float) -> int:
     """Padding (px) that holds the defocus blur disc plus its diffraction tail, so the
     circular convolution wraps nothing into the frame: MARGIN_PX grown in steps of √2 until
@@ -309,6 +313,9 @@ class SimRenderer:
         #: off by default so a first live frame is exact (the physics tests rely on it)
         self.quick_first_frame = False
         self._textures_warm = False
+        #: set while the camera's sequence is being stopped: a live frame stops between
+        #: tiles (RenderAborted) instead of finishing (the stopping thread joins it)
+        self.abort_live = threading.Event()
 
     # ------------------------------------------------------------------ public API
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
@@ -556,6 +563,7 @@ class SimRenderer:
             mode = "moving"  # previews now, the worker renders the exact tiles
         if mode == "first":  # nothing to show yet (or a new objective): exact tiles now
             for t in missing:
+                self._check_abort()
                 self._ensure_spec(objective, opt, *t)
             missing = []
         elif mode == "still":  # refine: at least one exact tile per frame, within a budget
@@ -563,6 +571,7 @@ class SimRenderer:
             for t in list(missing):
                 if (objective, *t) in self._inflight:
                     continue
+                self._check_abort()
                 self._ensure_spec(objective, opt, *t)
                 missing.remove(t)
                 if time.perf_counter() > deadline:
@@ -578,6 +587,7 @@ class SimRenderer:
         out = np.empty((h, w, 3), np.float32)
         T = TILE_PX
         for ti, tj in tiles:
+            self._check_abort()
             dzq = self._tile_dz(opt, ti, tj, z)
             if (objective, ti, tj) in self._tile_spec:
                 tile = self._exact_tile(objective, opt, ti, tj, dzq)
@@ -589,7 +599,12 @@ class SimRenderer:
                 r0 - ti * T : r1 - ti * T, c0 - tj * T : c1 - tj * T
             ]
         self._settled = not missing
+        self._warm_textures()
         return out
+
+    def _check_abort(self) -> None:
+        if self.abort_live.is_set():
+            raise RenderAborted
 
     def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
                         shape: tuple[int, int]) -> bool:
@@ -676,9 +691,10 @@ class SimRenderer:
         return self._prev_img.get_or((objective, ti, tj, dzq), make)
 
     def _warm_textures(self) -> None:
-        """Once, when the worker first runs out of tiles: the texture mip levels that the
-        objectives' exact, preview and defocused grids sample, so a later frame (an
-        objective change, a move) does not compute them on the camera thread."""
+        """Once, after the first live frame, in a background thread: the texture mip levels
+        that every objective's exact, preview and defocused grids sample, so a later frame
+        (an objective change, a defocused move) does not compute them on the camera
+        thread while the GUI may be waiting for it (stopping live joins that thread)."""
         if self._textures_warm:
             return
         self._textures_warm = True
@@ -686,7 +702,8 @@ class SimRenderer:
         for opt in list(self.optics.values()):
             p = opt.pixel_size_um
             spacings += [p / 2, COARSE * p / 2, p]
-        texture.warm(spacings)
+        threading.Thread(target=texture.warm, args=(spacings,), name="sim-texture-warm",
+                         daemon=True).start()
 
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
@@ -720,7 +737,6 @@ class SimRenderer:
                     self._inflight.add(job[0])
                 gen = self._gen
             if job is None:
-                self._warm_textures()
                 if self._wake.wait(1.0):
                     continue
                 with self._lock:
