@@ -49,6 +49,8 @@ COARSE = 4
 """Preview tiles sample the specimen COARSE x coarser than exact tiles (every 2 pixels)."""
 PREFETCH_LEAD_S = 0.4
 """While panning, the worker renders the tiles of the view predicted this far ahead first."""
+WARM_DELAY_S = 2.0
+"""The texture mip levels of all objectives are computed this long after the first live frame."""
 STILL_BUDGET_S = 0.03
 """A still live frame keeps rendering missing exact tiles itself until this is spent."""
 
@@ -702,8 +704,11 @@ class SimRenderer:
         for opt in list(self.optics.values()):
             p = opt.pixel_size_um
             spacings += [p / 2, COARSE * p / 2, p]
-        threading.Thread(target=texture.warm, args=(spacings,), name="sim-texture-warm",
-                         daemon=True).start()
+        def warm() -> None:
+            time.sleep(WARM_DELAY_S)  # not while the application is still starting
+            texture.warm(spacings)
+
+        threading.Thread(target=warm, name="sim-texture-warm", daemon=True).start()
 
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
