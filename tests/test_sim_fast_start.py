@@ -87,3 +87,19 @@ def test_stopping_live_on_the_sim_core_stops_and_restarts_cleanly() -> None:
         core.stopSequenceAcquisition()
     finally:
         close_core(core)
+
+
+def test_a_live_frame_far_from_focus_is_blurred_not_a_huge_grid() -> None:
+    """100x seen live hundreds of µm from focus (a safe-Z retraction): the padding is
+    capped (it asked for a 36 GiB grid) and the frame is a blurred, finite image."""
+    from hardware.sim.render import MAX_MARGIN_PX, margin_px
+
+    opt = DEFAULT_SIM_OPTICS["100x"]
+    assert margin_px(opt, 3000.0) == MAX_MARGIN_PX
+    r = SimRenderer()
+    x, y = TISSUE
+    z = slide.slide_surface_z(x, y) + opt.true_parfocal_z_um + 3000.0
+    img = r.render_clean(x, y, z, "100x", (64, 64), live=True)
+    sharp = r.render_clean(x, y, z - 3000.0, "100x", (64, 64), live=True)
+    assert np.isfinite(img).all() and img.mean() > 0
+    assert (img.std(axis=(0, 1)) < 0.5 * sharp.std(axis=(0, 1))).all()  # blurred away

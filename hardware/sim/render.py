@@ -44,6 +44,11 @@ VIGNETTING = 0.12
 MARGIN_PX = 32
 """Padding around a frame or tile in focus; defocused ones get more (`margin_px`)."""
 TILE_PX = 256
+MAX_MARGIN_PX = 1024
+"""Padding cap. Far from focus (a turret change or a safe-Z retraction seen live: 100x at
+hundreds of µm) the blur disc outgrows any field; without a cap one live tile asked for a
+49408² grid (36 GiB) and the process was killed for memory. Beyond the cap the blur wraps
+within the padded window: the frame is still the near-uniform mean it physically is."""
 WORKERS = 2
 COARSE = 4
 """Preview tiles sample the specimen COARSE x coarser than exact tiles (every 2 pixels)."""
@@ -70,7 +75,7 @@ def margin_px(opt: SimOptics, dz_um: float) -> int:
     if opt.condenser_na is not None and 1.6 * r_px + MARGIN_PX / 4 > MARGIN_PX:
         need = max(need, MARGIN_PX + 1)
     m, half = MARGIN_PX, False
-    while m < need:  # 32, 48, 64, 96, 128, 192, ...
+    while m < need and m < MAX_MARGIN_PX:  # 32, 48, 64, 96, 128, 192, ..., 1024
         m, half = (m * 3 // 2, True) if not half else (m * 4 // 3, False)
     return m
 
