@@ -170,6 +170,7 @@ class SimCore(UniMMCore):
         super()._do_start_continuous_sequence_acquisition(intervalMs)
 
     def _do_stop_sequence_acquisition(self, cameraLabel: str) -> None:  # noqa: N803
+        self.sim_world.sequence_stop.set()  # the frame in the making is abandoned
         super()._do_stop_sequence_acquisition(cameraLabel)
         self.sim_world.auto_lamp = False
 

@@ -7,17 +7,23 @@ Every step uses the real button where there is one.
 
 Two figures: the wall-clock gap (what the operator feels) and the CPU time the GUI
 thread itself spent within a gap (what our code did on it). The second is asserted; the
-first is printed (a speed figure, which depends on what else the host runs).
-THINKSCOPE_STALL_MS sets the limit.
+first is printed (a speed figure, which depends on what else the host runs: on the shared
+2-core machine it was 83-146 ms at load 2-6, so asserting it would make the test flaky).
+THINKSCOPE_STALL_MS sets the limit. With ``-s`` every stall over 50 ms is explained by a
+stack sampler (thinkscope_gui.ui.stall_sampler): what each thread was doing during it,
+e.g. the GUI thread joining the camera thread, or a worker importing torch.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QMessageBox, QPushButton, QToolBar
 
@@ -26,6 +32,35 @@ from tests.test_ui_support import make_model
 pytest_plugins = ["tests.test_ui_support"]
 
 STALL_LIMIT_S = float(os.environ.get("THINKSCOPE_STALL_MS", "100")) / 1000.0
+
+
+def sampled_watchdog(parent: Any) -> Any:
+    """The window's StallWatchdog, plus when each stall began and ended, so the stack
+    sampler can say what every thread was doing during it."""
+    from thinkscope_gui.ui.widgets import StallWatchdog
+
+    class Sampled(StallWatchdog):
+        def __init__(self, parent: Any) -> None:
+            super().__init__(parent)
+            self.spans: list[tuple[str, float, float, float]] = []
+
+        def _tick(self) -> None:
+            now, last = time.perf_counter(), self._last
+            super()._tick()
+            if last is not None and now - last - self.interval_s > self.report_over_s:
+                self.spans.append((self.label, now - last - self.interval_s, last, now))
+
+    return Sampled(parent)
+
+
+@pytest.fixture
+def stack_sampler() -> Iterator[Any]:
+    """All threads' stacks every 5 ms, stopped even when the test fails."""
+    from thinkscope_gui.ui.stall_sampler import StackSampler
+
+    sampler = StackSampler().start()
+    yield sampler
+    sampler.stop()
 
 
 def button(parent: Any, text: str) -> QPushButton:
@@ -70,10 +105,11 @@ def choose_objective(qtbot: Any, window: Any, label: str) -> None:
         qtbot.keyClick(combo, key)
 
 
-def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -> None:
+def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path,
+                                        stack_sampler: Any) -> None:
     from thinkscope_gui.learn.train import TrainConfig
     from thinkscope_gui.pairs.plan import AcquisitionPlan, AutofocusSettings
-    from thinkscope_gui.ui.widgets import StallWatchdog
+    from thinkscope_gui.ui.stall_sampler import format_stalls
 
     qtbot.waitUntil(lambda: window.ready, timeout=60000)  # start-up is over
     model = make_model(ui_env / "home" / "models" / "m40.safetensors", window.scope)
@@ -81,7 +117,7 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     click(qtbot, button(models, "Refresh"))
     qtbot.waitUntil(lambda: window.live.frames_shown > 2, timeout=10000)
 
-    dog = StallWatchdog(window)
+    dog = sampled_watchdog(window)
     dog.start()
 
     dog.label = "live off/on"
@@ -125,8 +161,8 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     window.stage_widget.step.setValue(25.0)
     click(qtbot, button(window.stage_widget, "→"))
     click(qtbot, button(window.stage_widget, "↓"))
-    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 25.0, y0 + 25.0)),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: np.allclose(window.scope.xy(), (x0 + 25.0, y0 + 25.0))
+                    and not window.stage_widget.mover.busy(), timeout=10000)
 
     dog.label = "acquisition start/stop"
     acq = window.panels["Acquisition"]
@@ -157,6 +193,7 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path) -
     qtbot.waitUntil(lambda: train._preview_worker is None, timeout=60000)
     qtbot.wait(300)
     dog.stop()
+    print("\n" + format_stalls(stack_sampler, dog.spans))
     stalls = ", ".join(f"{s * 1000:.0f} ms ({label})" for label, s in dog.stalls)
     load = os.getloadavg()[0]
     print(f"worst GUI stall {dog.worst_s * 1000:.0f} ms (wall), GUI-thread work "

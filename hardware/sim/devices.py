@@ -58,6 +58,11 @@ class SimWorld:
         self.auto_lamp = False
         #: the realistic stand's physics (RealisticRenderer) instead of the ideal one
         self.realistic = False
+        #: serve the first live frame from the renderer's preview tiles (an application
+        #: opening on this stand: the image appears at once and refines within a second)
+        self.quick_first_frame = False
+        #: set when the core stops a sequence: a live frame being rendered is abandoned
+        self.sequence_stop = threading.Event()
         self._renderer: Any = None
         self._render_takes_live = False
         self._renderer_lock = threading.Lock()
@@ -117,6 +122,8 @@ class SimWorld:
                     self._renderer = False
                 else:
                     self._renderer = RealisticRenderer() if self.realistic else SimRenderer()
+                    self._renderer.quick_first_frame = self.quick_first_frame
+                    self._renderer.abort_live = self.sequence_stop
                     params = inspect.signature(self._renderer.render).parameters
                     self._render_takes_live = "live" in params
             return self._renderer or None
@@ -559,15 +566,26 @@ class SimCamera(_SimPart, CameraDevice):
         n: int | None,
         get_buffer: Callable[[Sequence[int], Any], np.ndarray],
     ) -> Iterator[Mapping]:
-        """Render frames, paced to the exposure time so live view does not spin the CPU."""
+        """Render frames, paced to the exposure time so live view does not spin the CPU.
+
+        Stopping the sequence (``SimWorld.abort_sequence``) abandons a frame being rendered
+        between two tiles, as a camera aborts its exposure: the caller of stop waits for
+        one tile, not for a whole new field."""
+        from hardware.sim.render import RenderAborted
+
         shape, dtype = self.shape(), self.dtype()
         live = n is None or n > 1
         count = 0
         limit = n if n is not None else 2**63
+        world = self._ensure_world()
+        world.sequence_stop.clear()
         while count < limit:
             t0 = time.perf_counter()
             buf = get_buffer(shape, dtype)
-            meta = self._fill(buf, live)
+            try:
+                meta = self._fill(buf, live)
+            except RenderAborted:
+                return
             if live:
                 remaining = self._exposure / 1000.0 - (time.perf_counter() - t0)
                 if remaining > 0:

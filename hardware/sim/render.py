@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import fft
 
-from hardware.sim import slide
+from hardware.sim import slide, texture
 from hardware.sim.optics import DEFAULT_SIM_OPTICS, SimOptics, otf_2d
 
 FULL_WELL_E = 18000.0
@@ -44,13 +44,24 @@ VIGNETTING = 0.12
 MARGIN_PX = 32
 """Padding around a frame or tile in focus; defocused ones get more (`margin_px`)."""
 TILE_PX = 256
+MAX_MARGIN_PX = 1024
+"""Padding cap. Far from focus (a turret change or a safe-Z retraction seen live: 100x at
+hundreds of µm) the blur disc outgrows any field; without a cap one live tile asked for a
+49408² grid (36 GiB) and the process was killed for memory. Beyond the cap the blur wraps
+within the padded window: the frame is still the near-uniform mean it physically is."""
 WORKERS = 2
 COARSE = 4
 """Preview tiles sample the specimen COARSE x coarser than exact tiles (every 2 pixels)."""
 PREFETCH_LEAD_S = 0.4
 """While panning, the worker renders the tiles of the view predicted this far ahead first."""
+WARM_DELAY_S = 2.0
+"""The texture mip levels of all objectives are computed this long after the first live frame."""
 STILL_BUDGET_S = 0.03
 """A still live frame keeps rendering missing exact tiles itself until this is spent."""
+
+
+class RenderAborted(Exception):
+    """A live frame was abandoned because its sequence is being stopped."""
 
 
 def margin_px(opt: SimOptics, dz_um: float) -> int:
@@ -64,7 +75,7 @@ def margin_px(opt: SimOptics, dz_um: float) -> int:
     if opt.condenser_na is not None and 1.6 * r_px + MARGIN_PX / 4 > MARGIN_PX:
         need = max(need, MARGIN_PX + 1)
     m, half = MARGIN_PX, False
-    while m < need:  # 32, 48, 64, 96, 128, 192, ...
+    while m < need and m < MAX_MARGIN_PX:  # 32, 48, 64, 96, 128, 192, ..., 1024
         m, half = (m * 3 // 2, True) if not half else (m * 4 // 3, False)
     return m
 
@@ -304,6 +315,14 @@ class SimRenderer:
         self._gen = 0  # bumped by clear_cache: stale worker results are dropped
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
+        #: the very first live frame comes from preview tiles (the path a moving stage
+        #: takes: same optics, specimen sampled COARSE x coarser) and refines like one;
+        #: off by default so a first live frame is exact (the physics tests rely on it)
+        self.quick_first_frame = False
+        self._textures_warm = False
+        #: set while the camera's sequence is being stopped: a live frame stops between
+        #: tiles (RenderAborted) instead of finishing (the stopping thread joins it)
+        self.abort_live = threading.Event()
 
     # ------------------------------------------------------------------ public API
     def render(self, x_um: float, y_um: float, z_um: float, objective: str,
@@ -546,8 +565,12 @@ class SimRenderer:
             self._settled = True
             return self.transmission(x, y, z, objective, shape)
 
+        if mode == "first" and self.quick_first_frame and missing:
+            self.quick_first_frame = False  # once: an application's first image, at once
+            mode = "moving"  # previews now, the worker renders the exact tiles
         if mode == "first":  # nothing to show yet (or a new objective): exact tiles now
             for t in missing:
+                self._check_abort()
                 self._ensure_spec(objective, opt, *t)
             missing = []
         elif mode == "still":  # refine: at least one exact tile per frame, within a budget
@@ -555,6 +578,7 @@ class SimRenderer:
             for t in list(missing):
                 if (objective, *t) in self._inflight:
                     continue
+                self._check_abort()
                 self._ensure_spec(objective, opt, *t)
                 missing.remove(t)
                 if time.perf_counter() > deadline:
@@ -570,6 +594,7 @@ class SimRenderer:
         out = np.empty((h, w, 3), np.float32)
         T = TILE_PX
         for ti, tj in tiles:
+            self._check_abort()
             dzq = self._tile_dz(opt, ti, tj, z)
             if (objective, ti, tj) in self._tile_spec:
                 tile = self._exact_tile(objective, opt, ti, tj, dzq)
@@ -581,7 +606,12 @@ class SimRenderer:
                 r0 - ti * T : r1 - ti * T, c0 - tj * T : c1 - tj * T
             ]
         self._settled = not missing
+        self._warm_textures()
         return out
+
+    def _check_abort(self) -> None:
+        if self.abort_live.is_set():
+            raise RenderAborted
 
     def _snap_refocuses(self, objective: str, opt: SimOptics, x: float, y: float, z: float,
                         shape: tuple[int, int]) -> bool:
@@ -666,6 +696,24 @@ class SimRenderer:
             return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
 
         return self._prev_img.get_or((objective, ti, tj, dzq), make)
+
+    def _warm_textures(self) -> None:
+        """Once, after the first live frame, in a background thread: the texture mip levels
+        that every objective's exact, preview and defocused grids sample, so a later frame
+        (an objective change, a defocused move) does not compute them on the camera
+        thread while the GUI may be waiting for it (stopping live joins that thread)."""
+        if self._textures_warm:
+            return
+        self._textures_warm = True
+        spacings = []
+        for opt in list(self.optics.values()):
+            p = opt.pixel_size_um
+            spacings += [p / 2, COARSE * p / 2, p]
+        def warm() -> None:
+            time.sleep(WARM_DELAY_S)  # not while the application is still starting
+            texture.warm(spacings)
+
+        threading.Thread(target=warm, name="sim-texture-warm", daemon=True).start()
 
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:

@@ -25,7 +25,6 @@ from hardware.profiles import ObjectiveProfile
 from thinkscope_gui.jobs import Cancelled, FunctionJob, JobControl
 from thinkscope_gui.pairs.autofocus import autofocus
 from thinkscope_gui.pairs.plan import AutofocusSettings
-from thinkscope_gui.pairs.registration import register, to_gray
 
 if TYPE_CHECKING:
     from hardware.microscope import Microscope
@@ -74,6 +73,8 @@ def _shift_ready(img: np.ndarray) -> np.ndarray:
     detail and finds a zero shift. A 3x3 median drops hot pixels, subtracting a wide blur
     removes bias and vignetting, and plain cross-correlation lets the specimen dominate.
     """
+    from thinkscope_gui.pairs.registration import to_gray  # skimage: only when calibrating
+
     g = ndimage.median_filter(to_gray(img).astype(np.float32), 3)
     return g - ndimage.gaussian_filter(g, 16)
 
@@ -250,6 +251,8 @@ def calibrate(scope: Microscope, *, confirm_oil_to_dry: bool = False,
     objective (without offsets), stage XY and focus Z, so the operator sees the same,
     focused field as before.
     """
+    from thinkscope_gui.pairs.registration import register  # skimage: imported when used
+
     af = af or AutofocusSettings(search_range_um=20.0)
     profiles = dict(scope.profiles)
     order = calibration_labels(scope, objectives)

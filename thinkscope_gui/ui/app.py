@@ -12,7 +12,7 @@ from typing import Any
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor, QFont, QPainter, QPixmap
-from qtpy.QtWidgets import QApplication, QMessageBox, QSplashScreen
+from qtpy.QtWidgets import QApplication, QLabel, QMessageBox
 
 from .settings import APP_NAME, ORG_NAME
 
@@ -48,26 +48,63 @@ def process_age_s() -> float:
 _IMPORTED = time.perf_counter()
 
 
-def splash_screen() -> QSplashScreen:
-    """A drawn splash (no image file): shown until the first live frame."""
-    pix = QPixmap(460, 150)
-    pix.fill(QColor(24, 28, 36))
-    p = QPainter(pix)
-    p.setPen(QColor(235, 235, 235))
-    font = QFont()
-    font.setPointSize(20)
-    font.setBold(True)
-    p.setFont(font)
-    p.drawText(24, 56, "ThinkScope")
-    font.setPointSize(10)
-    font.setBold(False)
-    p.setFont(font)
-    p.drawText(24, 84, "a learning bright-field microscope")
-    p.end()
-    splash = QSplashScreen(pix)
-    splash.showMessage("opening the microscope…",
-                       Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                       QColor(200, 200, 200))
+class Splash(QLabel):
+    """A drawn splash (no image file), shown until the first live frame.
+
+    A frameless label rather than QSplashScreen: QSplashScreen.show() waits up to 1 s for
+    the window manager to expose it (the whole second on a display that never does, such
+    as offscreen), and that second is spent before the microscope even starts opening.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None, Qt.WindowType.SplashScreen | Qt.WindowType.FramelessWindowHint
+                         | Qt.WindowType.WindowStaysOnTopHint)
+        self._pix = QPixmap(460, 150)
+        self.message = ""
+        self.show_message("opening the microscope…")
+
+    def show_message(self, text: str) -> None:
+        """Redraw with ``text`` at the bottom and paint it now (the event loop is not
+        running yet during start-up)."""
+        self.message = text
+        pix = self._pix
+        pix.fill(QColor(24, 28, 36))
+        p = QPainter(pix)
+        p.setPen(QColor(235, 235, 235))
+        font = QFont()
+        font.setPointSize(20)
+        font.setBold(True)
+        p.setFont(font)
+        p.drawText(24, 56, "ThinkScope")
+        font.setPointSize(10)
+        font.setBold(False)
+        p.setFont(font)
+        p.drawText(24, 84, "a learning bright-field microscope")
+        p.setPen(QColor(200, 200, 200))
+        p.drawText(24, 136, text)
+        p.end()
+        self.setPixmap(pix)
+        if self.isVisible():
+            self.repaint()
+
+    def show_centered(self) -> None:
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            geo = screen.availableGeometry()
+            self.move(geo.center() - self.rect().center())
+        self.show()
+        self.repaint()
+
+    def finish(self, window: Any) -> None:
+        """Close once ``window`` is up (as QSplashScreen.finish)."""
+        self.close()
+        self.deleteLater()
+
+
+def splash_screen() -> Splash:
+    """The start-up splash (see :class:`Splash`)."""
+    splash = Splash()
+    splash.adjustSize()
     return splash
 
 
@@ -75,7 +112,25 @@ def open_scope(source: str, sensor: tuple[int, int] | None = None) -> Any:
     """Open the microscope facade; errors propagate with the backend's message."""
     from hardware import open_microscope
 
-    return open_microscope(source, sensor=sensor, mechanical_delays=False)
+    scope = open_microscope(source, sensor=sensor, mechanical_delays=False)
+    world = getattr(getattr(scope, "core", None), "sim_world", None)
+    if world is not None:  # the simulator: its first image from previews, at once
+        world.quick_first_frame = True
+    return scope
+
+
+class StartupMarks:
+    """Seconds after process start at which each start-up step ended (logged at INFO):
+    where the time to the first frame goes."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = [("python + imports", process_age_s())]
+
+    def mark(self, what: str) -> None:
+        self.marks.append((what, process_age_s()))
+        log.info("start-up: %s at %.2f s", what, self.marks[-1][1])
+        if os.environ.get("THINKSCOPE_STARTUP_TRACE"):
+            print(f"start-up: {what} at {self.marks[-1][1]:.2f} s", file=sys.stderr)
 
 
 class ScreenshotRun:
@@ -103,6 +158,8 @@ class ScreenshotRun:
         if now - self._t0 > TIMEOUT_S:
             self._finish("timed out waiting for enhanced frames")
             return
+        if getattr(w, "first_frame_s", None) is None:
+            return  # the start-up is measured as a user sees it: nothing runs before it
         if not self._focused:
             # focus first so the screenshot shows a sharp specimen (cancellable worker)
             if not self._af_started:
@@ -173,13 +230,17 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
     """
     from .errors import install_excepthook
 
+    marks = StartupMarks()
     app = _app()
+    marks.mark("QApplication")
     splash = splash_screen()
-    splash.show()
+    splash.show_centered()
     app.processEvents()
+    marks.mark("splash shown")
     try:
         sim = source.startswith("sim")
         scope = open_scope(source, SCREENSHOT_SENSOR if screenshot and sim else None)
+        marks.mark("microscope open")
     except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback
         splash.close()
         # stderr and the log file too (main.py sets both up; without handlers logging's
@@ -193,11 +254,12 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
         # first frame) is made while the window is being built
         with contextlib.suppress(Exception):
             scope.start_live()
-        splash.showMessage("building the window…",
-                           Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                           QColor(200, 200, 200))
+        marks.mark("camera started")
+        splash.show_message("building the window…")
         app.processEvents()
         from .main_window import MainWindow  # pyqtgraph: imported while the camera starts
+
+        marks.mark("window imported")
 
         try:
             window = MainWindow(scope, modal_errors=screenshot is None, defer_heavy=True)
@@ -207,14 +269,20 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
             if not screenshot:
                 QMessageBox.critical(None, "ThinkScope", f"Cannot start the GUI:\n{exc}")
             return 1
+        marks.mark("window built")
         install_excepthook(window.reporter)
         if size is not None:
             window.fit_to(*size, show_all_docks=screenshot is not None)
         window.show()
+        marks.mark("window shown")
 
         def first_frame(_number: int) -> None:
             window.live.frameShown.disconnect(first_frame)
             window.first_frame_s = process_age_s()
+            marks.mark("first frame")
+            window.startup_marks = marks.marks
+            #: what the start-up had to import (tests check no heavy engine is among them)
+            window.modules_at_first_frame = frozenset(sys.modules)
             log.info("first live frame %.2f s after start", window.first_frame_s)
             splash.finish(window)
             window.start_background()  # heavy imports now, while live runs

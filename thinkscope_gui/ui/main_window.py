@@ -45,9 +45,12 @@ class MainWindow(QMainWindow):
     """Composes the camera view, controls and dock panels around one microscope."""
 
     #: imported in the background after the first frame (torch, scipy, skimage): the
-    #: window and live view never wait for them
+    #: window and live view never wait for them, and no job imports them when it starts
+    #: (an import in a worker holds the GIL for long stretches: the GUI stalls). torch
+    #: imports _dynamo (~3 s) at the first optimiser call, i.e. when training starts.
     HEAVY_MODULES = ("thinkscope_gui.learn.train", "thinkscope_gui.learn.infer",
-                     "thinkscope_gui.pairs.engine")
+                     "thinkscope_gui.pairs.engine", "thinkscope_gui.learn.sim_source",
+                     "PIL.Image", "torch._dynamo")
     #: panels whose engine needs a heavy module; with ``defer_heavy`` they are built later
     DEFERRED_PANELS = ("Training",)
 

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from thinkscope_gui.pairs.calibration import CalibrationResult, calibration_job
-
 from ..workers import JobWatcher
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine imports scipy and skimage: not on the way to the window
     from hardware.microscope import Microscope
+    from thinkscope_gui.pairs.calibration import CalibrationResult
 
 __all__ = ["CalibrationResultBox", "start_calibration"]
 
@@ -30,6 +29,8 @@ def start_calibration(owner: QWidget, scope: Microscope, *,
     """Run the calibration as a job of the app's runner (oil->dry already confirmed by
     the user): it holds the stand's lease, so no acquisition or manual move interferes.
     None when the stand is busy (``start_job`` has said why)."""
+    from thinkscope_gui.pairs.calibration import calibration_job
+
     job = calibration_job(scope, confirm_oil_to_dry=True, objectives=objectives)
     if not start_job(job, "Calibration"):
         return None
