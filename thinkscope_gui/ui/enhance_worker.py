@@ -118,6 +118,11 @@ def same_target(a: EnhanceJob, b: EnhanceJob) -> bool:
         return False
     if a.mosaic is not None and a.mosaic == b.mosaic:
         return True
+    if a.tiles is None and b.tiles is not None:   # a quick preview of b's view: finish it
+        ar0, ac0, ah, aw = a.region()
+        return (min(t[0] for t in b.tiles) <= ar0 and min(t[1] for t in b.tiles) <= ac0
+                and ar0 + ah <= max(t[0] + t[2] for t in b.tiles)
+                and ac0 + aw <= max(t[1] + t[3] for t in b.tiles))
     ar0, ac0, ah, aw = a.region()
     br0, bc0, bh, bw = b.region()
     ih = min(ar0 + ah, br0 + bh) - max(ar0, br0)

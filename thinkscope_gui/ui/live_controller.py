@@ -153,18 +153,25 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         scale = float(enhancer.scale)
         consistency = mode == OverlayMode.CONSISTENCY
-        # the first job of a new mode gets the short budget: something shows at once,
-        # the next jobs cover more
-        zoomed = view.zoom_factor() >= 0.999 or mode != self._last_mode
+        # the first job of a new mode is a quick preview (the short budget, about the
+        # centre) so something shows at once; then the mosaic fills in with larger tiles
+        first = mode != self._last_mode
+        zoomed = view.zoom_factor() >= 0.999
         self._last_mode = mode
         q = int(getattr(enhancer, "_q", 1))
-        budget = self.budget_px(consistency, zoomed)
-        mosaic = self.progressive and mode != OverlayMode.LENS
+        mosaic = self.progressive and mode != OverlayMode.LENS and not first
+        budget = self.budget_px(consistency, zoomed or first)
         target = view.enhance_target(scale, q, math.inf if mosaic else budget)
         if target is None:
             return  # nothing enhanced is on screen
         rect, display_scale, visible = target
-        tiles, gen = self._tiles(rect, display_scale, position, mode, budget, q)
+        gen: int | None = None
+        if first:
+            tiles = (rect,)
+            self._mosaic = None
+            self.coverage = (0.0, 1)
+        else:
+            tiles, gen = self._tiles(rect, display_scale, position, mode, budget, q)
         self.last_target = (tiles[0][2:], visible)
         if len(tiles) == 1:
             rect = tiles[0]
@@ -173,8 +180,7 @@ class LiveController(QObject):
                          position=position, levels=view._levels,
                          heat_lut=view.heat_lut if consistency else None,
                          heat_range=(CONSISTENCY_FLOOR, CONSISTENCY_TOP), visible=visible,
-                         tiles=tiles if len(tiles) > 1 else None,
-                         mosaic=gen if len(tiles) > 1 else None)
+                         tiles=tiles if len(tiles) > 1 else None, mosaic=gen)
         self.worker.submit(job)
 
     def _tiles(self, rect: tuple[int, int, int, int], display_scale: float,
@@ -211,8 +217,7 @@ class LiveController(QObject):
             view.set_enhanced(res.enhanced, res.origin, res.scale, res.position)
         now = time.perf_counter()
         ms = (now - res.t_received) * 1000.0
-        current = self._mosaic is not None and (res.mosaic is None
-                                                or res.mosaic == self._mosaic[1])
+        current = self._mosaic is not None and res.mosaic == self._mosaic[1]
         if current:
             self.coverage = (res.coverage, res.n_tiles)
             if self.fill_ms is None and res.coverage >= 0.999:
