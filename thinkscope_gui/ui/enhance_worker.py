@@ -325,7 +325,7 @@ class LiveEnhanceWorker(QThread):
             self.current = job
             try:
                 res = (self.process_tile(job, enhancer) if job.tiles
-                       else self.process(job, enhancer))
+                       else dataclasses.replace(self.process(job, enhancer), mosaic=job.mosaic))
             except Abandoned:
                 self.abandoned += 1
                 continue
@@ -374,7 +374,9 @@ class LiveEnhanceWorker(QThread):
         i = mo.next % len(mo.tiles)
         tile = mo.tiles[i]
         y0, y1, x0, x1 = mo.canvas_box(tile)
-        margin = max(8, int(getattr(enhancer, "overlap", 8)))
+        # real neighbours as far as the network sees (its receptive radius): no seams
+        q = int(getattr(enhancer, "_q", 1))
+        margin = -(-int(getattr(enhancer, "radius", 8)) // q) * q
         res = self.process(dataclasses.replace(job, rect=tile, tiles=None),
                            enhancer, context=margin, size=(y1 - y0, x1 - x0), display=False)
         if job.consistency:
