@@ -130,5 +130,19 @@ def test_fit_fills_in_then_a_stage_move_starts_again(qtbot: Any, big_window: Any
     there = view.frame.copy()
     new = _tile_correlations(view, there, live._mosaic[2])
     old = _tile_correlations(view, here, live._mosaic[2])
-    assert min(new) > 0.8 and all(a > b + 0.2 for a, b in zip(new, old)), (new, old)
+    assert min(new) > 0.8 and all(a > b + 0.2 for a, b in zip(new, old, strict=True)), (new, old)
     assert not stale, stale[:3]
+
+
+def test_the_consistency_map_fills_in_too(qtbot: Any, big_window: Any) -> None:
+    w = big_window
+    view, live = w.view, w.live
+    w.set_overlay_mode(OverlayMode.CONSISTENCY)
+    w.set_enhancing(True)
+    qtbot.waitUntil(lambda: live.coverage[0] >= 0.999, timeout=90000)
+    assert live.coverage[1] == 4
+    sigma = view.overlay_image()          # the σ map on the camera grid, every pixel
+    assert sigma.shape == (1024, 1024) and np.isfinite(sigma).all()
+    heat = view.heat_item.image           # its colours, opaque wherever it is drawn
+    assert heat.ndim == 3 and heat.shape[2] == 4 and (heat[..., 3] > 0).all()
+    assert "enhancing 1024² of 1024² in 4 tiles" in live.heads_up()
