@@ -164,8 +164,7 @@ class OnnxEngines:
                 except Exception as exc:  # noqa: BLE001
                     self.errors[f"onnxruntime ({key})"] = f"{type(exc).__name__}: {exc}"[:300]
                     continue
-                self.sessions[f"onnxruntime ({key} export)"] = (
-                    lambda a, sess=sess: sess.run(None, {"x": a})[0])
+                self.sessions[f"onnxruntime ({key} export)"] = _ort_call(sess)
         if have["openvino"]:
             import openvino as ov
 
@@ -196,16 +195,26 @@ class OnnxEngines:
                             f"{type(exc).__name__}: {exc}"[:300])
                         continue
                     req = comp.create_infer_request()
-                    self.sessions[f"openvino {prec} (from {src})"] = (
-                        lambda a, req=req: req.infer({0: a})[0])
+                    self.sessions[f"openvino {prec} (from {src})"] = _ov_call(req)
         for key, err in self.errors.items():
             log(f"engine {key} failed: {err}")
 
     def calls(self, x: torch.Tensor) -> dict[str, Callable[[], Any]]:
         """name -> a call that runs the engine on ``x`` (CPU, network space)."""
         a = np.ascontiguousarray(x.numpy())
-        return {k: (lambda fn=fn: torch.from_numpy(np.asarray(fn(a))))
-                for k, fn in self.sessions.items()}
+
+        def bind(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[], torch.Tensor]:
+            return lambda: torch.from_numpy(np.asarray(fn(a)))
+
+        return {k: bind(fn) for k, fn in self.sessions.items()}
+
+
+def _ort_call(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: sess.run(None, {"x": a})[0]
+
+
+def _ov_call(req: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: req.infer({0: a})[0]
 
 
 def bench_engines(models: tuple[str, ...] = ("fast", "quality"),

@@ -166,6 +166,7 @@ class LiveController(QObject):
             return  # nothing enhanced is on screen
         rect, display_scale, visible = target
         gen: int | None = None
+        tiles: tuple[tuple[int, int, int, int], ...]
         if first:
             tiles = (rect,)
             self._mosaic = None
