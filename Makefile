@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (a bare `torch` on a CPU machine downloads gigabytes of CUDA wheels).
 TORCH_SPEC := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4" || echo "torch==2.13.0")
 
-.PHONY: run test lint bench demo clean qt-system-libs models
+.PHONY: run test lint bench bench-engines demo clean qt-system-libs models
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -58,6 +58,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python main.py bench all
+
+# ONNX Runtime and OpenVINO against torch on the shipped models (installs the optional
+# `engines` extra into the venv first; `make test` never does).
+bench-engines: $(STAMP)
+	$(BIN)/pip install -q -e ".[engines]"
+	$(BIN)/python main.py bench engines
 
 demo: $(STAMP)
 	$(BIN)/python main.py demo

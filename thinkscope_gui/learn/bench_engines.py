@@ -82,33 +82,139 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _onnx_engines(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], Any]]:
-    """ONNX Runtime and OpenVINO, only when installed (optional extras)."""
-    out: dict[str, Callable[[], Any]] = {}
-    have_ort = importlib.util.find_spec("onnxruntime") is not None
-    have_ov = importlib.util.find_spec("openvino") is not None
-    if not (have_ort or have_ov):
-        return out
+def optional_engines() -> dict[str, bool]:
+    """Which optional engines are importable (``pip install .[engines]``)."""
+    return {name: importlib.util.find_spec(name) is not None
+            for name in ("onnxruntime", "openvino", "onnxscript")}
+
+
+def _dims() -> tuple[dict[int, Any], ...]:
+    from torch.export import Dim
+
+    return ({2: Dim("h", min=16, max=4096), 3: Dim("w", min=16, max=4096)},)
+
+
+def export_onnx(model: torch.nn.Module, x: torch.Tensor, dynamo: bool,
+                dynamic: bool = False) -> bytes:
+    """The network as ONNX for ``x``'s shape (``dynamic``: any H and W). ``dynamo``:
+    torch's dynamo exporter (needs onnxscript), else the TorchScript one."""
     import io
+    import warnings
 
     buf = io.BytesIO()
-    # (the stubs say a path; onnx.export writes to a file object too)
-    torch.onnx.export(model, (x,), buf,  # type: ignore[arg-type]
-                      input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}})
-    blob = buf.getvalue()
-    xn = x.numpy()
-    if have_ort:
-        import onnxruntime as ort
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            prog = torch.onnx.export(model, (x,), None, dynamo=True,
+                                     dynamic_shapes=_dims() if dynamic else None,
+                                     input_names=["x"], output_names=["y"],
+                                     optimize=True, verbose=False)
+            assert prog is not None
+            return prog.model_proto.SerializeToString()
+        # (the stubs say a path; onnx.export writes to a file object too)
+        torch.onnx.export(model, (x,), buf, dynamo=False,  # type: ignore[arg-type]
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes=({"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}}
+                                        if dynamic else None))
+    return buf.getvalue()
 
-        sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-        out["onnxruntime"] = lambda: torch.from_numpy(sess.run(None, {"x": xn})[0])
-    if have_ov:
-        import openvino as ov
 
-        compiled = ov.Core().compile_model(ov.Core().read_model(blob), "CPU")
-        out["openvino"] = lambda: torch.from_numpy(compiled(xn)[0])
-    return out
+def dynamic_export_error(model: torch.nn.Module, x: torch.Tensor) -> str:
+    """Why a dynamic-H/W export fails ("" when it works): the networks round their
+    output size (round(2.5 H)), which torch.export specialises to the example's size."""
+    try:
+        torch.export.export(model, (x,), dynamic_shapes=_dims())
+    except Exception as exc:  # noqa: BLE001 - the reason is the figure
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    return ""
+
+
+class OnnxEngines:
+    """ONNX Runtime and OpenVINO sessions for one model at ``x``'s shape (static: see
+    :func:`dynamic_export_error`); build failures are recorded, not raised."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, threads: int,
+                 log: Callable[[str], None] = print) -> None:
+        self.sessions: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self.errors: dict[str, str] = {}
+        self.build_s: dict[str, float] = {}
+        have = optional_engines()
+        blobs: dict[str, bytes] = {}
+        for dynamo in (False, True):
+            key = "dynamo" if dynamo else "torchscript"
+            if dynamo and not have["onnxscript"]:
+                self.errors[f"onnx {key} export"] = "onnxscript is not installed"
+                continue
+            t0 = time.perf_counter()
+            try:
+                blobs[key] = export_onnx(model, x, dynamo)
+                self.build_s[f"onnx {key} export"] = round(time.perf_counter() - t0, 1)
+            except Exception as exc:  # noqa: BLE001 - an exporter failure is a finding
+                self.errors[f"onnx {key} export"] = f"{type(exc).__name__}: {exc}"[:300]
+        if have["onnxruntime"]:
+            import onnxruntime as ort
+
+            for key, blob in blobs.items():
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = int(threads)
+                opts.inter_op_num_threads = 1
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                try:
+                    sess = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+                except Exception as exc:  # noqa: BLE001
+                    self.errors[f"onnxruntime ({key})"] = f"{type(exc).__name__}: {exc}"[:300]
+                    continue
+                self.sessions[f"onnxruntime ({key} export)"] = _ort_call(sess)
+        if have["openvino"]:
+            import openvino as ov
+
+            core = ov.Core()
+            caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            precisions = ["f32"] + (["bf16"] if "BF16" in caps else [])
+            sources: dict[str, Any] = {}
+            try:  # torch.export (the tracing front end fails on the model's size rounding)
+                sources["torch.export"] = ov.convert_model(torch.export.export(model, (x,)))
+            except Exception as exc:  # noqa: BLE001
+                self.errors["openvino convert (torch.export)"] = (
+                    f"{type(exc).__name__}: {exc}"[:300])
+            for key, blob in blobs.items():
+                try:
+                    sources[f"onnx {key}"] = core.read_model(blob, b"")
+                except Exception as exc:  # noqa: BLE001
+                    self.errors[f"openvino read (onnx {key})"] = (
+                        f"{type(exc).__name__}: {exc}"[:300])
+            for src, ov_model in sources.items():
+                for prec in precisions:
+                    try:
+                        comp = core.compile_model(ov_model, "CPU", {
+                            "INFERENCE_NUM_THREADS": int(threads),
+                            "INFERENCE_PRECISION_HINT": prec,
+                            "PERFORMANCE_HINT": "LATENCY"})
+                    except Exception as exc:  # noqa: BLE001
+                        self.errors[f"openvino {prec} ({src})"] = (
+                            f"{type(exc).__name__}: {exc}"[:300])
+                        continue
+                    req = comp.create_infer_request()
+                    self.sessions[f"openvino {prec} (from {src})"] = _ov_call(req)
+        for key, err in self.errors.items():
+            log(f"engine {key} failed: {err}")
+
+    def calls(self, x: torch.Tensor) -> dict[str, Callable[[], Any]]:
+        """name -> a call that runs the engine on ``x`` (CPU, network space)."""
+        a = np.ascontiguousarray(x.numpy())
+
+        def bind(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[], torch.Tensor]:
+            return lambda: torch.from_numpy(np.asarray(fn(a)))
+
+        return {k: bind(fn) for k, fn in self.sessions.items()}
+
+
+def _ort_call(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: sess.run(None, {"x": a})[0]
+
+
+def _ov_call(req: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: req.infer({0: a})[0]
 
 
 def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
@@ -118,17 +224,16 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
     """Medians of ``rounds`` interleaved timings (fps) per model, size and engine, with
     each engine's max abs difference from eager on [0, 1] and whether it would be adopted."""
     torch.set_num_threads(int(threads))
-    figures: dict[str, Any] = {"threads": threads, "device": device or "auto",
-                               "onnxruntime": importlib.util.find_spec("onnxruntime")
-                               is not None,
-                               "openvino": importlib.util.find_spec("openvino") is not None}
+    have = optional_engines()
+    figures: dict[str, Any] = {"threads": threads, "device": device or "auto", **have}
+    if not (have["onnxruntime"] or have["openvino"]):
+        log("engines: ONNX Runtime and OpenVINO are not installed (pip install "
+            "'.[engines]' or `make bench-engines`); measuring torch only")
     rng = np.random.default_rng(0)
     for name in models:
         enh = Enhancer.load(name, device=device)
         cuda = enh.device.startswith("cuda")
         for n in sizes:
-            if enh.meta.arch == "quality" and n > 512 and not cuda:
-                continue  # seconds per frame: not a live-view model on a CPU
             frame = rng.integers(0, 256, (n, n, 3), dtype=np.uint8)
             x = torch.from_numpy(frame.astype(np.float32) / 255).permute(2, 0, 1)[None]
             norm = enh.meta.normalisation
@@ -138,8 +243,16 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
             if cuda:
                 enh.model = enh.model.float()
             engines = _engines(enh, x, compile_ and n <= 512)
-            if not cuda:
-                engines.update(_onnx_engines(enh.model, x))
+            if not cuda and (have["onnxruntime"] or have["openvino"]):
+                if f"{name} dynamic H/W export" not in figures:
+                    err = dynamic_export_error(enh.model, x)
+                    figures[f"{name} dynamic H/W export"] = err or "works"
+                    log(f"engine {name}: dynamic H/W export: {err or 'works'}; "
+                        "exporting per size")
+                onnx = OnnxEngines(enh.model, x, threads, log)
+                figures.update({f"{name} {n}² {k} s": v for k, v in onnx.build_s.items()})
+                figures.update({f"{name} {n}² {k} error": v for k, v in onnx.errors.items()})
+                engines.update(onnx.calls(x))
 
             def full(frame: np.ndarray = frame, enh: Enhancer = enh) -> Any:
                 return enh.enhance(frame)
@@ -147,13 +260,19 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
             engines["Enhancer.enhance"] = full
             ref = (engines["eager"]() * s.to(x.device) + m.to(x.device)).clamp(0, 1).float()
             diffs: dict[str, float] = {}
-            for key, fn in engines.items():
+            for key, fn in list(engines.items()):
                 if key == "Enhancer.enhance":
                     y = torch.from_numpy(fn().astype(np.float32) / 255).permute(2, 0, 1)[None]
                     diffs[key] = float((y.to(ref.device) - ref).abs().max())
                     continue
                 t0 = time.perf_counter()
-                y = fn()  # warm-up (and compile)
+                try:
+                    y = fn()  # warm-up (and compile)
+                except Exception as exc:  # noqa: BLE001 - an engine that fails is a figure
+                    figures[f"{name} {n}² {key} error"] = f"{type(exc).__name__}: {exc}"[:300]
+                    log(f"engine {name} {n}² {key} failed: {exc}")
+                    del engines[key]
+                    continue
                 figures.setdefault("warmup_s", {})[f"{name} {n} {key}"] = round(
                     time.perf_counter() - t0, 1)
                 y = (y.float() * s.to(y.device) + m.to(y.device)).clamp(0, 1)

@@ -8,10 +8,19 @@ a waiting job targets something else (another mode, stage position or view), so 
 switch or a pan never waits for stale work. Display images (resize, levels to 8 bit,
 the heat map's colour LUT) are made here, so the GUI thread only swaps textures.
 Results return through a queued Qt signal.
+
+When the visible region is larger than one job may cover, a job carries a *mosaic*: the
+tiles of the visible region (centre first) and a generation number that changes with the
+stage position, view and mode. Each job of a generation enhances the next tile from its
+own (the newest) frame and pastes it into a display canvas kept here, so the view fills in
+over a few results and then keeps refreshing tile by tile. A new generation starts from
+an empty canvas: nothing from an old position or view survives into it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +61,12 @@ class EnhanceJob:
     heat_range: tuple[float, float] = (1.5, 6.0)
     #: (height, width) of the visible region this job stands for (heads-up line)
     visible: tuple[int, int] | None = None
+    #: mosaic: the tiles (row0, col0, height, width) covering the visible region, centre
+    #: first; the worker picks the next one. None: ``rect`` is the whole job
+    tiles: tuple[tuple[int, int, int, int], ...] | None = None
+    #: mosaic generation: jobs of one generation fill one canvas (same mode, stage
+    #: position, view and display scale)
+    mosaic: int | None = None
 
     def region(self) -> tuple[int, int, int, int]:
         if self.rect is not None:
@@ -76,6 +91,9 @@ class EnhanceResult:
     position: tuple[Any, ...] | None = None
     visible: tuple[int, int] | None = None
     compute_ms: float = 0.0
+    mosaic: int | None = None   #: the job's mosaic generation (None: a single job)
+    n_tiles: int = 1            #: tiles in the mosaic
+    coverage: float = 1.0       #: fraction of the visible region enhanced in the canvas
 
 
 class Abandoned(Exception):
@@ -94,9 +112,17 @@ def _limit_torch_threads(n: int) -> None:
 
 def same_target(a: EnhanceJob, b: EnhanceJob) -> bool:
     """Whether job ``b`` wants (mostly) what ``a`` is computing: same mode and stage
-    position, and ``b``'s region at least half covered by ``a``'s."""
+    position, and ``b``'s region at least half covered by ``a``'s, or both tiles of one
+    mosaic generation (the next tile follows this one)."""
     if a.mode != b.mode or a.position != b.position or a.consistency != b.consistency:
         return False
+    if a.mosaic is not None and a.mosaic == b.mosaic:
+        return True
+    if a.tiles is None and b.tiles is not None:   # a quick preview of b's view: finish it
+        ar0, ac0, ah, aw = a.region()
+        return (min(t[0] for t in b.tiles) <= ar0 and min(t[1] for t in b.tiles) <= ac0
+                and ar0 + ah <= max(t[0] + t[2] for t in b.tiles)
+                and ac0 + aw <= max(t[1] + t[3] for t in b.tiles))
     ar0, ac0, ah, aw = a.region()
     br0, bc0, bh, bw = b.region()
     ih = min(ar0 + ah, br0 + bh) - max(ar0, br0)
@@ -140,6 +166,86 @@ def heat_display(sigma: np.ndarray, lut: np.ndarray, lo: float, hi: float) -> np
     return lut[idx]
 
 
+def mosaic_tiles(rect: tuple[int, int, int, int], max_px: float, align: int = 1,
+                 step: int = 16) -> tuple[tuple[int, int, int, int], ...]:
+    """Cut ``rect`` (row0, col0, height, width) into the fewest near-equal tiles of at most
+    ``max_px`` pixels, edges on multiples of ``align`` and sizes in steps of ``step`` (so
+    tile sizes stay put frame to frame), ordered by distance from the centre (the centre
+    tile first: it is what the eye looks at)."""
+    r0, c0, h, w = rect
+    if h * w <= max_px:
+        return (rect,)
+    q = max(1, int(step), int(align))
+
+    def up(v: float) -> int:
+        return max(q, -(-math.ceil(v) // q) * q)
+
+    best: tuple[tuple[int, int], int, int] | None = None
+    for nr in range(1, -(-h // q) + 1):
+        if best is not None and nr > best[0][0]:
+            break  # more rows than the best has tiles: no better split is left
+        th = up(h / nr)
+        nc = max(1, math.ceil(w / max(q, (max_px / th) // q * q)))
+        tw = up(w / nc)
+        while th * tw > max_px and tw > q:
+            nc += 1
+            tw = up(w / nc)
+        if th * tw > max_px and th > q:
+            continue
+        key = (nr * nc, abs(th - tw))
+        if best is None or key < best[0]:
+            best = (key, nr, nc)
+    assert best is not None
+    _, nr, nc = best
+    th, tw = up(h / nr), up(w / nc)
+    tiles = []
+    for i in range(nr):
+        for j in range(nc):
+            a, b = r0 + i * th, c0 + j * tw
+            if a < r0 + h and b < c0 + w:
+                tiles.append((a, b, min(th, r0 + h - a), min(tw, c0 + w - b)))
+    cy, cx = r0 + h / 2, c0 + w / 2
+    tiles.sort(key=lambda t: ((t[0] + t[2] / 2 - cy) ** 2 + (t[1] + t[3] / 2 - cx) ** 2))
+    return tuple(tiles)
+
+
+class _Mosaic:
+    """The canvas one mosaic generation fills: raw enhanced pixels (or the σ map) at
+    display resolution, the RGBA display image made from them, and what is covered."""
+
+    def __init__(self, job: EnhanceJob, scale: float) -> None:
+        assert job.tiles is not None
+        self.gen = job.mosaic
+        self.tiles = job.tiles
+        self.next = 0
+        r0 = min(t[0] for t in self.tiles)
+        c0 = min(t[1] for t in self.tiles)
+        r1 = max(t[0] + t[2] for t in self.tiles)
+        c1 = max(t[1] + t[3] for t in self.tiles)
+        self.rect = (r0, c0, r1 - r0, c1 - c0)
+        d = scale if job.display_scale is None else min(scale, float(job.display_scale))
+        if job.consistency:
+            d = min(1.0, d)  # the σ map lives on the camera grid at most
+        self.d = d
+        self.shape = (max(1, round((r1 - r0) * d)), max(1, round((c1 - c0) * d)))
+        self.raw: np.ndarray | None = None      # enhanced pixels (or σ) at display size
+        self.rgba = np.zeros((*self.shape, 4), np.uint8)
+        self.covered = np.zeros(self.shape, bool)
+        self.sigma: np.ndarray | None = None    # consistency: σ on the camera grid
+        self.levels: tuple[float, float] | None = None
+        self.done: set[int] = set()
+
+    def canvas_box(self, tile: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) of ``tile`` in the canvas: rounded edges, so tiles abut."""
+        r0, c0 = self.rect[:2]
+        d = self.d
+        return (round((tile[0] - r0) * d), round((tile[0] + tile[2] - r0) * d),
+                round((tile[1] - c0) * d), round((tile[1] + tile[3] - c0) * d))
+
+    def coverage(self) -> float:
+        return float(self.covered.mean())
+
+
 class LiveEnhanceWorker(QThread):
     """Enhances the newest job with the current enhancer; stale jobs are dropped."""
 
@@ -161,12 +267,14 @@ class LiveEnhanceWorker(QThread):
         self.torch_threads = 1
         #: measured LR pixels per second (moving average) for plain and consistency jobs
         self.throughput: dict[bool, float] = {}
+        self._mosaic: _Mosaic | None = None   # the canvas being filled (worker thread only)
 
     def set_enhancer(self, enhancer: Any) -> None:
         """Swap the model (or None to idle); takes effect from the next job."""
         with self._cond:
             self._enhancer = enhancer
             self._job = None
+            self._mosaic = None
             self.throughput.clear()
 
     @property
@@ -216,7 +324,8 @@ class LiveEnhanceWorker(QThread):
             t0 = time.perf_counter()
             self.current = job
             try:
-                res = self.process(job, enhancer)
+                res = (self.process_tile(job, enhancer) if job.tiles
+                       else dataclasses.replace(self.process(job, enhancer), mosaic=job.mosaic))
             except Abandoned:
                 self.abandoned += 1
                 continue
@@ -226,7 +335,7 @@ class LiveEnhanceWorker(QThread):
             finally:
                 self.current = None
             dt = time.perf_counter() - t0
-            r = job.region()
+            r = res.rect if res.rect is not None else job.region()
             rate = r[2] * r[3] / max(dt, 1e-6)
             old = self.throughput.get(job.consistency)
             self.throughput[job.consistency] = rate if old is None else 0.7 * old + 0.3 * rate
@@ -254,8 +363,80 @@ class LiveEnhanceWorker(QThread):
             raise Abandoned() from exc
         return np.concatenate(blocks, axis=0)
 
-    def process(self, job: EnhanceJob, enhancer: Any) -> EnhanceResult:
-        """Enhance the job's region and make its display images (runs on this thread)."""
+    def process_tile(self, job: EnhanceJob, enhancer: Any) -> EnhanceResult:
+        """The next tile of the job's mosaic from the job's (newest) frame, pasted into the
+        generation's canvas; the result carries the whole canvas (a copy: the GUI keeps it)."""
+        assert job.tiles is not None
+        s = float(enhancer.scale)
+        mo = self._mosaic
+        if mo is None or mo.gen != job.mosaic or mo.tiles != job.tiles:
+            mo = self._mosaic = _Mosaic(job, s)
+        i = mo.next % len(mo.tiles)
+        tile = mo.tiles[i]
+        y0, y1, x0, x1 = mo.canvas_box(tile)
+        # real neighbours as far as the network sees (its receptive radius): no seams
+        q = int(getattr(enhancer, "_q", 1))
+        margin = -(-int(getattr(enhancer, "radius", 8)) // q) * q
+        res = self.process(dataclasses.replace(job, rect=tile, tiles=None),
+                           enhancer, context=margin, size=(y1 - y0, x1 - x0), display=False)
+        if job.consistency:
+            assert res.heat_sigma is not None and res.heat is not None
+            if mo.sigma is None:
+                mo.sigma = np.full(mo.rect[2:], np.nan, np.float32)
+            r0, c0 = mo.rect[:2]
+            mo.sigma[tile[0] - r0:tile[0] - r0 + tile[2],
+                     tile[1] - c0:tile[1] - c0 + tile[3]] = res.heat_sigma
+            heat = (heat_display(res.heat, job.heat_lut, *job.heat_range)
+                    if job.heat_lut is not None else None)
+            if heat is not None:
+                if heat.shape[-1] == 3:
+                    heat = np.concatenate([heat, np.full((*heat.shape[:2], 1), 255,
+                                                         np.uint8)], axis=-1)
+                mo.rgba[y0:y1, x0:x1] = heat
+        else:
+            out = res.enhanced
+            if mo.raw is None:
+                mo.raw = np.zeros((*mo.shape, *out.shape[2:]), out.dtype)
+            mo.raw[y0:y1, x0:x1] = out
+        mo.covered[y0:y1, x0:x1] = True
+        mo.done.add(i)
+        mo.next = i + 1
+        if not job.consistency:
+            assert mo.raw is not None
+            if job.levels != mo.levels:   # levels changed: redo the whole display image
+                mo.levels = job.levels
+                self._paint(mo, mo.raw, mo.covered, slice(None), slice(None), job.levels)
+            else:
+                self._paint(mo, mo.raw[y0:y1, x0:x1], mo.covered[y0:y1, x0:x1],
+                            slice(y0, y1), slice(x0, x1), job.levels)
+        image = mo.rgba.copy()
+        sigma = mo.sigma.copy() if mo.sigma is not None else None
+        scale = mo.shape[1] / max(mo.rect[3], 1)
+        return EnhanceResult(image, job.frame_number, mo.rect[:2], float(scale),
+                             job.t_received, job.mode, image if job.consistency else None,
+                             sigma, tile, job.position, job.visible, res.compute_ms,
+                             mosaic=job.mosaic, n_tiles=len(mo.tiles),
+                             coverage=mo.coverage())
+
+    @staticmethod
+    def _paint(mo: _Mosaic, raw: np.ndarray, covered: np.ndarray, ys: slice, xs: slice,
+               levels: tuple[float, float] | None) -> None:
+        """Raw pixels -> the RGBA display canvas (alpha 0 where nothing is enhanced yet,
+        so the camera frame shows through)."""
+        if levels is None:
+            levels = (0.0, float(np.iinfo(raw.dtype).max)
+                      if np.issubdtype(raw.dtype, np.integer) else 1.0)
+        disp = to_display(raw, levels)
+        rgba = mo.rgba[ys, xs]
+        rgba[..., :3] = disp[..., None] if disp.ndim == 2 else disp[..., :3]
+        rgba[..., 3] = np.where(covered, 255, 0)
+
+    def process(self, job: EnhanceJob, enhancer: Any, context: int = 0,
+                size: tuple[int, int] | None = None, display: bool = True) -> EnhanceResult:
+        """Enhance the job's region and make its display images (runs on this thread).
+        ``context``: camera pixels of real neighbours enhanced around the region and cut
+        off again (tiles then meet without seams); ``size``: the output (rows, cols)
+        wanted instead of the display scale's; ``display``: False keeps raw pixels."""
         t0 = time.perf_counter()
         r0, c0, h, w = job.region()
         frame = job.image
@@ -263,12 +444,13 @@ class LiveEnhanceWorker(QThread):
         off = (r0, c0) if job.rect is None else (0, 0)
         lr0, lc0 = r0 - off[0], c0 - off[1]            # the region in ``image``
         s = float(enhancer.scale)
+        q = int(getattr(enhancer, "_q", 1))
         kw = {} if job.bit_depth is None else {"bit_depth": int(job.bit_depth)}
         heat = heat_sigma = None
+        fh, fw = frame.shape[:2]
         if job.consistency:
             # context around the region so the re-imaging blur sees real neighbours
-            m, q = 8, int(getattr(enhancer, "_q", 1))
-            fh, fw = frame.shape[:2]
+            m = max(8, context)
             a0, b0 = max(0, lr0 - m) // q * q, max(0, lc0 - m) // q * q
             a1, b1 = min(fh, lr0 + h + m), min(fw, lc0 + w + m)
             crop = np.ascontiguousarray(frame[a0:a1, b0:b1])
@@ -279,19 +461,27 @@ class LiveEnhanceWorker(QThread):
             heat_sigma = np.ascontiguousarray(sig[lr0 - a0:lr0 - a0 + h, lc0 - b0:lc0 - b0 + w])
             d = 1.0 if job.display_scale is None else min(1.0, float(job.display_scale))
             shown = heat_sigma
-            if d < 1.0:
-                shown = resize_area(heat_sigma, max(1, round(h * d)), max(1, round(w * d)))
+            want = size or (max(1, round(h * d)), max(1, round(w * d)))
+            if want != shown.shape[:2]:
+                shown = resize_area(heat_sigma, *want)
             heat = (heat_display(shown, job.heat_lut, *job.heat_range)
-                    if job.heat_lut is not None else shown)
+                    if job.heat_lut is not None and display else shown)
             enhanced = out  # not shown in this mode; kept for export and tests
             scale = shown.shape[1] / max(w, 1)
         else:
-            crop = frame[lr0:lr0 + h, lc0:lc0 + w]
-            out = self._enhance(np.ascontiguousarray(crop), job, enhancer)
+            m = context // q * q
+            a0, b0 = max(0, lr0 - m) // q * q, max(0, lc0 - m) // q * q
+            a1, b1 = min(fh, lr0 + h + m), min(fw, lc0 + w + m)
+            out = self._enhance(np.ascontiguousarray(frame[a0:a1, b0:b1]), job, enhancer)
+            if (a0, b0, a1, b1) != (lr0, lc0, lr0 + h, lc0 + w):
+                y, x = round((lr0 - a0) * s), round((lc0 - b0) * s)
+                out = out[y:y + round(h * s), x:x + round(w * s)]
             d = s if job.display_scale is None else min(s, float(job.display_scale))
-            if d < s:
-                out = resize_area(out, max(1, round(h * d)), max(1, round(w * d)))
-            enhanced = to_display(out, job.levels) if job.levels is not None else out
+            want = size or (max(1, round(h * d)), max(1, round(w * d)))
+            if want != out.shape[:2]:
+                out = resize_area(out, *want)
+            enhanced = (to_display(out, job.levels) if job.levels is not None and display
+                        else out)
             scale = enhanced.shape[1] / max(w, 1)
         return EnhanceResult(enhanced, job.frame_number, (r0, c0), float(scale),
                              job.t_received, job.mode, heat, heat_sigma, job.region(),

@@ -4,12 +4,16 @@ A QTimer polls ``scope.latest_frame()`` (never blocking) and skips repeated fram
 numbers. Each new frame goes to the display at once; when enhancement is on, the frame is
 handed to the worker with the region the screen shows and the resolution it can show
 (CameraView.enhance_target), within a pixel budget that follows the worker's measured
-speed so enhancement keeps up. The worker drops and abandons stale work; results from a
-mode no longer shown or from another stage position are never shown as current.
+speed so enhancement keeps up. When the visible region is larger than the budget, it is
+cut into tiles (a mosaic) and successive jobs fill it in from the newest frames while the
+stage, view and mode stay put; any change starts a new, empty mosaic. The worker drops
+and abandons stale work; results from a mode no longer shown or from another stage
+position are never shown as current.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from typing import Any
@@ -18,7 +22,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .camera_view import CONSISTENCY_FLOOR, CONSISTENCY_TOP, CameraView, OverlayMode
-from .enhance_worker import EnhanceJob, EnhanceResult, LiveEnhanceWorker
+from .enhance_worker import EnhanceJob, EnhanceResult, LiveEnhanceWorker, mosaic_tiles
 from .rate import MeanMeter, RateMeter
 
 #: target seconds per enhancement job: zoomed in (at least one screen pixel per camera
@@ -26,6 +30,10 @@ from .rate import MeanMeter, RateMeter
 #: a few per second serves better than a small one at video rate
 JOB_S_ZOOMED = 0.055
 JOB_S_FIT = 0.22
+#: frames at a new stage position that are shown but not enhanced: frames are stamped
+#: with the position read when they are fetched, so the first one after a move may have
+#: been exposed before it (the old place under the new position's label)
+SETTLE_FRAMES = 2
 #: the smallest region the budget ever shrinks to (LR pixels) and the first guess
 MIN_BUDGET_PX = 128 * 128
 FIRST_BUDGET_PX = 256 * 256
@@ -62,13 +70,27 @@ class LiveController(QObject):
         #: seconds one job may take (zoomed in, zoomed out); None: no budget, always the
         #: whole visible region (tests that check geometry)
         self.job_seconds: tuple[float, float] | None = (JOB_S_ZOOMED, JOB_S_FIT)
+        #: a fixed LR pixel budget per job instead of the measured one (tests, benches)
+        self.max_job_px: float | None = None
         self.stale_results = 0   #: results dropped: another mode or stage position by now
         #: latencies (ms) of the results shown, newest last (bench and heads-up)
         self.latencies: deque[float] = deque(maxlen=2000)
         #: (enhanced (h, w), visible (h, w)) of the last job submitted
         self.last_target: tuple[tuple[int, int], tuple[int, int]] | None = None
+        #: fill the visible region tile by tile when one job cannot cover it
+        self.progressive = True
+        #: the mosaic being filled: (its key, generation, tiles); its start time, and the
+        #: ms from its start until the visible region was fully enhanced (None: not yet)
+        self._mosaic: tuple[tuple[Any, ...], int, tuple[tuple[int, int, int, int], ...]] | None
+        self._mosaic = None
+        self._mosaic_t0 = 0.0
+        self.fill_ms: float | None = None
+        #: (fraction of the visible region enhanced, tiles) of the last result shown
+        self.coverage: tuple[float, int] = (0.0, 1)
         self._last_number: int | None = None
         self._last_mode: OverlayMode | None = None
+        self._position: tuple[Any, ...] | None = None   # of the last frame shown
+        self._settle = 0          # frames still to skip at a new position
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -101,11 +123,20 @@ class LiveController(QObject):
         self.camera_rate.tick()
         self.frames_shown += 1
         self.frameShown.emit(number)
+        if position != self._position:
+            if self._position is not None:
+                self._settle = SETTLE_FRAMES
+            self._position = position
+        if self._settle > 0:
+            self._settle -= 1
+            return  # maybe exposed before the move: never enhanced as the new place
         if self.enhancing and self.worker.enhancer is not None:
             self._submit(image, number, bit_depth, position)
 
     def budget_px(self, consistency: bool, zoomed: bool) -> float:
         """LR pixels one job may cover so it takes about JOB_S_* at the measured speed."""
+        if self.max_job_px is not None:
+            return float(self.max_job_px)
         if self.job_seconds is None:
             return float("inf")
         rate = self.worker.throughput.get(consistency)
@@ -122,22 +153,55 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         scale = float(enhancer.scale)
         consistency = mode == OverlayMode.CONSISTENCY
-        # the first job of a new mode gets the short budget: something shows at once,
-        # the next jobs cover more
-        zoomed = view.zoom_factor() >= 0.999 or mode != self._last_mode
+        # the first job of a new mode is a quick preview (the short budget, about the
+        # centre) so something shows at once; then the mosaic fills in with larger tiles
+        first = mode != self._last_mode
+        zoomed = view.zoom_factor() >= 0.999
         self._last_mode = mode
-        target = view.enhance_target(scale, int(getattr(enhancer, "_q", 1)),
-                                     self.budget_px(consistency, zoomed))
+        q = int(getattr(enhancer, "_q", 1))
+        mosaic = self.progressive and mode != OverlayMode.LENS and not first
+        budget = self.budget_px(consistency, zoomed or first)
+        target = view.enhance_target(scale, q, math.inf if mosaic else budget)
         if target is None:
             return  # nothing enhanced is on screen
         rect, display_scale, visible = target
-        self.last_target = (rect[2:], visible)
+        gen: int | None = None
+        tiles: tuple[tuple[int, int, int, int], ...]
+        if first:
+            tiles = (rect,)
+            self._mosaic = None
+            self.coverage = (0.0, 1)
+        else:
+            tiles, gen = self._tiles(rect, display_scale, position, mode, budget, q)
+        self.last_target = (tiles[0][2:], visible)
+        if len(tiles) == 1:
+            rect = tiles[0]
         job = EnhanceJob(image, number, rect[:2], mode=mode.value, consistency=consistency,
                          bit_depth=bit_depth, rect=rect, display_scale=display_scale,
                          position=position, levels=view._levels,
                          heat_lut=view.heat_lut if consistency else None,
-                         heat_range=(CONSISTENCY_FLOOR, CONSISTENCY_TOP), visible=visible)
+                         heat_range=(CONSISTENCY_FLOOR, CONSISTENCY_TOP), visible=visible,
+                         tiles=tiles if len(tiles) > 1 else None, mosaic=gen)
         self.worker.submit(job)
+
+    def _tiles(self, rect: tuple[int, int, int, int], display_scale: float,
+               position: tuple[Any, ...] | None, mode: OverlayMode, budget: float, q: int
+               ) -> tuple[tuple[tuple[int, int, int, int], ...], int]:
+        """The mosaic for this view: kept while mode, stage position, visible region and
+        display scale stay put (so the tiles fill in), else cut anew for the budget now."""
+        key = (mode, position, rect, round(display_scale, 4))
+        if self._mosaic is not None and self._mosaic[0] == key:
+            return self._mosaic[2], self._mosaic[1]
+        if self.progressive and mode != OverlayMode.LENS:
+            tiles = mosaic_tiles(rect, budget, q)
+        else:
+            tiles = (rect,)
+        gen = (self._mosaic[1] + 1) if self._mosaic is not None else 1
+        self._mosaic = (key, gen, tiles)
+        self._mosaic_t0 = time.perf_counter()
+        self.fill_ms = None
+        self.coverage = (0.0, len(tiles))
+        return tiles, gen
 
     def _on_result(self, res: EnhanceResult) -> None:
         view = self.view
@@ -152,7 +216,13 @@ class LiveController(QObject):
                                  res.position)
         else:
             view.set_enhanced(res.enhanced, res.origin, res.scale, res.position)
-        ms = (time.perf_counter() - res.t_received) * 1000.0
+        now = time.perf_counter()
+        ms = (now - res.t_received) * 1000.0
+        current = self._mosaic is not None and res.mosaic == self._mosaic[1]
+        if current:
+            self.coverage = (res.coverage, res.n_tiles)
+            if self.fill_ms is None and res.coverage >= 0.999:
+                self.fill_ms = (now - self._mosaic_t0) * 1000.0
         self.enhanced_rate.tick()
         self.latency.add(ms)
         self.latencies.append(ms)
@@ -194,9 +264,15 @@ class LiveController(QObject):
                      f" | latency {s['latency_ms']:.0f} ms")
             if self.last_target is not None:
                 done, shown = self.last_target
-                text += f" | enhancing {_size(done)}"
-                if done[0] * done[1] < 0.95 * shown[0] * shown[1]:
-                    text += f" of {_size(shown)}"
+                frac, n = self.coverage
+                if n > 1 and frac >= 0.999:
+                    text += f" | enhancing {_size(shown)} of {_size(shown)} in {n} tiles"
+                elif n > 1:
+                    text += f" | enhancing {frac:.0%} of {_size(shown)} ({n} tiles, filling)"
+                else:
+                    text += f" | enhancing {_size(done)}"
+                    if done[0] * done[1] < 0.95 * shown[0] * shown[1]:
+                        text += f" of {_size(shown)}"
             if self.view.enhanced_stale:
                 text += " | stale: stage moved"
         return text
