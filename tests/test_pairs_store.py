@@ -201,3 +201,36 @@ def test_reader_names_missing_corrupt_and_damaged_stores(tmp_path: Path) -> None
         PairStore(damaged)
     with h5py.File(damaged, "a"):  # the failed reader closed its handle
         pass
+
+
+def test_resume_after_a_kill_between_string_chunk_and_heap(tmp_path: Path) -> None:
+    """kill -9 can leave, past the committed rows, a string row whose global heap never
+    reached the disk; the resumed writer must append after it (it failed with "bad heap
+    index": HDF5 frees the old string of a row it overwrites)."""
+    path = tmp_path / "s.h5"
+    h = header(shape=128, patch=32)
+    w = PairWriter.open(path, h)
+    for i in range(2):
+        w.append_tile(tile(i, 128))
+        w.append_pair(pair(i, h))
+    w.close()
+    with h5py.File(path, "r+") as f:  # the state such a kill leaves on disk
+        ds = f["pairs/meta_json"]
+        n = ds.shape[0]
+        ds.resize(n + 1, axis=0)
+        ds[n] = "the pair in flight"
+        f.flush()
+        raw = bytearray(ds.id.read_direct_chunk((0,))[1])
+        ds.resize(n, axis=0)  # the extent of the last commit
+        # row n (4-byte length, 8-byte heap collection address, 4-byte index) names an
+        # object its collection never received
+        raw[16 * n + 12:16 * n + 16] = (9999).to_bytes(4, "little")
+        ds.id.write_direct_chunk((0,), bytes(raw))
+    w = PairWriter.open(path, h, resume=True)
+    assert w.stored_pair_tiles() == {0, 1}
+    w.append_tile(tile(2, 128))
+    w.append_pair(pair(2, h))
+    w.close()
+    with PairStore(path) as s:
+        assert [s.meta(i)["tile_index"] for i in s.pair_ids(False)] == [0, 1, 2]
+        np.testing.assert_array_equal(s.lr(2), pair(2, h).lr_patch)

@@ -447,7 +447,7 @@ class PairWriter:
             self._f.attrs[counter] = n + 1
             self._sync()  # ... then the commit mark
 
-        self._guard(write, "appending to")
+        self._guard(write, "append to")
 
     def _check_space(self, values: dict[str, Any]) -> None:
         """Refuse a record that cannot fit before writing any of it: HDF5 is then never
@@ -644,13 +644,51 @@ def _start_segment(f: h5py.File, h: StoreHeader) -> None:
     a["plan_history_json"] = json.dumps(history)
 
 
+_REBUILDING = ".rebuilding"
+
+
 def _truncate_to_committed(f: h5py.File) -> None:
-    """Drop rows written after the last commit (the pair in flight at a crash)."""
+    """Drop rows written after the last commit (the pair in flight at a crash).
+
+    Variable-length string datasets are rebuilt from their committed rows. Why: their
+    chunk can hold, past the committed rows, the heap address of a string whose global
+    heap never reached the disk (a kill -9 between the two writes). HDF5 frees the old
+    string of every row it overwrites, so the next append would fail with "bad heap
+    index" although every committed row reads fine.
+    """
     for group, counter in (("lr_tiles", "committed_lr_tiles"), ("pairs", "committed_pairs")):
+        g = f[group]
+        for key in [k for k in g if k.endswith(_REBUILDING)]:  # a rebuild cut short
+            base = key[: -len(_REBUILDING)]
+            if base in g:
+                del g[key]
+            else:
+                g.move(key, base)
         n = int(f.attrs[counter])
-        for ds in f[group].values():
-            if isinstance(ds, h5py.Dataset) and ds.shape[0] != n:
+        for name in list(g):
+            ds = g[name]
+            if not isinstance(ds, h5py.Dataset):
+                continue
+            if h5py.check_string_dtype(ds.dtype) is not None:
+                _rebuild_strings(g, name, n)
+            elif ds.shape[0] != n:
                 ds.resize(n, axis=0)
+
+
+def _rebuild_strings(g: h5py.Group, name: str, n: int) -> None:
+    """Replace a string dataset by a fresh copy of its first n rows (see above)."""
+    old = g[name]
+    rows = old[: min(n, old.shape[0])]
+    tmp = name + _REBUILDING
+    new = g.create_dataset(tmp, shape=(len(rows),), maxshape=old.maxshape, dtype=old.dtype,
+                           chunks=old.chunks)
+    if len(rows):
+        new[:] = rows
+    for k, v in old.attrs.items():
+        new.attrs[k] = v
+    g.file.flush()  # the copy is on disk before the old one goes
+    del g[name]
+    g.move(tmp, name)
 
 
 # ---------------------------------------------------------------------------------------
