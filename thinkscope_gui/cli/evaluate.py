@@ -105,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace, sig: SignalCancel) -> int:
+    from thinkscope_gui.jobs import Cancelled
     from thinkscope_gui.learn.errors import ModelFileError
     from thinkscope_gui.learn.modelfile import DEFAULT_MODELS, read_meta
     from thinkscope_gui.learn.sim_source import STANDS
     from thinkscope_gui.learn.transfer import (
-        TransferCancelled,
         TransferRecipe,
         transfer_check,
         transfer_lines,
@@ -135,7 +135,7 @@ def _transfer(args: argparse.Namespace, sig: SignalCancel) -> int:
                             eval_seed=args.seed, threads=max(1, args.threads))
     try:
         rep = transfer_check(path, recipe, cancel=lambda: sig.cancelled)
-    except TransferCancelled:
+    except Cancelled:
         print("evaluate: transfer check cancelled", file=sys.stderr)
         return sig.exit_code or 130
     for line in transfer_lines(rep):

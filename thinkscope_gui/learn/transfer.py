@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TransferCancelled", "TransferRecipe", "transfer_check", "transfer_lines"]
+from thinkscope_gui.jobs import Cancelled
+
+__all__ = ["TransferRecipe", "transfer_check", "transfer_lines"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,6 @@ class TransferRecipe:
     eval_tile: int = 96
     eval_seed: int = 2024
     threads: int = 2
-
-
-class TransferCancelled(Exception):
-    """The check was cancelled (SIGINT/SIGTERM); nothing is kept."""
 
 
 def _train(base: Path | None, arch: str, recipe: TransferRecipe, out: Path,
@@ -68,7 +66,7 @@ def _train(base: Path | None, arch: str, recipe: TransferRecipe, out: Path,
     status = trainer.status
     Path(cfg.checkpoint or "").unlink(missing_ok=True)
     if status.state == "cancelled":
-        raise TransferCancelled("transfer check cancelled")
+        raise Cancelled("transfer check cancelled")
     if status.state != "done" or not out.is_file():
         raise TrainingError(f"transfer check: training ended {status.state}: {status.message}")
     return out
@@ -90,7 +88,7 @@ def transfer_check(base: str | Path, recipe: TransferRecipe | None = None,
     """Score the base model, the base fine-tuned on ``recipe.pairs`` pairs of
     ``recipe.stand``, and the same pairs trained from scratch, on held-out tissue of that
     stand. Returns {"base"|"finetuned"|"scratch": gains, "recipe", "holds"}; raises
-    TransferCancelled when ``cancel()`` turns true during training."""
+    jobs.Cancelled (the one cancellation) when ``cancel()`` turns true during training."""
     import torch
 
     from .modelfile import read_meta
