@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_ui_support import make_model
+from tests.test_ui_support import big_live_window
 from thinkscope_gui.ui.camera_view import OverlayMode
 from thinkscope_gui.ui.enhance_worker import mosaic_tiles, resize_area
 
@@ -22,23 +22,10 @@ TILE_PX = 512 * 512   # a 1024² view in 4 tiles
 
 @pytest.fixture
 def big_window(qtbot: Any, ui_env: Path) -> Iterator[Any]:
-    from hardware import open_microscope
-    from thinkscope_gui.ui.main_window import MainWindow
-
-    scope = open_microscope("sim", sensor=(1024, 1024), mechanical_delays=False)
-    w = MainWindow(scope, modal_errors=False, load_model=False)
-    qtbot.addWidget(w)
-    w.resize(1800, 1000)   # a camera view of about 900 px beside the panels
-    w.show()
-    w.set_live(True)
-    w.activate_model(make_model(ui_env / "m.safetensors", scope))
-    qtbot.waitUntil(lambda: w.models.enhancer is not None, timeout=30000)
-    qtbot.waitUntil(lambda: w.view.frame is not None, timeout=30000)
-    assert w.view.frame.shape[:2] == (1024, 1024)
-    w.live.max_job_px = TILE_PX
-    yield w
-    w.close()
-    scope.close()
+    # a window this size gives a camera view of about 900 px beside the panels
+    with big_live_window(qtbot, ui_env, size=(1800, 1000)) as w:
+        w.live.max_job_px = TILE_PX
+        yield w
 
 
 def _grey(a: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_ui_support import make_model
+from tests.test_ui_support import big_live_window
 from thinkscope_gui.ui.camera_view import OverlayMode
 
 pytest_plugins = ["tests.test_ui_support"]
@@ -17,22 +17,9 @@ pytest_plugins = ["tests.test_ui_support"]
 
 @pytest.fixture
 def big_window(qtbot: Any, ui_env: Path) -> Iterator[Any]:
-    from hardware import open_microscope
-    from thinkscope_gui.ui.main_window import MainWindow
-
-    scope = open_microscope("sim", sensor=(1024, 1024), mechanical_delays=False)
-    w = MainWindow(scope, modal_errors=False, load_model=False)
-    qtbot.addWidget(w)
-    w.show()
-    w.set_live(True)
-    w.activate_model(make_model(ui_env / "m.safetensors", scope))
-    qtbot.waitUntil(lambda: w.models.enhancer is not None, timeout=30000)
-    qtbot.waitUntil(lambda: w.view.frame is not None, timeout=30000)
-    assert w.view.frame.shape[:2] == (1024, 1024)
-    w.live.job_seconds = None  # no budget: at fit the job is the whole 1024² frame
-    yield w
-    w.close()
-    scope.close()
+    with big_live_window(qtbot, ui_env) as w:
+        w.live.job_seconds = None  # no budget: at fit the job is the whole 1024² frame
+        yield w
 
 
 def test_mode_switch_abandons_the_full_frame_job(qtbot: Any, big_window: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,29 @@ def enhancing(qtbot: Any, window: Any, ui_env: Path) -> Any:
     qtbot.waitUntil(lambda: window.view.frame is not None, timeout=20000)
     window.live.job_seconds = None  # whole visible region: geometry is checked exactly
     return window
+
+
+@contextmanager
+def big_live_window(qtbot: Any, ui_env: Path,
+                    size: tuple[int, int] | None = None) -> Iterator[Any]:
+    """The window live on a 1024² sensor with a small model loaded (``size``: the window's
+    size before it is shown); the big frames are what the live tests are about."""
+    from hardware import open_microscope
+    from thinkscope_gui.ui.main_window import MainWindow
+
+    scope = open_microscope("sim", sensor=(1024, 1024), mechanical_delays=False)
+    w = MainWindow(scope, modal_errors=False, load_model=False)
+    qtbot.addWidget(w)
+    if size is not None:
+        w.resize(*size)
+    w.show()
+    w.set_live(True)
+    w.activate_model(make_model(ui_env / "m.safetensors", scope))
+    qtbot.waitUntil(lambda: w.models.enhancer is not None, timeout=30000)
+    qtbot.waitUntil(lambda: w.view.frame is not None, timeout=30000)
+    assert w.view.frame.shape[:2] == (1024, 1024)
+    try:
+        yield w
+    finally:
+        w.close()
+        scope.close()
