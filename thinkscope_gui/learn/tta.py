@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .augment import dihedral
 from .normalise import from_unit, to_unit
 
 if TYPE_CHECKING:
@@ -36,14 +37,11 @@ def enhance_tta(enh: Enhancer, frame: np.ndarray, bit_depth: int | None = None) 
     if ph or pw:
         x = np.pad(x, ((0, ph), (0, pw)) + ((0, 0),) * (x.ndim - 2), mode="edge")
     acc: np.ndarray | None = None
-    for k in range(4):
-        for flip in (False, True):
-            t = np.rot90(x, k)
-            t = t[:, ::-1] if flip else t
-            y = enh.enhance(np.ascontiguousarray(t, dtype=np.float32))
-            y = y[:, ::-1] if flip else y
-            y = np.rot90(y, -k)
-            acc = y.astype(np.float32) if acc is None else acc + y
+    for k in range(8):
+        y = enh.enhance(np.ascontiguousarray(dihedral(x, k), dtype=np.float32))
+        # undo it: a rotation by its opposite; a reflection (k >= 4) is its own inverse
+        y = dihedral(y, (-k) % 4 if k < 4 else k)
+        acc = y.astype(np.float32) if acc is None else acc + y
     assert acc is not None
     hh, ww = enh.output_shape(h, w)
     return from_unit(np.clip(acc[:hh, :ww] / 8.0, 0, 1), a.dtype, divisor)
