@@ -568,7 +568,7 @@ class SimCamera(_SimPart, CameraDevice):
     ) -> Iterator[Mapping]:
         """Render frames, paced to the exposure time so live view does not spin the CPU.
 
-        Stopping the sequence (``SimWorld.abort_sequence``) abandons a frame being rendered
+        Stopping the sequence (``SimWorld.sequence_stop``) abandons a frame being rendered
         between two tiles, as a camera aborts its exposure: the caller of stop waits for
         one tile, not for a whole new field."""
         from hardware.sim.render import RenderAborted

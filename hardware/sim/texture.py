@@ -18,6 +18,7 @@ TILE_N = 1024
 TEXEL_UM = 0.025
 PERIOD_UM = TILE_N * TEXEL_UM  # 25.6 µm
 _lock = threading.Lock()
+_level_locks: dict[tuple[str, int], threading.Lock] = {}
 
 
 @lru_cache(maxsize=2)
@@ -54,7 +55,9 @@ def _mip(kind: str, d_nm: int) -> np.ndarray:
     sigma = 0.4 * d
     gy = np.exp(-2 * (np.pi * sigma * fft.fftfreq(TILE_N, d=TEXEL_UM)) ** 2)
     gx = np.exp(-2 * (np.pi * sigma * fft.rfftfreq(TILE_N, d=TEXEL_UM)) ** 2)
-    spec = _raw_spectrum(kind) * (gy[:, None] * gx[None, :])
+    with _lock:  # computed once, whichever level asks first
+        raw = _raw_spectrum(kind)
+    spec = raw * (gy[:, None] * gx[None, :])
     return np.ascontiguousarray(fft.irfft2(spec, s=(TILE_N, TILE_N), workers=2),
                                 dtype=np.float32)
 
@@ -67,9 +70,16 @@ def warm(spacings_um: list[float]) -> None:
 
 
 def tile(kind: str, d_um: float) -> np.ndarray:
-    """The tile prefiltered for sampling spacing d_um (thread-safe, cached)."""
+    """The tile prefiltered for sampling spacing d_um (thread-safe, cached).
+
+    One lock per level: a thread needing a level waits only for that level, never for
+    the background warm-up computing another (a live frame waited for it while the GUI
+    was stopping live view)."""
+    key = (kind, max(1, round(d_um * 1000)))
     with _lock:
-        return _mip(kind, max(1, round(d_um * 1000)))
+        level_lock = _level_locks.setdefault(key, threading.Lock())
+    with level_lock:
+        return _mip(*key)
 
 
 def lookup(kind: str, x: np.ndarray, y: np.ndarray, d_um: float) -> np.ndarray:
