@@ -229,6 +229,7 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
     ``size`` (width, height) sizes the window; with a screenshot every dock is shown.
     """
     from .errors import install_excepthook
+    from .workers import finish_workers
 
     marks = StartupMarks()
     app = _app()
@@ -296,5 +297,6 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
         return int(app.exec())
     finally:
         sys.excepthook = sys.__excepthook__
+        finish_workers()
         with contextlib.suppress(Exception):
             scope.close()

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QThread, Signal
 
+from thinkscope_gui.ui.workers import keep_until_finished
+
 #: regions above this many LR pixels are enhanced in bands (cancellation points)
 BAND_ABOVE_PX = 300 * 300
 #: LR pixels per band: small enough to abandon quickly, large against the context rows
@@ -297,7 +299,9 @@ class LiveEnhanceWorker(QThread):
         with self._cond:
             self._stop = True
             self._cond.notify()
-        self.wait(5000)
+        if not self.wait(5000):
+            # a tile still computing on a loaded machine: never let the window destroy it
+            keep_until_finished(self)
 
     def _should_abandon(self, job: EnhanceJob, enhancer: Any) -> bool:
         with self._cond:

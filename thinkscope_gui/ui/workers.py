@@ -14,7 +14,29 @@ from qtpy.QtCore import QObject, QThread, QTimer, Signal
 from thinkscope_gui.jobs import Cancelled, FinishReason, RunState
 
 __all__ = ["CancelToken", "Cancelled", "EventBridge", "FunctionWorker", "JobWatcher",
-           "start_worker"]
+           "finish_workers", "keep_until_finished", "start_worker"]
+
+#: threads still running whose owner may already be gone; a QThread destroyed while it runs
+#: aborts the process ("QThread: Destroyed while thread is still running", or "pure virtual
+#: method called" when it then emits), so a running thread is never owned by a widget.
+_RUNNING: set[QThread] = set()
+
+
+def keep_until_finished(thread: QThread) -> None:
+    """Hold ``thread`` (unparented) until it finishes, then let Qt delete it."""
+    if thread.parent() is not None:
+        thread.setParent(None)
+    if thread in _RUNNING:
+        return
+    _RUNNING.add(thread)
+
+    def _finished() -> None:
+        _RUNNING.discard(thread)
+        thread.deleteLater()
+
+    thread.finished.connect(_finished)
+    if thread.isFinished():
+        _finished()
 
 
 class CancelToken:
@@ -74,24 +96,49 @@ class EventBridge(QObject):
         self.event.emit(item)
 
 
+def finish_workers(wait_ms: int = 10_000) -> list[str]:
+    """At exit: cancel the running helper threads and wait for them, so none is destroyed
+    while it runs; returns the names of any still running after ``wait_ms`` (then kept)."""
+    for thread in list(_RUNNING):
+        cancel = getattr(thread, "cancel", None) or getattr(thread, "request_stop", None)
+        if cancel is not None:
+            cancel()
+    stuck = []
+    for thread in list(_RUNNING):
+        if not thread.wait(wait_ms):
+            stuck.append(type(thread).__name__)
+    return stuck
+
+
 def start_worker(owner: QObject, fn: Callable[[CancelToken, Callable[[Any], None]], Any],
                  on_done: Callable[[Any], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
                  on_progress: Callable[[Any], None] | None = None,
                  on_cancel: Callable[[], None] | None = None) -> FunctionWorker:
-    """Create, wire and start a FunctionWorker; it deletes itself when finished."""
-    worker = FunctionWorker(fn, owner)
-    if on_done:
-        worker.succeeded.connect(on_done)
-    if on_error:
-        worker.failed.connect(on_error)
-    if on_progress:
-        worker.progress.connect(on_progress)
-    if on_cancel:
-        worker.cancelled.connect(on_cancel)
-    worker.finished.connect(worker.deleteLater)
+    """Create, wire and start a FunctionWorker; it deletes itself when finished. It is not
+    a child of ``owner``, so closing the owner while it runs cannot destroy a running thread;
+    its callbacks are connected with ``owner`` as context, so they stop when it is gone."""
+    worker = FunctionWorker(fn)
+    owner.destroyed.connect(worker.cancel)
+    for signal, slot in ((worker.succeeded, on_done), (worker.failed, on_error),
+                         (worker.progress, on_progress), (worker.cancelled, on_cancel)):
+        if slot is not None:
+            _connect_in_context(signal, owner, slot)
+    keep_until_finished(worker)
     worker.start()
     return worker
+
+
+def _connect_in_context(signal: Any, owner: QObject, slot: Callable[..., Any]) -> None:
+    """Connect ``slot`` so that it is never called once ``owner`` has been destroyed."""
+    alive = [True]
+    owner.destroyed.connect(lambda *_: alive.__setitem__(0, False))
+
+    def call(*args: Any) -> None:
+        if alive[0]:
+            slot(*args)
+
+    signal.connect(call)
 
 
 class JobWatcher(QObject):
