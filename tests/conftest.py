@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from tests.demo_stand import ADAPTERS, DESCRIPTION, SKIP_REASON
+
+
+def pytest_configure(config: Any) -> None:
+    """No test writes to the user's ThinkScope home or Qt settings: both default to a
+    temporary folder for the session (tests that need their own still set them)."""
+    root = tempfile.mkdtemp(prefix="thinkscope-tests-")
+    os.environ.setdefault("THINKSCOPE_HOME", os.path.join(root, "home"))
+    os.environ.setdefault("THINKSCOPE_SETTINGS_DIR", os.path.join(root, "settings"))
 
 
 def pytest_report_header(config: Any) -> str:
