@@ -45,10 +45,12 @@ def sampled_watchdog(parent: Any) -> Any:
             self.spans: list[tuple[str, float, float, float]] = []
 
         def _tick(self) -> None:
-            now, last = time.perf_counter(), self._last
+            now, last, cpu = time.perf_counter(), self._last, time.thread_time()
+            busy = cpu - self._last_cpu
             super()._tick()
             if last is not None and now - last - self.interval_s > self.report_over_s:
-                self.spans.append((self.label, now - last - self.interval_s, last, now))
+                label = f"{self.label}; GUI-thread work {busy * 1000:.0f} ms"
+                self.spans.append((label, now - last - self.interval_s, last, now))
 
     return Sampled(parent)
 
