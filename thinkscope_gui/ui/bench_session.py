@@ -37,6 +37,25 @@ class SampledWatchdog(StallWatchdog):
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
         self.spans: list[tuple[str, float, float, float]] = []  # (label, s, t0, t1)
+        self._pressure: list[tuple[float, float | None]] = []
+
+    def start(self) -> None:
+        self._pressure = [(time.perf_counter(), _cpu_waiting_s())]
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._pressure.append((time.perf_counter(), _cpu_waiting_s()))
+
+    def cpu_pressure(self) -> float | None:
+        """Share of the watched time in which some task of the machine was waiting for
+        a CPU (Linux PSI "some"); None where the kernel does not say."""
+        if len(self._pressure) != 2:
+            return None
+        (t0, w0), (t1, w1) = self._pressure
+        if w0 is None or w1 is None:
+            return None
+        return min(1.0, (w1 - w0) / max(t1 - t0, 1e-9))
 
     def _tick(self) -> None:
         now, last, cpu = time.perf_counter(), self._last, time.thread_time()
@@ -45,6 +64,16 @@ class SampledWatchdog(StallWatchdog):
         if last is not None and now - last - self.interval_s > self.report_over_s:
             label = f"{self.label}; GUI-thread work {busy * 1000:.0f} ms"
             self.spans.append((label, now - last - self.interval_s, last, now))
+
+
+def _cpu_waiting_s() -> float | None:
+    """Seconds some task has waited for a CPU since boot (/proc/pressure/cpu)."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as f:
+            some = f.readline().split()
+        return float(dict(kv.split("=") for kv in some[1:])["total"]) / 1e6
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> None:
@@ -190,12 +219,14 @@ def run_session(window: Any, model: Path, out_dir: Path, dog: StallWatchdog) -> 
     dog.stop()
 
 
-def stall_line(dog: StallWatchdog) -> str:
+def stall_line(dog: SampledWatchdog) -> str:
     """The figures in one line, with the load they were taken under."""
     stalls = ", ".join(f"{s * 1000:.0f} ms ({label})" for label, s in dog.stalls)
+    pressure = dog.cpu_pressure()
+    waiting = "" if pressure is None else f", CPU pressure {pressure * 100:.0f} %"
     return (f"worst stall {dog.worst_s * 1000:.0f} ms (wall clock), GUI-thread work "
             f"{dog.worst_busy_s * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f} on "
-            f"{os.cpu_count()} cores; over 50 ms: [{stalls}]")
+            f"{os.cpu_count()} cores{waiting}; over 50 ms: [{stalls}]")
 
 
 def bench_session(size: int = 256, explain: bool = False, log: Any = print) -> dict[str, Any]:
@@ -231,10 +262,12 @@ def bench_session(size: int = 256, explain: bool = False, log: Any = print) -> d
     if sampler is not None:
         log(format_stalls(sampler, dog.spans))
     line = stall_line(dog)
+    pressure = dog.cpu_pressure()
     log(f"session ({size}x{size} sensor): {line}")
     return {"sensor": f"{size}x{size}", "worst_stall_ms": round(dog.worst_s * 1000),
             "gui_thread_work_ms": round(dog.worst_busy_s * 1000),
             "load_average": round(os.getloadavg()[0], 1),
+            "cpu_pressure_percent": None if pressure is None else round(100 * pressure, 1),
             "stalls_over_50_ms": [(label, round(s * 1000)) for label, s in dog.stalls]}
 
 
