@@ -26,10 +26,27 @@ from typing import Any
 import pytest
 
 from tests.test_ui_support import make_model
+from thinkscope_gui.ui import bench_session as session
 
 pytest_plugins = ["tests.test_ui_support"]
 
 STALL_LIMIT_S = float(os.environ.get("THINKSCOPE_STALL_MS", "100")) / 1000.0
+
+
+# the session's click helpers, in the (qtbot, ...) form other GUI tests import from here
+def click(qtbot: Any, widget: Any) -> None:
+    session.click(widget)
+
+
+def answer_next_dialog(qtbot: Any, answer: Any) -> list[str]:
+    return session.answer_next_dialog(answer)
+
+
+def choose_objective(qtbot: Any, window: Any, label: str) -> None:
+    session.choose_objective(window, label)
+
+
+button = session.button
 
 
 @pytest.fixture
@@ -44,15 +61,14 @@ def stack_sampler() -> Iterator[Any]:
 
 def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path,
                                         stack_sampler: Any) -> None:
-    from thinkscope_gui.ui.bench_session import SampledWatchdog, run_session, stall_line
     from thinkscope_gui.ui.stall_sampler import format_stalls
 
     qtbot.waitUntil(lambda: window.ready, timeout=60000)  # start-up is over
     model = make_model(ui_env / "home" / "models" / "m40.safetensors", window.scope)
-    dog = SampledWatchdog(window)
-    run_session(window, model, ui_env, dog)  # raises SessionError naming a failed step
+    dog = session.SampledWatchdog(window)
+    session.run_session(window, model, ui_env, dog)  # raises SessionError naming a failed step
     print("\n" + format_stalls(stack_sampler, dog.spans))
-    print(stall_line(dog))
+    print(session.stall_line(dog))
     assert dog.worst_busy_s < STALL_LIMIT_S, (dog.worst_busy_s, dog.stalls)
     # the wall-clock figure also counts waiting for the CPU and for worker threads holding
     # the GIL: a speed target, printed here and measured by `main.py bench session`
