@@ -65,12 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"thinkscope_gui.cli.{name.replace('-', '_')}")
         if name == "bench":  # the window's own benchmark lives in ui/ (Qt loads only if run)
             module.register("live", _bench_live)
+            module.register("session", _bench_session)
         module.add_parser(sub)
     return parser
 
 
 def _bench_live(args: argparse.Namespace) -> dict:
     from thinkscope_gui.ui.bench_live import bench_target
+
+    return bench_target(args)
+
+
+def _bench_session(args: argparse.Namespace) -> dict:
+    from thinkscope_gui.ui.bench_session import bench_target
 
     return bench_target(args)
 

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import gc
 import logging
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class SimCore(UniMMCore):
 
     def __init__(self) -> None:
         # a non-empty mm_path skips the (noisy, pointless) search for a Micro-Manager install
+        self._stopping_threads: list[threading.Thread] = []  # told to stop, not yet joined
         super().__init__(mm_path=str(RESOURCES))
         self.sim_world = SimWorld()
 
@@ -152,6 +154,7 @@ class SimCore(UniMMCore):
         return bool(self.getAutoShutter() and self.getShutterDevice() in self._pydevices)
 
     def _do_snap_image(self) -> None:
+        self._join_stopped_sequence()
         auto = self._auto_lamp()
         if auto:
             self.sim_world.auto_lamp = True
@@ -162,17 +165,56 @@ class SimCore(UniMMCore):
                 self.sim_world.auto_lamp = False
 
     def _do_start_sequence_acquisition(self, *args: Any) -> None:
+        self._join_stopped_sequence()
         self.sim_world.auto_lamp = self._auto_lamp()
         super()._do_start_sequence_acquisition(*args)
 
     def _do_start_continuous_sequence_acquisition(self, intervalMs: float = 0) -> None:  # noqa: N803
+        self._join_stopped_sequence()
         self.sim_world.auto_lamp = self._auto_lamp()
         super()._do_start_continuous_sequence_acquisition(intervalMs)
 
+    # ---- stopping a sequence does not wait for the camera thread ----
+
     def _do_stop_sequence_acquisition(self, cameraLabel: str) -> None:  # noqa: N803
-        self.sim_world.sequence_stop.set()  # the frame in the making is abandoned
-        super()._do_stop_sequence_acquisition(cameraLabel)
+        """Ask the camera thread to stop and return at once: the frame in the making is
+        abandoned at its next tile, and whoever next uses the camera (a snap, a new
+        sequence, unloading) waits for that thread. Stopping live view is often done on
+        the GUI thread, which must not wait for a frame being rendered; a job that stops
+        live view waits in its own thread at its first snap."""
+        self.sim_world.sequence_stop.set()
+        self._stop_event.set()
+        thread, self._acquisition_thread = self._acquisition_thread, None
+        if thread is not None and thread.is_alive():
+            self._stopping_threads.append(thread)
         self.sim_world.auto_lamp = False
+
+    def _stop_acquisition_thread(self, timeout: float | None = 2) -> None:
+        """UniMMCore's stop-and-join (used when devices unload): also joins stopped ones."""
+        super()._stop_acquisition_thread(timeout)
+        self._join_stopped_sequence(timeout)
+
+    def clearCircularBuffer(self) -> None:  # noqa: N802 - MM API
+        """A stopped camera thread may still be filling a buffer slot: wait for it first."""
+        self._join_stopped_sequence()
+        super().clearCircularBuffer()
+
+    def initializeCircularBuffer(self) -> None:  # noqa: N802 - MM API
+        self._join_stopped_sequence()
+        super().initializeCircularBuffer()
+
+    def setCircularBufferMemoryFootprint(self, sizeMB: int) -> None:  # noqa: N802,N803
+        self._join_stopped_sequence()
+        super().setCircularBufferMemoryFootprint(sizeMB)
+
+    def _join_stopped_sequence(self, timeout: float | None = 2) -> None:
+        """Wait for camera threads that were told to stop (on the caller's thread)."""
+        while True:
+            try:
+                thread = self._stopping_threads.pop()
+            except IndexError:  # none left (another thread may have taken the last)
+                return
+            thread.join(timeout)
 
 
 def _focus_on_slide(core: SimCore, turret: str = "Turret") -> None:

@@ -278,3 +278,28 @@ def test_there_is_one_cancellation_exception() -> None:
                     for b in node.bases):
                 own.append(f"{path.relative_to(root)}: {node.name}")
     assert own == ["thinkscope_gui/jobs.py: Cancelled"], own
+
+
+def test_runners_share_ready_workers_and_run_jobs_side_by_side() -> None:
+    """start() hands a job to an idle worker (no wait for a new thread on the caller's,
+    often the GUI, thread); three jobs that must all be running at once each get a
+    worker, named after the job; a job that raises leaves its worker usable."""
+    meet = threading.Barrier(4, timeout=30)
+    names: list[str] = []
+
+    def body(control: JobControl) -> None:
+        names.append(threading.current_thread().name)
+        meet.wait()  # fails unless all three jobs run at the same time
+
+    runners = [JobRunner() for _ in range(3)]
+    for i, r in enumerate(runners):
+        r.start(FunctionJob(f"side{i}", body))
+    meet.wait()
+    assert [r.wait(30).reason for r in runners] == [FinishReason.COMPLETED] * 3
+    assert sorted(names) == ["job-side0", "job-side1", "job-side2"]
+
+    def boom(control: JobControl) -> None:
+        raise RuntimeError("broken job")
+
+    assert runners[0].run(FunctionJob("boom", boom)).reason == FinishReason.FAILED
+    assert runners[0].run(FunctionJob("after", lambda c: None)).reason == FinishReason.COMPLETED

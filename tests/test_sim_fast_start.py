@@ -4,6 +4,7 @@ frame being rendered (as a camera aborts an exposure)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -103,3 +104,39 @@ def test_a_live_frame_far_from_focus_is_blurred_not_a_huge_grid() -> None:
     sharp = r.render_clean(x, y, z - 3000.0, "100x", (64, 64), live=True)
     assert np.isfinite(img).all() and img.mean() > 0
     assert (img.std(axis=(0, 1)) < 0.5 * sharp.std(axis=(0, 1))).all()  # blurred away
+
+
+def test_a_stop_abandons_specimen_synthesis_within_a_tile() -> None:
+    """The camera thread renders inside abandon_when(sequence_stop): once the stop is
+    set, the slide's per-nucleus loops raise instead of finishing the tile."""
+    opt = DEFAULT_SIM_OPTICS[OBJ]
+    x, y = TISSUE
+    grid = slide.Grid(x, y, opt.pixel_size_um / 2, 320, 320, 0.0)
+    stop = threading.Event()
+    with slide.abandon_when(stop):  # no stop: the same map as without the guard
+        np.testing.assert_array_equal(slide.stain_maps(grid), slide.stain_maps(grid))
+    stop.set()
+    with slide.abandon_when(stop), pytest.raises(RenderAborted):
+        slide.stain_maps(grid)
+    assert slide.stain_maps(grid).max() > 0  # other threads (snaps, workers) unaffected
+
+
+def test_stop_leaves_the_camera_thread_to_the_next_camera_user() -> None:
+    """stopSequenceAcquisition returns without joining the camera thread (it may be run
+    on the GUI thread); the next snap waits for it, then renders its own frame."""
+    from hardware.cores import close_core, make_sim_core
+
+    core = make_sim_core(sensor=(128, 128))
+    try:
+        core.startContinuousSequenceAcquisition(0)
+        deadline = time.monotonic() + 20
+        while core.getRemainingImageCount() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        camera_thread = core._acquisition_thread
+        core.stopSequenceAcquisition()
+        assert not core.isSequenceRunning()
+        core.snapImage()
+        assert camera_thread is not None and not camera_thread.is_alive()
+        assert core.getImage().shape[:2] == (128, 128)
+    finally:
+        close_core(core)

@@ -16,6 +16,7 @@ Training and enhancing need none. This module imports nothing from ``pairs``/``l
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import weakref
@@ -346,6 +347,64 @@ def lease_for(scope: Any) -> StandLease:
         return lease
 
 
+class _Workers:
+    """Daemon threads that run jobs; one idle spare is kept ready.
+
+    ``Thread.start()`` waits until the new thread runs, and on a busy machine that wait
+    (for a CPU and for the GIL, held by the camera and enhancement threads) was the GUI
+    thread's at every Start. Handing a job to an idle worker is a queue put; a worker that
+    takes the last idle slot starts the next spare itself, so the wait is its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+        self._idle = 0
+
+    def ensure_spare(self) -> None:
+        """Start an idle worker now unless one is waiting (call where a wait is harmless)."""
+        with self._lock:
+            if self._idle:
+                return
+            self._idle += 1
+        self._spawn()
+
+    def submit(self, name: str, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in a worker named ``name`` (a new thread only when none is idle)."""
+        with self._lock:
+            spawn = not self._idle
+            if not spawn:
+                self._idle -= 1
+        self._queue.put((name, fn))
+        if spawn:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        threading.Thread(target=self._work, name="job-idle", daemon=True).start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            name, fn = self._queue.get()
+            with self._lock:
+                spare = not self._idle
+                if spare:
+                    self._idle += 1
+            if spare:
+                self._spawn()
+            me.name = name
+            try:
+                fn()
+            except BaseException:  # noqa: BLE001 - a worker outlives its jobs
+                _log.exception("worker %s failed", name)
+            me.name = "job-idle"
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _Workers()
+
+
 class JobRunner:
     """Runs one job at a time per runner on a background thread.
 
@@ -364,11 +423,11 @@ class JobRunner:
         each panel, stops live view for a stand job and restores it afterwards."""
         self._lock = threading.Lock()
         self._job: Any = None
-        self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._done.set()
         self._last: JobStatus = JobStatus()
         self.live_hooks = live_hooks
+        _WORKERS.ensure_spare()  # so that start() never waits for a thread to begin
 
     @property
     def job(self) -> Any:
@@ -380,8 +439,11 @@ class JobRunner:
         """True while a job runs."""
         return not self._done.is_set()
 
-    def start(self, job: Any) -> threading.Thread:
-        """Start ``job`` in the background; raises StandBusy when it cannot run now."""
+    def start(self, job: Any) -> None:
+        """Start ``job`` in a worker thread; raises StandBusy when it cannot run now.
+
+        Returns at once: no wait for the thread, nor for the camera, on the caller's
+        (often the GUI) thread."""
         with self._lock:
             lease = lease_for(job.scope) if job.needs_stand else None
             if lease is not None:  # first: "the microscope is busy with ..." says most
@@ -399,10 +461,7 @@ class JobRunner:
                 was_live = self.live_hooks[0]()
             except Exception:  # noqa: BLE001 - live view must not block the job
                 _log.exception("pausing live view failed")
-        self._thread = threading.Thread(target=self._run, args=(job, lease, was_live),
-                                        name=f"job-{job.name}", daemon=True)
-        self._thread.start()
-        return self._thread
+        _WORKERS.submit(f"job-{job.name}", lambda: self._run(job, lease, was_live))
 
     def run(self, job: Any) -> JobStatus:
         """Run ``job`` and wait for it (headless commands and tests)."""

@@ -568,10 +568,11 @@ class SimCamera(_SimPart, CameraDevice):
     ) -> Iterator[Mapping]:
         """Render frames, paced to the exposure time so live view does not spin the CPU.
 
-        Stopping the sequence (``SimWorld.sequence_stop``) abandons a frame being rendered
-        between two tiles, as a camera aborts its exposure: the caller of stop waits for
-        one tile, not for a whole new field."""
-        from hardware.sim.render import RenderAborted
+        Stopping the sequence (``SimWorld.sequence_stop``) abandons a live frame being
+        rendered between two tiles or within a tile's specimen synthesis, as a camera
+        aborts its exposure: whoever next uses the camera waits for a few nuclei, not
+        for a whole new field."""
+        from hardware.sim.slide import RenderAborted, abandon_when
 
         shape, dtype = self.shape(), self.dtype()
         live = n is None or n > 1
@@ -583,7 +584,8 @@ class SimCamera(_SimPart, CameraDevice):
             t0 = time.perf_counter()
             buf = get_buffer(shape, dtype)
             try:
-                meta = self._fill(buf, live)
+                with abandon_when(world.sequence_stop if live else None):
+                    meta = self._fill(buf, live)
             except RenderAborted:
                 return
             if live:

@@ -33,6 +33,7 @@ from scipy import fft
 
 from hardware.sim import slide, texture
 from hardware.sim.optics import DEFAULT_SIM_OPTICS, SimOptics, otf_2d
+from hardware.sim.slide import RenderAborted  # re-exported: raised between tiles too
 
 FULL_WELL_E = 18000.0
 """Photo-electrons at saturation (= full scale of the ADC at any bit depth)."""
@@ -58,10 +59,6 @@ WARM_DELAY_S = 2.0
 """The texture mip levels of all objectives are computed this long after the first live frame."""
 STILL_BUDGET_S = 0.03
 """A still live frame keeps rendering missing exact tiles itself until this is spent."""
-
-
-class RenderAborted(Exception):
-    """A live frame was abandoned because its sequence is being stopped."""
 
 
 def margin_px(opt: SimOptics, dz_um: float) -> int:

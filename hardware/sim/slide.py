@@ -12,7 +12,10 @@ physically cannot have).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -150,6 +153,34 @@ def aa_width(d: float, physical: float = 0.015) -> float:
     """Logistic edge width: a physical edge combined with the sampling prefilter."""
     sigma = math.hypot(physical * 1.6, 0.4 * d)
     return sigma / 1.6
+
+
+class RenderAborted(Exception):
+    """A live frame was abandoned because its sequence is being stopped."""
+
+
+_abort = threading.local()
+
+
+@contextlib.contextmanager
+def abandon_when(event: threading.Event | None) -> Iterator[None]:
+    """While the body runs on this thread, specimen synthesis raises RenderAborted soon
+    after ``event`` is set: a stopped camera thread leaves its tile within a few nuclei
+    instead of finishing it (hundreds of ms of Python loops under load, all the while
+    taking the GIL from the GUI thread and keeping the job that waits for it waiting)."""
+    prev = getattr(_abort, "event", None)
+    _abort.event = event
+    try:
+        yield
+    finally:
+        _abort.event = prev
+
+
+def check_abort() -> None:
+    """Raise RenderAborted when this thread renders for a sequence being stopped."""
+    event = getattr(_abort, "event", None)
+    if event is not None and event.is_set():
+        raise RenderAborted
 
 
 # --------------------------------------------------------------------------- hashing / noise
@@ -343,6 +374,7 @@ def _tissue(grid: Grid, out: np.ndarray, bbox: tuple[float, float, float, float]
         out[2] = _fibres(grid, co, f, xl, yl, xr, yr)
     del xl, yl, gran
     for name, kind in NUCLEI.items():
+        check_abort()
         if float(f[name].max()) > 0.0:
             _nuclei(grid, out, kind, name, bbox, w)
 
@@ -363,6 +395,7 @@ def _fibres(grid: Grid, co: _Coarse, f: dict, xl: np.ndarray, yl: np.ndarray,
     acc = np.zeros((grid.nr, grid.nc), np.float32)
     sig_aa = 0.4 * grid.d
     for n, phi in enumerate(_FIBRE_ORIENT):
+        check_abort()
         lam = 1.3 + 0.5 * n
         width = 0.10 + 0.07 * n
         weight = f["stroma"] * _smooth01((fbm(co.x, co.y, 45.0, 601 + n, 2) + 0.05) * 4.0)
@@ -420,6 +453,8 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
     offx, offy = u[7] * texture.PERIOD_UM, u[8] * texture.PERIOD_UM
     d = grid.d
     for n in range(cx.size):
+        if n % 16 == 0:
+            check_abort()
         win = grid.window(cx[n], cy[n], (a[n] + 4 * w + 0.1) / d)
         if win is None:
             continue

@@ -73,8 +73,9 @@ TARGETS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "train": _train,
     "engines": _engines,
 }
-"""Benchmarks by name. ``live`` (the real window, offscreen) lives in ui/ and is registered
-by main.py through :func:`register`, so this headless layer never imports Qt."""
+"""Benchmarks by name. ``live`` and ``session`` (the real window, offscreen) live in ui/ and
+are registered by main.py through :func:`register`, so this headless layer never imports
+Qt."""
 
 
 def register(name: str, target: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
@@ -101,6 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads-engines", type=int, default=2,
                    help="engines target: CPU threads for every engine")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    p.add_argument("--explain", action="store_true",
+                   help="session: say what every thread did in each stall over 50 ms")
     p.add_argument("--memory-size", type=int, default=6000,
                    help="enhance: also measure the peak RSS of enhancing an NxN image "
                    "(0: skip)")

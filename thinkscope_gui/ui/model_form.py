@@ -218,10 +218,59 @@ class ModelForm(QWidget):
             raise ValueError(str(exc)) from exc
 
     def set_value(self, model: BaseModel) -> None:
-        """Replace all editors with the values of ``model``."""
+        """Show the values of ``model``: in the editors there are when it has the same
+        fields (building them again took ~40 ms of the GUI thread at each Start, which
+        writes the unique output name back), else in new editors. Emits no ``changed``."""
+        if type(model) is self._cls and self._fits(model):
+            self._fill(model)
+            return
         while self._layout.rowCount():
             self._layout.removeRow(0)
         self._editors.clear()
         self._subforms.clear()
         self._cls = type(model)
         self._build(model)
+
+    def _fits(self, model: BaseModel) -> bool:
+        """True when ``model`` needs exactly the editors and sub-forms this form has."""
+        for name in self._cls.model_fields:
+            if name in self._exclude:
+                continue
+            value = getattr(model, name)
+            sub = self._subforms.get(name)
+            if sub is not None:
+                ok = type(value) is sub._cls and sub._fits(value)
+            else:
+                w = self._editors[name][0] if name in self._editors else None
+                ok = w is not None and not isinstance(value, BaseModel) and (
+                    not isinstance(w, TupleEditor) or len(w.spins) == len(value))
+            if not ok:
+                return False
+        return True
+
+    def _fill(self, model: BaseModel) -> None:
+        """Put ``model``'s values into the existing editors, signals blocked."""
+        for name, (w, _tp, _optional) in self._editors.items():
+            value = getattr(model, name)
+            editors = w.spins if isinstance(w, TupleEditor) else [w]
+            for e in editors:
+                e.blockSignals(True)
+            try:
+                if isinstance(w, TupleEditor):
+                    for spin, v in zip(w.spins, value, strict=True):
+                        spin.setValue(v)
+                elif isinstance(w, QCheckBox):
+                    w.setChecked(bool(value))
+                elif isinstance(w, QComboBox):
+                    w.setCurrentText(str(value))
+                elif isinstance(w, QSpinBox):
+                    w.setValue(int(value))
+                elif isinstance(w, QDoubleSpinBox):
+                    w.setValue(float(value))
+                else:
+                    w.setText(self._to_text(value))
+            finally:
+                for e in editors:
+                    e.blockSignals(False)
+        for name, sub in self._subforms.items():
+            sub._fill(getattr(model, name))
