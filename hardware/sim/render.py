@@ -20,6 +20,7 @@ converges to the exact one within a few frames (`live_settled` says when it has)
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
@@ -284,6 +285,34 @@ class _LRU(OrderedDict):
         while len(self) > self.maxsize:
             self.popitem(last=False)
         return val
+
+
+#: set at interpreter exit: background renderer threads finish their FFT and end
+_EXITING = threading.Event()
+_THREADS: set[threading.Thread] = set()
+_THREADS_LOCK = threading.Lock()
+
+
+def _background(thread: threading.Thread) -> threading.Thread:
+    """Start a daemon helper thread that exit waits for (see :func:`_stop_background`)."""
+    with _THREADS_LOCK:
+        for old in [t for t in _THREADS if not t.is_alive()]:
+            _THREADS.discard(old)
+        _THREADS.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _stop_background() -> None:
+    """Let background FFTs end before exit: scipy's FFT thread pool torn down in the middle
+    of a call aborts the interpreter ("terminate called without an active exception")."""
+    _EXITING.set()
+    with _THREADS_LOCK:
+        threads = list(_THREADS)
+    for thread in threads:
+        if thread.is_alive():
+            thread.join(timeout=10)
 
 
 class SimRenderer:
@@ -707,10 +736,11 @@ class SimRenderer:
             p = opt.pixel_size_um
             spacings += [p / 2, COARSE * p / 2, p]
         def warm() -> None:
-            time.sleep(WARM_DELAY_S)  # not while the application is still starting
-            texture.warm(spacings)
+            if _EXITING.wait(WARM_DELAY_S):  # not while the application is still starting
+                return
+            texture.warm(spacings, stop=_EXITING.is_set)
 
-        threading.Thread(target=warm, name="sim-texture-warm", daemon=True).start()
+        _background(threading.Thread(target=warm, name="sim-texture-warm", daemon=True))
 
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
@@ -726,13 +756,15 @@ class SimRenderer:
         if self._wanted:
             self._wake.set()
             if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="sim-tile-prefetch",
-                                                daemon=True)
-                self._worker.start()
+                self._worker = _background(threading.Thread(
+                    target=self._work, name="sim-tile-prefetch", daemon=True))
 
     def _work(self) -> None:
         while True:
             with self._lock:
+                if _EXITING.is_set():
+                    self._worker = None
+                    return
                 job = None
                 while self._wanted and job is None:
                     key, opt = self._wanted.pop(0)

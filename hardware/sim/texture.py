@@ -9,6 +9,7 @@ of the same texture rather than aliases of it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -62,10 +63,13 @@ def _mip(kind: str, d_nm: int) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def warm(spacings_um: list[float]) -> None:
-    """Compute the mip levels for these sampling spacings ahead of need (background)."""
+def warm(spacings_um: list[float], stop: Callable[[], bool] = lambda: False) -> None:
+    """Compute the mip levels for these sampling spacings ahead of need (background);
+    ``stop()`` is asked between levels (the interpreter is exiting)."""
     for d_um in spacings_um:
         for kind in ("chromatin", "granular"):
+            if stop():
+                return
             tile(kind, d_um)
 
 
