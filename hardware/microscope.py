@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 _STATE_DEVICE = 4  # MM::StateDevice (pymmcore_plus.DeviceType.StateDevice)
 _INF = math.inf
+#: cameras that do not number their images: new frames after a move that may still show
+#: it (the newest when the move ended, and the one exposing then)
+_SETTLE_FRESH = 2
+#: a position read that differs from the still frames' place by less than this is
+#: encoder jitter, not a move (µm; xy in pixels of the current objective)
+_JITTER_XY_PX = 0.05
+_JITTER_Z_UM = 0.02
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,10 @@ class Frame:
     xy: tuple[float, float]
     z: float
     bit_depth: int = 8  #: significant bits per channel, from the core (getImageBitDepth)
+    #: the stage, focus or turret moved while this frame may have been exposing, so its
+    #: picture belongs to no one place (``xy``/``z``/``objective`` are read on arrival).
+    #: A still frame's place is the one valid while it was exposed.
+    moving: bool = False
 
 
 class MicroscopeEvents(SignalGroup):
@@ -121,6 +132,21 @@ class Microscope:
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
         self._roi_ok: bool | None = None
+        # Which place each live frame shows (see _place_of). Moves made by the facade are
+        # bracketed by _moving(); moves made on the core are seen in its events or as a
+        # change of the position read from it.
+        self._motion_lock = threading.Lock()
+        self._moves_open = 0
+        #: the first camera ImageNumber whose exposure began after the last move ended
+        self._settled_from = -1
+        #: cameras without ImageNumber: new frames fetched since the last move ended
+        self._fresh_since_move = _SETTLE_FRESH
+        #: the last move's end has no camera number: count frames after it instead
+        self._count_settle = False
+        #: a move seen in the core's events whose end is not known yet
+        self._external_move = False
+        #: (xy, z, objective) of the still frames since the last move (None: not read yet)
+        self._place: tuple[tuple[float, float], float, str] | None = None
         self._connect_core_events()
 
     # ------------------------------------------------------------------ discovery
@@ -234,10 +260,12 @@ class Microscope:
 
     def _on_core_xy(self, dev: str, x: float, y: float) -> None:
         if not self._quiet and dev == self._xy_dev:
+            self._note_external_move()
             self.events.xy_changed.emit(float(x), float(y))
 
     def _on_core_z(self, dev: str, z: float) -> None:
         if not self._quiet and dev == self._z_dev:
+            self._note_external_move()
             self.events.z_changed.emit(float(z))
 
     def _on_core_exposure(self, dev: str, ms: float) -> None:
@@ -245,8 +273,10 @@ class Microscope:
             self.events.exposure_changed.emit(float(ms))
 
     def _on_core_property(self, dev: str, prop: str, value: Any) -> None:
-        if not self._quiet and dev == self._turret and prop == "Label" and value:
-            self.events.objective_changed.emit(str(value))
+        if not self._quiet and dev == self._turret and prop in ("Label", "State"):
+            self._note_external_move()
+            if prop == "Label" and value:
+                self.events.objective_changed.emit(str(value))
 
     @contextlib.contextmanager
     def _acting(self) -> Any:
@@ -257,6 +287,88 @@ class Microscope:
                 yield
             finally:
                 self._quiet -= 1
+
+    @contextlib.contextmanager
+    def _moving(self) -> Iterator[None]:
+        """Brackets a move made by the facade: live frames that arrive meanwhile, and
+        those that may have been exposing when it ended, are marked ``moving``."""
+        with self._motion_lock:
+            self._moves_open += 1
+            self._place = None
+        try:
+            yield
+        finally:
+            # the camera's newest image now: the next one may have been exposing during
+            # the move, the one after it began once the move was over
+            newest = self._newest_image_number() if self.is_live() else None
+            with self._motion_lock:
+                self._moves_open -= 1
+                if newest is not None:
+                    self._settled_from = max(self._settled_from, newest + 2)
+                self._count_settle = newest is None   # no number: count frames instead
+                self._fresh_since_move = 0
+
+    def _note_external_move(self) -> None:
+        """A move made on the core directly (an MDA, another program): frames are marked
+        ``moving`` until the devices are idle again (checked as frames arrive)."""
+        with self._motion_lock:
+            self._external_move = True
+            self._place = None
+
+    def _devices_busy(self) -> bool:
+        return any(self._safe_call(self.core.deviceBusy, False, dev)
+                   for dev in (self._xy_dev, self._z_dev, self._turret) if dev)
+
+    def _place_of(self, number: int | None, here: tuple[tuple[float, float], float, str]
+                  ) -> tuple[tuple[tuple[float, float], float, str], bool]:
+        """(place, moving) of a new live frame with camera ImageNumber ``number``;
+        ``here`` is the position read from the core after the frame arrived.
+
+        A frame shows where the stand was while it was exposed, which a read after it
+        arrived does not tell: the frame exposing when a move ended arrives after it. With
+        N the camera's newest image when a move ended, N+1 may have been exposing during
+        the move and N+2 began after it; a camera without numbers gets one frame more of
+        margin (:data:`_SETTLE_FRESH`). Still frames carry the place read at the first of
+        them, so encoder jitter does not make every frame a new place; a change larger
+        than jitter that no event announced is a move too (seen late: margin as above,
+        plus one for a frame that may have arrived since this one)."""
+        with self._motion_lock:
+            self._fresh_since_move += 1
+            if self._moves_open:
+                return here, True
+            external = self._external_move
+        if external:
+            if self._devices_busy():
+                return here, True
+            with self._motion_lock:
+                self._external_move = False
+                self._moved_unseen(number)
+            return here, True
+        with self._motion_lock:
+            settling = (number is not None and self._settled_from > number) or (
+                (number is None or self._count_settle)
+                and self._fresh_since_move <= _SETTLE_FRESH)
+            if settling:
+                return here, True
+            if self._place is None:
+                self._place = here
+            elif not self._same_place(self._place, here):
+                self._moved_unseen(number)
+                return here, True
+            return self._place, False
+
+    def _moved_unseen(self, number: int | None) -> None:
+        """A move ended just before frame ``number`` was looked at (under _motion_lock)."""
+        self._place = None
+        if number is not None:
+            self._settled_from = max(self._settled_from, number + 3)
+        self._fresh_since_move = -1
+
+    def _same_place(self, a: tuple[tuple[float, float], float, str],
+                    b: tuple[tuple[float, float], float, str]) -> bool:
+        tol = _JITTER_XY_PX * self._safe_call(self.pixel_size_um, 1.0)
+        return (a[2] == b[2] and abs(a[1] - b[1]) <= _JITTER_Z_UM
+                and abs(a[0][0] - b[0][0]) <= tol and abs(a[0][1] - b[0][1]) <= tol)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -345,8 +457,9 @@ class Microscope:
             self._check_z(z1)
             self._check_xy(x1, y1)
             self.set_z(self.safe_z())
-            self.core.setStateLabel(self._turret, label)
-            self._wait(self._turret)
+            with self._moving():
+                self.core.setStateLabel(self._turret, label)
+                self._wait(self._turret)
             self.events.objective_changed.emit(label)
             if (x1, y1) != (x0, y0):
                 self.set_xy(x1, y1)
@@ -460,8 +573,9 @@ class Microscope:
             x, y = float(x), float(y)
             self._check_xy(x, y)
             try:
-                self.core.setXYPosition(x, y)
-                self._wait(self._xy_dev)
+                with self._moving():
+                    self.core.setXYPosition(x, y)
+                    self._wait(self._xy_dev)
             except MicroscopeError:
                 raise
             except Exception as e:
@@ -495,8 +609,9 @@ class Microscope:
             z = float(z)
             self._check_z(z)
             try:
-                self.core.setPosition(z)
-                self._wait(self._z_dev)
+                with self._moving():
+                    self.core.setPosition(z)
+                    self._wait(self._z_dev)
             except MicroscopeError:
                 raise
             except Exception as e:
@@ -672,6 +787,11 @@ class Microscope:
             if self.is_live():
                 return
             self._last_image_key = None
+            with self._motion_lock:   # the camera numbers each sequence from 0 again
+                self._settled_from = -1
+                self._fresh_since_move = _SETTLE_FRESH
+                self._count_settle = False
+                self._place = None
             self.core.startContinuousSequenceAcquisition(0)
             self._live = True
 
@@ -715,10 +835,14 @@ class Microscope:
         self._last_raw = img if number is None else None
         image = normalize_rgb(np.array(img, copy=True))
         # where and how: from the core, as on any stand (never from camera metadata)
-        xy, z, objective = self.xy(), self.z(), self.objective()
+        try:
+            source_no: int | None = None if number is None else int(number)
+        except ValueError:
+            source_no = None
+        (xy, z, objective), moving = self._place_of(
+            source_no, (self.xy(), self.z(), self.objective()))
         self._frame_no += 1
-        with contextlib.suppress(TypeError, ValueError):
-            self._frame_source_no = (self._frame_no, None if number is None else int(number))
+        self._frame_source_no = (self._frame_no, source_no)
         self._frame = Frame(
             image=image,
             number=self._frame_no,
@@ -728,6 +852,7 @@ class Microscope:
             xy=xy,
             z=z,
             bit_depth=int(core.getImageBitDepth()),
+            moving=moving,
         )
         return self._frame
 

@@ -30,23 +30,22 @@ from .rate import MeanMeter, RateMeter
 #: a few per second serves better than a small one at video rate
 JOB_S_ZOOMED = 0.055
 JOB_S_FIT = 0.22
-#: frames at a new stage position that are shown but not enhanced: frames are stamped
-#: with the position read when they are fetched, so the first one after a move may have
-#: been exposed before it (the old place under the new position's label)
-SETTLE_FRAMES = 2
 #: the smallest region the budget ever shrinks to (LR pixels) and the first guess
 MIN_BUDGET_PX = 128 * 128
 FIRST_BUDGET_PX = 256 * 256
 
 
 def position_key(frame: Any) -> tuple[Any, ...] | None:
-    """Where a frame was taken, rounded to a nanometre: (x, y, z, objective)."""
+    """Where a frame was taken, rounded to a nanometre: (x, y, z, objective), with
+    "moving" added for a frame exposed while the stage, focus or turret moved (its
+    picture is of no one place: it matches no result, so overlays hide over it)."""
     try:
         x, y = frame.xy
-        return (round(float(x), 3), round(float(y), 3), round(float(frame.z), 3),
-                str(frame.objective))
+        key = (round(float(x), 3), round(float(y), 3), round(float(frame.z), 3),
+               str(frame.objective))
     except (AttributeError, TypeError, ValueError):
         return None
+    return (*key, "moving") if getattr(frame, "moving", False) else key
 
 
 class LiveController(QObject):
@@ -89,8 +88,6 @@ class LiveController(QObject):
         self.coverage: tuple[float, int] = (0.0, 1)
         self._last_number: int | None = None
         self._last_mode: OverlayMode | None = None
-        self._position: tuple[Any, ...] | None = None   # of the last frame shown
-        self._settle = 0          # frames still to skip at a new position
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -112,24 +109,21 @@ class LiveController(QObject):
             return
         self._last_number = frame.number
         self.show_image(frame.image, frame.pixel_size_um, frame.number,
-                        bit_depth=frame.bit_depth, position=position_key(frame))
+                        bit_depth=frame.bit_depth, position=position_key(frame),
+                        moving=bool(getattr(frame, "moving", False)))
 
     def show_image(self, image: np.ndarray, pixel_size_um: float, number: int = -1,
-                   bit_depth: int | None = None, position: tuple[Any, ...] | None = None
-                   ) -> None:
+                   bit_depth: int | None = None, position: tuple[Any, ...] | None = None,
+                   moving: bool = False) -> None:
         """Display an image (live frame or snap) and feed the enhancer. ``bit_depth``:
-        the camera's significant bits; ``position``: where the stage was (stale check)."""
+        the camera's significant bits; ``position``: where the stage was (stale check);
+        ``moving``: exposed during a move (Frame.moving): shown, never enhanced."""
         self.view.set_frame(image, pixel_size_um, position)
         self.camera_rate.tick()
         self.frames_shown += 1
         self.frameShown.emit(number)
-        if position != self._position:
-            if self._position is not None:
-                self._settle = SETTLE_FRAMES
-            self._position = position
-        if self._settle > 0:
-            self._settle -= 1
-            return  # maybe exposed before the move: never enhanced as the new place
+        if moving:
+            return
         if self.enhancing and self.worker.enhancer is not None:
             self._submit(image, number, bit_depth, position)
 
