@@ -28,8 +28,8 @@ from .rate import MeanMeter, RateMeter
 #: target seconds per enhancement job: zoomed in (at least one screen pixel per camera
 #: pixel) the view should update at video rate; zoomed out a larger share of the frame at
 #: a few per second serves better than a small one at video rate
-JOB_S_ZOOMED = 0.055
-JOB_S_FIT = 0.22
+JOB_S_ZOOMED = 0.05
+JOB_S_FIT = 0.12
 #: the smallest region the budget ever shrinks to (LR pixels) and the first guess
 MIN_BUDGET_PX = 128 * 128
 FIRST_BUDGET_PX = 256 * 256
@@ -88,6 +88,12 @@ class LiveController(QObject):
         self.coverage: tuple[float, int] = (0.0, 1)
         self._last_number: int | None = None
         self._last_mode: OverlayMode | None = None
+        #: a quick centre preview is wanted until the mode's first result is shown
+        self._preview = True
+        #: (image, number, bit_depth, position) of the last frame fed to the enhancer: a
+        #: mode switch re-targets the worker at once instead of at the next camera frame
+        self._last_input: tuple[np.ndarray, int, int | None, tuple[Any, ...] | None] | None
+        self._last_input = None
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -106,6 +112,9 @@ class LiveController(QObject):
             self.failed.emit(f"camera: {exc}")
             return
         if frame is None or frame.number == self._last_number:
+            if (self.enhancing and self.view.mode not in (self._last_mode, OverlayMode.OFF)
+                    and self._last_input is not None and self.worker.enhancer is not None):
+                self._submit(*self._last_input)   # a mode switch: the stale job is dropped
             return
         self._last_number = frame.number
         self.show_image(frame.image, frame.pixel_size_um, frame.number,
@@ -123,20 +132,26 @@ class LiveController(QObject):
         self.frames_shown += 1
         self.frameShown.emit(number)
         if moving:
+            self._last_input = None
             return
+        self._last_input = (image, number, bit_depth, position)
         if self.enhancing and self.worker.enhancer is not None:
             self._submit(image, number, bit_depth, position)
 
-    def budget_px(self, consistency: bool, zoomed: bool) -> float:
-        """LR pixels one job may cover so it takes about JOB_S_* at the measured speed."""
+    def budget_px(self, consistency: bool, zoomed: bool, tiled: bool = False) -> float:
+        """LR pixels one job may cover so it takes about JOB_S_* at the measured cost
+        (``tiled``: a mosaic tile, enhanced with context around it)."""
         if self.max_job_px is not None:
             return float(self.max_job_px)
         if self.job_seconds is None:
             return float("inf")
-        rate = self.worker.throughput.get(consistency)
-        if rate is None:
+        enhancer = self.worker.enhancer
+        margin = (self.worker.tile_margin(enhancer, consistency)
+                  if tiled and enhancer is not None else 0)
+        px = self.worker.budget_px(consistency, self.job_seconds[0 if zoomed else 1], margin)
+        if px is None:
             return FIRST_BUDGET_PX
-        return max(MIN_BUDGET_PX, rate * self.job_seconds[0 if zoomed else 1])
+        return max(MIN_BUDGET_PX, px)
 
     def _submit(self, image: np.ndarray, number: int, bit_depth: int | None = None,
                 position: tuple[Any, ...] | None = None) -> None:
@@ -147,14 +162,17 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         scale = float(enhancer.scale)
         consistency = mode == OverlayMode.CONSISTENCY
-        # the first job of a new mode is a quick preview (the short budget, about the
-        # centre) so something shows at once; then the mosaic fills in with larger tiles
-        first = mode != self._last_mode
+        # the first jobs of a new mode are a quick preview (the short budget, about the
+        # centre) so something shows at once (a newer frame's preview replaces one that
+        # has not started); once one is shown, the mosaic fills in with larger tiles
+        if mode != self._last_mode:
+            self._preview = True
+        first = self._preview
         zoomed = view.zoom_factor() >= 0.999
         self._last_mode = mode
         q = int(getattr(enhancer, "_q", 1))
         mosaic = self.progressive and mode != OverlayMode.LENS and not first
-        budget = self.budget_px(consistency, zoomed or first)
+        budget = self.budget_px(consistency, zoomed or first, tiled=mosaic)
         target = view.enhance_target(scale, q, math.inf if mosaic else budget)
         if target is None:
             return  # nothing enhanced is on screen
@@ -205,6 +223,8 @@ class LiveController(QObject):
         if res.position is not None and res.position != view.frame_position:
             self.stale_results += 1
             return  # the stage has moved on: never show an old place as current
+        if res.mosaic is None:
+            self._preview = False   # the mode's preview is up: fill in the mosaic next
         if res.heat is not None:
             view.set_consistency(res.heat, res.origin, res.scale, res.heat_sigma,
                                  res.position)
@@ -230,6 +250,7 @@ class LiveController(QObject):
 
     def set_enhancing(self, on: bool) -> None:
         self.enhancing = bool(on)
+        self._preview = True
         self.enhanced_rate.reset()
         self.latency.reset()
         if not on:
