@@ -87,6 +87,11 @@ class LiveController(QObject):
         #: (fraction of the visible region enhanced, tiles) of the last result shown
         self.coverage: tuple[float, int] = (0.0, 1)
         self._last_number: int | None = None
+        #: frames shown per second at most: the screen's refresh rate (a frame arriving
+        #: sooner after the last one shown could never reach the screen; the next poll
+        #: shows the newest instead); None: every frame
+        self.display_hz: float | None = _refresh_rate(view)
+        self._shown_at = 0.0
         self._last_mode: OverlayMode | None = None
         #: a quick centre preview is wanted until the mode's first result is shown
         self._preview = True
@@ -111,12 +116,16 @@ class LiveController(QObject):
         except Exception as exc:  # noqa: BLE001 - keep polling; report once per failure
             self.failed.emit(f"camera: {exc}")
             return
-        if frame is None or frame.number == self._last_number:
+        fresh = frame is not None and frame.number != self._last_number
+        if fresh and self.display_hz:
+            fresh = time.perf_counter() - self._shown_at >= 0.9 / self.display_hz
+        if frame is None or not fresh:
             if (self.enhancing and self.view.mode not in (self._last_mode, OverlayMode.OFF)
                     and self._last_input is not None and self.worker.enhancer is not None):
                 self._submit(*self._last_input)   # a mode switch: the stale job is dropped
             return
         self._last_number = frame.number
+        self._shown_at = time.perf_counter()
         self.show_image(frame.image, frame.pixel_size_um, frame.number,
                         bit_depth=frame.bit_depth, position=position_key(frame),
                         moving=bool(getattr(frame, "moving", False)))
@@ -296,6 +305,16 @@ class LiveController(QObject):
         """Stop polling and the worker thread (window close)."""
         self.timer.stop()
         self.worker.stop()
+
+
+def _refresh_rate(widget: Any) -> float | None:
+    """The refresh rate (Hz) of the screen the widget is on, within 30-240; None if unknown."""
+    try:
+        screen = widget.screen()
+        hz = float(screen.refreshRate()) if screen is not None else 0.0
+    except (AttributeError, RuntimeError):
+        return None
+    return min(240.0, max(30.0, hz)) if hz > 0 else None
 
 
 def _size(hw: tuple[int, int]) -> str:
