@@ -260,12 +260,12 @@ class Microscope:
 
     def _on_core_xy(self, dev: str, x: float, y: float) -> None:
         if not self._quiet and dev == self._xy_dev:
-            self._note_external_move()
+            self._note_external_move(xy=(float(x), float(y)))
             self.events.xy_changed.emit(float(x), float(y))
 
     def _on_core_z(self, dev: str, z: float) -> None:
         if not self._quiet and dev == self._z_dev:
-            self._note_external_move()
+            self._note_external_move(z=float(z))
             self.events.z_changed.emit(float(z))
 
     def _on_core_exposure(self, dev: str, ms: float) -> None:
@@ -308,10 +308,20 @@ class Microscope:
                 self._count_settle = newest is None   # no number: count frames instead
                 self._fresh_since_move = 0
 
-    def _note_external_move(self) -> None:
+    def _note_external_move(self, xy: tuple[float, float] | None = None,
+                            z: float | None = None) -> None:
         """A move made on the core directly (an MDA, another program): frames are marked
-        ``moving`` until the devices are idle again (checked as frames arrive)."""
+        ``moving`` until the devices are idle again (checked as frames arrive). An event
+        that names the place the still frames are at already (a stage that reports its
+        position while it stands still) is no move."""
+        tol = self._jitter_um()
         with self._motion_lock:
+            place = self._place
+            if place is not None and (xy is not None or z is not None):
+                here = (xy if xy is not None else place[0],
+                        z if z is not None else place[1], place[2])
+                if self._same_place(place, here, tol):
+                    return
             self._external_move = True
             self._place = None
 
@@ -319,10 +329,11 @@ class Microscope:
         return any(self._safe_call(self.core.deviceBusy, False, dev)
                    for dev in (self._xy_dev, self._z_dev, self._turret) if dev)
 
-    def _place_of(self, number: int | None, here: tuple[tuple[float, float], float, str]
-                  ) -> tuple[tuple[tuple[float, float], float, str], bool]:
+    def _place_of(self, number: int | None, here: tuple[tuple[float, float], float, str],
+                  tol: float = 0.0) -> tuple[tuple[tuple[float, float], float, str], bool]:
         """(place, moving) of a new live frame with camera ImageNumber ``number``;
-        ``here`` is the position read from the core after the frame arrived.
+        ``here`` is the position read from the core after the frame arrived; ``tol`` the
+        stage jitter (µm) below which a read is no move.
 
         A frame shows where the stand was while it was exposed, which a read after it
         arrived does not tell: the frame exposing when a move ended arrives after it. With
@@ -352,7 +363,7 @@ class Microscope:
                 return here, True
             if self._place is None:
                 self._place = here
-            elif not self._same_place(self._place, here):
+            elif not self._same_place(self._place, here, tol):
                 self._moved_unseen(number)
                 return here, True
             return self._place, False
@@ -364,9 +375,13 @@ class Microscope:
             self._settled_from = max(self._settled_from, number + 3)
         self._fresh_since_move = -1
 
-    def _same_place(self, a: tuple[tuple[float, float], float, str],
-                    b: tuple[tuple[float, float], float, str]) -> bool:
-        tol = _JITTER_XY_PX * self._safe_call(self.pixel_size_um, 1.0)
+    def _jitter_um(self) -> float:
+        """Stage jitter tolerance in µm (read outside _motion_lock: it asks the core)."""
+        return _JITTER_XY_PX * float(self._safe_call(self.pixel_size_um, 1.0))
+
+    @staticmethod
+    def _same_place(a: tuple[tuple[float, float], float, str],
+                    b: tuple[tuple[float, float], float, str], tol: float) -> bool:
         return (a[2] == b[2] and abs(a[1] - b[1]) <= _JITTER_Z_UM
                 and abs(a[0][0] - b[0][0]) <= tol and abs(a[0][1] - b[0][1]) <= tol)
 
@@ -839,15 +854,16 @@ class Microscope:
             source_no: int | None = None if number is None else int(number)
         except ValueError:
             source_no = None
+        pixel_um = self.pixel_size_um()
         (xy, z, objective), moving = self._place_of(
-            source_no, (self.xy(), self.z(), self.objective()))
+            source_no, (self.xy(), self.z(), self.objective()), _JITTER_XY_PX * pixel_um)
         self._frame_no += 1
         self._frame_source_no = (self._frame_no, source_no)
         self._frame = Frame(
             image=image,
             number=self._frame_no,
             timestamp=time.time(),
-            pixel_size_um=self.pixel_size_um(),
+            pixel_size_um=pixel_um,
             objective=objective,
             xy=xy,
             z=z,

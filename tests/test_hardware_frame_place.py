@@ -171,3 +171,26 @@ def test_demo_adapters_the_frame_in_flight_at_a_move_is_marked_moving(
                 assert after[-1].xy == pytest.approx((10.0 * i, 0.0), abs=0.05)
         finally:
             scope.stop_live()
+
+
+def test_a_stage_reporting_where_it_stands_is_no_move() -> None:
+    """Some stages report their position while standing still: those reports must not
+    mark frames as moving (the live view would never enhance)."""
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
+        scope.set_exposure(5.0)
+        scope.start_live()
+        try:
+            last = _wait_new(scope, None)
+            for _ in range(3):
+                last = _wait_new(scope, last.number)
+            assert not last.moving
+            x, y = scope.xy()
+            frames = []
+            for _ in range(12):
+                scope.core.events.XYStagePositionChanged.emit(
+                    scope.core.getXYStageDevice(), x, y)
+                last = _wait_new(scope, last.number)
+                frames.append(last)
+        finally:
+            scope.stop_live()
+    assert not any(f.moving for f in frames)

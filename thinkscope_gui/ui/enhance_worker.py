@@ -401,10 +401,11 @@ class LiveEnhanceWorker(QThread):
         inference pays one-off costs (thread pools, kernel selection, lazy imports that
         hold the GIL) that would otherwise stall the view when enhancement is switched
         on. Here they overlap the time the user takes to switch it on."""
-        if enhancer is None:
-            return
+        meta = getattr(enhancer, "meta", None)
         try:
-            c = int(getattr(getattr(enhancer, "meta", None), "channels", 3) or 3)
+            if meta is None:   # no network behind it (None, or a stand-in): nothing to warm
+                return
+            c = int(getattr(meta, "channels", 3) or 3)
             rng = np.random.default_rng(0)
             frame = rng.integers(0, 255, (96, 96, c), dtype=np.uint8)
             q = int(getattr(enhancer, "_q", 1))

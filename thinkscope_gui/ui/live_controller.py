@@ -33,6 +33,10 @@ JOB_S_FIT = 0.12
 #: the smallest region the budget ever shrinks to (LR pixels) and the first guess
 MIN_BUDGET_PX = 128 * 128
 FIRST_BUDGET_PX = 256 * 256
+#: a consistency job costs about this many plain jobs of its size (the enhancement plus
+#: re-imaging and the noise maps; measured 4-6x): the first guess for a consistency
+#: preview once plain jobs have been timed
+CONSISTENCY_COST = 5.0
 
 
 def position_key(frame: Any) -> tuple[Any, ...] | None:
@@ -157,7 +161,10 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         margin = (self.worker.tile_margin(enhancer, consistency)
                   if tiled and enhancer is not None else 0)
-        px = self.worker.budget_px(consistency, self.job_seconds[0 if zoomed else 1], margin)
+        seconds = self.job_seconds[0 if zoomed else 1]
+        px = self.worker.budget_px(consistency, seconds, margin)
+        if px is None and consistency:   # none timed yet: scale from the plain jobs
+            px = self.worker.budget_px(False, seconds / CONSISTENCY_COST, margin)
         if px is None:
             return FIRST_BUDGET_PX
         return max(MIN_BUDGET_PX, px)
