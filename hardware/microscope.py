@@ -145,6 +145,8 @@ class Microscope:
         self._count_settle = False
         #: a move seen in the core's events whose end is not known yet
         self._external_move = False
+        #: stage jitter tolerance (µm), from the pixel size when the last frame arrived
+        self._tol_um = 0.0
         #: (xy, z, objective) of the still frames since the last move (None: not read yet)
         self._place: tuple[tuple[float, float], float, str] | None = None
         self._connect_core_events()
@@ -273,10 +275,9 @@ class Microscope:
             self.events.exposure_changed.emit(float(ms))
 
     def _on_core_property(self, dev: str, prop: str, value: Any) -> None:
-        if not self._quiet and dev == self._turret and prop in ("Label", "State"):
-            self._note_external_move()
-            if prop == "Label" and value:
-                self.events.objective_changed.emit(str(value))
+        if not self._quiet and dev == self._turret and prop == "Label" and value:
+            self._note_external_move(objective=str(value))
+            self.events.objective_changed.emit(str(value))
 
     @contextlib.contextmanager
     def _acting(self) -> Any:
@@ -309,17 +310,19 @@ class Microscope:
                 self._fresh_since_move = 0
 
     def _note_external_move(self, xy: tuple[float, float] | None = None,
-                            z: float | None = None) -> None:
+                            z: float | None = None, objective: str | None = None) -> None:
         """A move made on the core directly (an MDA, another program): frames are marked
         ``moving`` until the devices are idle again (checked as frames arrive). An event
         that names the place the still frames are at already (a stage that reports its
-        position while it stands still) is no move."""
-        tol = self._jitter_um()
+        position while it stands still) is no move. Runs in the core's callback, which
+        may hold a device lock: it must not call the core."""
+        tol = self._tol_um
         with self._motion_lock:
             place = self._place
-            if place is not None and (xy is not None or z is not None):
+            if place is not None:
                 here = (xy if xy is not None else place[0],
-                        z if z is not None else place[1], place[2])
+                        z if z is not None else place[1],
+                        objective if objective is not None else place[2])
                 if self._same_place(place, here, tol):
                     return
             self._external_move = True
@@ -374,10 +377,6 @@ class Microscope:
         if number is not None:
             self._settled_from = max(self._settled_from, number + 3)
         self._fresh_since_move = -1
-
-    def _jitter_um(self) -> float:
-        """Stage jitter tolerance in µm (read outside _motion_lock: it asks the core)."""
-        return _JITTER_XY_PX * float(self._safe_call(self.pixel_size_um, 1.0))
 
     @staticmethod
     def _same_place(a: tuple[tuple[float, float], float, str],
@@ -855,8 +854,9 @@ class Microscope:
         except ValueError:
             source_no = None
         pixel_um = self.pixel_size_um()
+        self._tol_um = _JITTER_XY_PX * pixel_um
         (xy, z, objective), moving = self._place_of(
-            source_no, (self.xy(), self.z(), self.objective()), _JITTER_XY_PX * pixel_um)
+            source_no, (self.xy(), self.z(), self.objective()), self._tol_um)
         self._frame_no += 1
         self._frame_source_no = (self._frame_no, source_no)
         self._frame = Frame(
