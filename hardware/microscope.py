@@ -147,6 +147,8 @@ class Microscope:
         self._external_move = False
         #: stage jitter tolerance (µm), from the pixel size when the last frame arrived
         self._tol_um = 0.0
+        #: (xy, z, objective) where the facade's last move ended
+        self._arrived: tuple[tuple[float, float], float, str] | None = None
         #: (xy, z, objective) of the still frames since the last move (None: not read yet)
         self._place: tuple[tuple[float, float], float, str] | None = None
         self._connect_core_events()
@@ -302,8 +304,14 @@ class Microscope:
             # the camera's newest image now: the next one may have been exposing during
             # the move, the one after it began once the move was over
             newest = self._newest_image_number() if self.is_live() else None
+            arrived: tuple[tuple[float, float], float, str] | None
+            try:   # where the move left the stand: its late position events are no move
+                arrived = (self.xy(), self.z(), self.objective())
+            except Exception:  # noqa: BLE001 - a failed move raises from the body
+                arrived = None
             with self._motion_lock:
                 self._moves_open -= 1
+                self._arrived = arrived
                 if newest is not None:
                     self._settled_from = max(self._settled_from, newest + 2)
                 self._count_settle = newest is None   # no number: count frames instead
@@ -318,7 +326,7 @@ class Microscope:
         may hold a device lock: it must not call the core."""
         tol = self._tol_um
         with self._motion_lock:
-            place = self._place
+            place = self._place if self._place is not None else self._arrived
             if place is not None:
                 here = (xy if xy is not None else place[0],
                         z if z is not None else place[1],
@@ -326,7 +334,7 @@ class Microscope:
                 if self._same_place(place, here, tol):
                     return
             self._external_move = True
-            self._place = None
+            self._place = self._arrived = None
 
     def _devices_busy(self) -> bool:
         return any(self._safe_call(self.core.deviceBusy, False, dev)
@@ -365,7 +373,7 @@ class Microscope:
             if settling:
                 return here, True
             if self._place is None:
-                self._place = here
+                self._place, self._arrived = here, None
             elif not self._same_place(self._place, here, tol):
                 self._moved_unseen(number)
                 return here, True
