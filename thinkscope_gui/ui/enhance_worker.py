@@ -222,6 +222,8 @@ class _Mosaic:
         assert job.tiles is not None
         self.gen = job.mosaic
         self.tiles = job.tiles
+        #: what the canvas shows: a job for another mode or place never paints into it
+        self.key = (job.mosaic, job.tiles, job.mode, job.position, job.consistency)
         self.next = 0
         r0 = min(t[0] for t in self.tiles)
         c0 = min(t[1] for t in self.tiles)
@@ -446,7 +448,8 @@ class LiveEnhanceWorker(QThread):
         assert job.tiles is not None
         s = float(enhancer.scale)
         mo = self._mosaic
-        if mo is None or mo.gen != job.mosaic or mo.tiles != job.tiles:
+        if mo is None or mo.key != (job.mosaic, job.tiles, job.mode, job.position,
+                                    job.consistency):
             mo = self._mosaic = _Mosaic(job, s)
         i = mo.next % len(mo.tiles)
         tile = mo.tiles[i]

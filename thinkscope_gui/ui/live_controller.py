@@ -87,6 +87,7 @@ class LiveController(QObject):
         self._mosaic: tuple[tuple[Any, ...], int, tuple[tuple[int, int, int, int], ...]] | None
         self._mosaic = None
         self._mosaic_t0 = 0.0
+        self._generations = 0
         self.fill_ms: float | None = None
         #: (fraction of the visible region enhanced, tiles) of the last result shown
         self.coverage: tuple[float, int] = (0.0, 1)
@@ -224,7 +225,8 @@ class LiveController(QObject):
             tiles = mosaic_tiles(rect, budget, q)
         else:
             tiles = (rect,)
-        gen = (self._mosaic[1] + 1) if self._mosaic is not None else 1
+        self._generations += 1   # never reused: a preview clears _mosaic, not the count
+        gen = self._generations
         self._mosaic = (key, gen, tiles)
         self._mosaic_t0 = time.perf_counter()
         self.fill_ms = None
