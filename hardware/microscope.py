@@ -312,6 +312,8 @@ class Microscope:
             with self._motion_lock:
                 self._moves_open -= 1
                 self._arrived = arrived
+                if not self._moves_open:   # frames begun after the move show this place
+                    self._place = arrived
                 if newest is not None:
                     self._settled_from = max(self._settled_from, newest + 2)
                 self._count_settle = newest is None   # no number: count frames instead
@@ -350,21 +352,24 @@ class Microscope:
         arrived does not tell: the frame exposing when a move ended arrives after it. With
         N the camera's newest image when a move ended, N+1 may have been exposing during
         the move and N+2 began after it; a camera without numbers gets one frame more of
-        margin (:data:`_SETTLE_FRESH`). Still frames carry the place read at the first of
-        them, so encoder jitter does not make every frame a new place; a change larger
-        than jitter that no event announced is a move too (seen late: margin as above,
-        plus one for a frame that may have arrived since this one)."""
+        margin (:data:`_SETTLE_FRESH`). The place of still frames is a position read
+        before they began: where a facade move ended, the read at start_live, or after a
+        move made on the core, a read once the devices are idle (the frames from 3 on after
+        it began later). A read that differs from it by more than jitter is a move no event
+        announced: the place is read again the same way."""
         with self._motion_lock:
             self._fresh_since_move += 1
             if self._moves_open:
                 return here, True
-            external = self._external_move
+            external = self._external_move or self._place is None
         if external:
             if self._devices_busy():
                 return here, True
+            after = (self.xy(), self.z(), self.objective())   # read once all is idle
             with self._motion_lock:
                 self._external_move = False
                 self._moved_unseen(number)
+                self._place, self._arrived = after, None
             return here, True
         with self._motion_lock:
             settling = (number is not None and self._settled_from > number) or (
@@ -372,18 +377,21 @@ class Microscope:
                 and self._fresh_since_move <= _SETTLE_FRESH)
             if settling:
                 return here, True
-            if self._place is None:
-                self._place, self._arrived = here, None
-            elif not self._same_place(self._place, here, tol):
+            place = self._place
+            if place is None:
+                return here, True
+            if not self._same_place(place, here, tol):
                 self._moved_unseen(number)
                 return here, True
-            return self._place, False
+            return place, False
 
     def _moved_unseen(self, number: int | None) -> None:
-        """A move ended just before frame ``number`` was looked at (under _motion_lock)."""
+        """A move ended just before frame ``number`` was looked at (under _motion_lock):
+        frames up to two after it may have begun before it ended."""
         self._place = None
         if number is not None:
             self._settled_from = max(self._settled_from, number + 3)
+        self._count_settle = number is None or self._count_settle
         self._fresh_since_move = -1
 
     @staticmethod
@@ -790,10 +798,13 @@ class Microscope:
                               f"{timeout_s:.0f} s")
 
     def _newest_image_number(self) -> int | None:
-        """The camera's number of the newest image in the buffer (-1 if none yet)."""
+        """The camera's number of the newest image in the buffer; None when it cannot be
+        known: callers then count frames instead. An empty buffer is no proof that none
+        was taken: a circular buffer that wraps evicts every slot while the next frame is
+        being written (the number of the last frame fetched would be too low)."""
         try:
             if not self.core.getRemainingImageCount():
-                return -1 if self._frame_source_no[1] is None else self._frame_source_no[1]
+                return None
             _img, md = self.core.getLastImageAndMD()
         except Exception:  # noqa: BLE001 - empty buffer or a bridge without metadata
             return None
@@ -809,11 +820,13 @@ class Microscope:
             if self.is_live():
                 return
             self._last_image_key = None
+            here = (self.xy(), self.z(), self.objective())   # before any frame begins
             with self._motion_lock:   # the camera numbers each sequence from 0 again
                 self._settled_from = -1
                 self._fresh_since_move = _SETTLE_FRESH
                 self._count_settle = False
-                self._place = None
+                self._external_move = False
+                self._place = here
             self.core.startContinuousSequenceAcquisition(0)
             self._live = True
 
