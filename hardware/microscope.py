@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 _STATE_DEVICE = 4  # MM::StateDevice (pymmcore_plus.DeviceType.StateDevice)
 _INF = math.inf
+#: cameras that do not number their images: new frames after a move that may still show
+#: it (the newest when the move ended, and the one exposing then)
+_SETTLE_FRESH = 2
+#: a position read that differs from the still frames' place by less than this is
+#: encoder jitter, not a move (µm; xy in pixels of the current objective)
+_JITTER_XY_PX = 0.05
+_JITTER_Z_UM = 0.02
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,10 @@ class Frame:
     xy: tuple[float, float]
     z: float
     bit_depth: int = 8  #: significant bits per channel, from the core (getImageBitDepth)
+    #: the stage, focus or turret moved while this frame may have been exposing, so its
+    #: picture belongs to no one place (``xy``/``z``/``objective`` are read on arrival).
+    #: A still frame's place is the one valid while it was exposed.
+    moving: bool = False
 
 
 class MicroscopeEvents(SignalGroup):
@@ -121,6 +132,25 @@ class Microscope:
         self._last_image_key: tuple[Any, ...] | None = None
         self._last_raw: Any = None
         self._roi_ok: bool | None = None
+        # Which place each live frame shows (see _place_of). Moves made by the facade are
+        # bracketed by _moving(); moves made on the core are seen in its events or as a
+        # change of the position read from it.
+        self._motion_lock = threading.Lock()
+        self._moves_open = 0
+        #: the first camera ImageNumber whose exposure began after the last move ended
+        self._settled_from = -1
+        #: cameras without ImageNumber: new frames fetched since the last move ended
+        self._fresh_since_move = _SETTLE_FRESH
+        #: the last move's end has no camera number: count frames after it instead
+        self._count_settle = False
+        #: a move seen in the core's events whose end is not known yet
+        self._external_move = False
+        #: stage jitter tolerance (µm), from the pixel size when the last frame arrived
+        self._tol_um = 0.0
+        #: (xy, z, objective) where the facade's last move ended
+        self._arrived: tuple[tuple[float, float], float, str] | None = None
+        #: (xy, z, objective) of the still frames since the last move (None: not read yet)
+        self._place: tuple[tuple[float, float], float, str] | None = None
         self._connect_core_events()
 
     # ------------------------------------------------------------------ discovery
@@ -234,10 +264,12 @@ class Microscope:
 
     def _on_core_xy(self, dev: str, x: float, y: float) -> None:
         if not self._quiet and dev == self._xy_dev:
+            self._note_external_move(xy=(float(x), float(y)))
             self.events.xy_changed.emit(float(x), float(y))
 
     def _on_core_z(self, dev: str, z: float) -> None:
         if not self._quiet and dev == self._z_dev:
+            self._note_external_move(z=float(z))
             self.events.z_changed.emit(float(z))
 
     def _on_core_exposure(self, dev: str, ms: float) -> None:
@@ -246,6 +278,7 @@ class Microscope:
 
     def _on_core_property(self, dev: str, prop: str, value: Any) -> None:
         if not self._quiet and dev == self._turret and prop == "Label" and value:
+            self._note_external_move(objective=str(value))
             self.events.objective_changed.emit(str(value))
 
     @contextlib.contextmanager
@@ -257,6 +290,115 @@ class Microscope:
                 yield
             finally:
                 self._quiet -= 1
+
+    @contextlib.contextmanager
+    def _moving(self) -> Iterator[None]:
+        """Brackets a move made by the facade: live frames that arrive meanwhile, and
+        those that may have been exposing when it ended, are marked ``moving``."""
+        with self._motion_lock:
+            self._moves_open += 1
+            self._place = None
+        try:
+            yield
+        finally:
+            # the camera's newest image now: the next one may have been exposing during
+            # the move, the one after it began once the move was over
+            newest = self._newest_image_number() if self.is_live() else None
+            arrived: tuple[tuple[float, float], float, str] | None
+            try:   # where the move left the stand: its late position events are no move
+                arrived = (self.xy(), self.z(), self.objective())
+            except Exception:  # noqa: BLE001 - a failed move raises from the body
+                arrived = None
+            with self._motion_lock:
+                self._moves_open -= 1
+                self._arrived = arrived
+                if not self._moves_open:   # frames begun after the move show this place
+                    self._place = arrived
+                if newest is not None:
+                    self._settled_from = max(self._settled_from, newest + 2)
+                self._count_settle = newest is None   # no number: count frames instead
+                self._fresh_since_move = 0
+
+    def _note_external_move(self, xy: tuple[float, float] | None = None,
+                            z: float | None = None, objective: str | None = None) -> None:
+        """A move made on the core directly (an MDA, another program): frames are marked
+        ``moving`` until the devices are idle again (checked as frames arrive). An event
+        that names the place the still frames are at already (a stage that reports its
+        position while it stands still) is no move. Runs in the core's callback, which
+        may hold a device lock: it must not call the core."""
+        tol = self._tol_um
+        with self._motion_lock:
+            place = self._place if self._place is not None else self._arrived
+            if place is not None:
+                here = (xy if xy is not None else place[0],
+                        z if z is not None else place[1],
+                        objective if objective is not None else place[2])
+                if self._same_place(place, here, tol):
+                    return
+            self._external_move = True
+            self._place = self._arrived = None
+
+    def _devices_busy(self) -> bool:
+        return any(self._safe_call(self.core.deviceBusy, False, dev)
+                   for dev in (self._xy_dev, self._z_dev, self._turret) if dev)
+
+    def _place_of(self, number: int | None, here: tuple[tuple[float, float], float, str],
+                  tol: float = 0.0) -> tuple[tuple[tuple[float, float], float, str], bool]:
+        """(place, moving) of a new live frame with camera ImageNumber ``number``;
+        ``here`` is the position read from the core after the frame arrived; ``tol`` the
+        stage jitter (µm) below which a read is no move.
+
+        A frame shows where the stand was while it was exposed, which a read after it
+        arrived does not tell: the frame exposing when a move ended arrives after it. With
+        N the camera's newest image when a move ended, N+1 may have been exposing during
+        the move and N+2 began after it; a camera without numbers gets one frame more of
+        margin (:data:`_SETTLE_FRESH`). The place of still frames is a position read
+        before they began: where a facade move ended, the read at start_live, or after a
+        move made on the core, a read once the devices are idle (the frames from 3 on after
+        it began later). A read that differs from it by more than jitter is a move no event
+        announced: the place is read again the same way."""
+        with self._motion_lock:
+            self._fresh_since_move += 1
+            if self._moves_open:
+                return here, True
+            external = self._external_move or self._place is None
+        if external:
+            if self._devices_busy():
+                return here, True
+            after = (self.xy(), self.z(), self.objective())   # read once all is idle
+            with self._motion_lock:
+                self._external_move = False
+                self._moved_unseen(number)
+                self._place, self._arrived = after, None
+            return here, True
+        with self._motion_lock:
+            settling = (number is not None and self._settled_from > number) or (
+                (number is None or self._count_settle)
+                and self._fresh_since_move <= _SETTLE_FRESH)
+            if settling:
+                return here, True
+            place = self._place
+            if place is None:
+                return here, True
+            if not self._same_place(place, here, tol):
+                self._moved_unseen(number)
+                return here, True
+            return place, False
+
+    def _moved_unseen(self, number: int | None) -> None:
+        """A move ended just before frame ``number`` was looked at (under _motion_lock):
+        frames up to two after it may have begun before it ended."""
+        self._place = None
+        if number is not None:
+            self._settled_from = max(self._settled_from, number + 3)
+        self._count_settle = number is None or self._count_settle
+        self._fresh_since_move = -1
+
+    @staticmethod
+    def _same_place(a: tuple[tuple[float, float], float, str],
+                    b: tuple[tuple[float, float], float, str], tol: float) -> bool:
+        return (a[2] == b[2] and abs(a[1] - b[1]) <= _JITTER_Z_UM
+                and abs(a[0][0] - b[0][0]) <= tol and abs(a[0][1] - b[0][1]) <= tol)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -345,8 +487,9 @@ class Microscope:
             self._check_z(z1)
             self._check_xy(x1, y1)
             self.set_z(self.safe_z())
-            self.core.setStateLabel(self._turret, label)
-            self._wait(self._turret)
+            with self._moving():
+                self.core.setStateLabel(self._turret, label)
+                self._wait(self._turret)
             self.events.objective_changed.emit(label)
             if (x1, y1) != (x0, y0):
                 self.set_xy(x1, y1)
@@ -460,8 +603,9 @@ class Microscope:
             x, y = float(x), float(y)
             self._check_xy(x, y)
             try:
-                self.core.setXYPosition(x, y)
-                self._wait(self._xy_dev)
+                with self._moving():
+                    self.core.setXYPosition(x, y)
+                    self._wait(self._xy_dev)
             except MicroscopeError:
                 raise
             except Exception as e:
@@ -495,8 +639,9 @@ class Microscope:
             z = float(z)
             self._check_z(z)
             try:
-                self.core.setPosition(z)
-                self._wait(self._z_dev)
+                with self._moving():
+                    self.core.setPosition(z)
+                    self._wait(self._z_dev)
             except MicroscopeError:
                 raise
             except Exception as e:
@@ -653,10 +798,13 @@ class Microscope:
                               f"{timeout_s:.0f} s")
 
     def _newest_image_number(self) -> int | None:
-        """The camera's number of the newest image in the buffer (-1 if none yet)."""
+        """The camera's number of the newest image in the buffer; None when it cannot be
+        known: callers then count frames instead. An empty buffer is no proof that none
+        was taken: a circular buffer that wraps evicts every slot while the next frame is
+        being written (the number of the last frame fetched would be too low)."""
         try:
             if not self.core.getRemainingImageCount():
-                return -1 if self._frame_source_no[1] is None else self._frame_source_no[1]
+                return None
             _img, md = self.core.getLastImageAndMD()
         except Exception:  # noqa: BLE001 - empty buffer or a bridge without metadata
             return None
@@ -672,6 +820,13 @@ class Microscope:
             if self.is_live():
                 return
             self._last_image_key = None
+            here = (self.xy(), self.z(), self.objective())   # before any frame begins
+            with self._motion_lock:   # the camera numbers each sequence from 0 again
+                self._settled_from = -1
+                self._fresh_since_move = _SETTLE_FRESH
+                self._count_settle = False
+                self._external_move = False
+                self._place = here
             self.core.startContinuousSequenceAcquisition(0)
             self._live = True
 
@@ -715,19 +870,26 @@ class Microscope:
         self._last_raw = img if number is None else None
         image = normalize_rgb(np.array(img, copy=True))
         # where and how: from the core, as on any stand (never from camera metadata)
-        xy, z, objective = self.xy(), self.z(), self.objective()
+        try:
+            source_no: int | None = None if number is None else int(number)
+        except ValueError:
+            source_no = None
+        pixel_um = self.pixel_size_um()
+        self._tol_um = _JITTER_XY_PX * pixel_um
+        (xy, z, objective), moving = self._place_of(
+            source_no, (self.xy(), self.z(), self.objective()), self._tol_um)
         self._frame_no += 1
-        with contextlib.suppress(TypeError, ValueError):
-            self._frame_source_no = (self._frame_no, None if number is None else int(number))
+        self._frame_source_no = (self._frame_no, source_no)
         self._frame = Frame(
             image=image,
             number=self._frame_no,
             timestamp=time.time(),
-            pixel_size_um=self.pixel_size_um(),
+            pixel_size_um=pixel_um,
             objective=objective,
             xy=xy,
             z=z,
             bit_depth=int(core.getImageBitDepth()),
+            moving=moving,
         )
         return self._frame
 

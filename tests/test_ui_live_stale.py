@@ -82,3 +82,31 @@ def test_results_from_an_old_position_are_never_shown_as_current(qtbot: Any,
     assert view.enhanced_position[0] == round(x0 + 60.0, 3)
     assert view.overlay_item.isVisible()
     assert not violations, violations[:3]
+
+
+def test_a_mode_switch_retargets_the_worker_without_waiting_for_a_frame(
+        qtbot: Any, big_window: Any) -> None:
+    """With frames seconds apart, the new mode's first result is made from the frame on
+    screen at the switch: the worker is re-targeted at once, not at the next frame."""
+    from thinkscope_gui.ui.live_controller import JOB_S_FIT, JOB_S_ZOOMED
+
+    w = big_window
+    live = w.live
+    live.job_seconds = (JOB_S_ZOOMED, JOB_S_FIT)   # quick previews, as in the application
+    shown = live.frames_shown
+    w.scope.set_exposure(3000.0)
+    qtbot.waitUntil(lambda: live.frames_shown > shown + 1, timeout=20000)  # the slow ones
+    results: list[tuple[int, str]] = []
+    live.enhancedShown.connect(lambda n: results.append((n, w.view.mode.value)))
+    w.set_overlay_mode(OverlayMode.BLEND)
+    w.set_enhancing(True)
+    qtbot.waitUntil(lambda: bool(results), timeout=30000)
+    on_screen = live._last_number
+    w.set_overlay_mode(OverlayMode.WIPE)
+    wipe = OverlayMode.WIPE.value
+    qtbot.waitUntil(lambda: any(m == wipe for _, m in results), timeout=30000)
+    first = next(n for n, m in results if m == wipe)
+    assert first == on_screen, (first, on_screen, live.frames_shown)
+    w.scope.set_exposure(10.0)   # the slow frame being made ends before the window closes
+    shown = live.frames_shown
+    qtbot.waitUntil(lambda: live.frames_shown > shown + 1, timeout=20000)

@@ -23,6 +23,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ from thinkscope_gui.ui.workers import keep_until_finished
 BAND_ABOVE_PX = 300 * 300
 #: LR pixels per band: small enough to abandon quickly, large against the context rows
 BAND_PX = 160 * 1024
+#: recent jobs the cost model is fitted to, and the most it takes as fixed cost per job
+COST_SAMPLES = 24
+JOB_OVERHEAD_MAX_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class EnhanceResult:
     mosaic: int | None = None   #: the job's mosaic generation (None: a single job)
     n_tiles: int = 1            #: tiles in the mosaic
     coverage: float = 1.0       #: fraction of the visible region enhanced in the canvas
+    computed_px: int = 0        #: LR pixels put through the model (region plus context)
 
 
 class Abandoned(Exception):
@@ -219,6 +224,8 @@ class _Mosaic:
         assert job.tiles is not None
         self.gen = job.mosaic
         self.tiles = job.tiles
+        #: what the canvas shows: a job for another mode or place never paints into it
+        self.key = (job.mosaic, job.tiles, job.mode, job.position, job.consistency)
         self.next = 0
         r0 = min(t[0] for t in self.tiles)
         c0 = min(t[1] for t in self.tiles)
@@ -267,9 +274,13 @@ class LiveEnhanceWorker(QThread):
         self.current: EnhanceJob | None = None
         #: intra-op threads for live inference; one avoids fighting the GUI and the camera
         self.torch_threads = 1
-        #: measured LR pixels per second (moving average) for plain and consistency jobs
-        self.throughput: dict[bool, float] = {}
+        #: recent (LR pixels computed, seconds) of plain and consistency jobs: the cost
+        #: model behind :meth:`budget_px`
+        self._costs: dict[bool, deque[tuple[float, float]]] = {}
         self._mosaic: _Mosaic | None = None   # the canvas being filled (worker thread only)
+        #: a new enhancer to warm up before its first job (on this thread, not the GUI's)
+        self._warm: Any = None
+        self.warmed = threading.Event()   #: set once the current enhancer is warmed up
 
     def set_enhancer(self, enhancer: Any) -> None:
         """Swap the model (or None to idle); takes effect from the next job."""
@@ -277,7 +288,10 @@ class LiveEnhanceWorker(QThread):
             self._enhancer = enhancer
             self._job = None
             self._mosaic = None
-            self.throughput.clear()
+            self._costs.clear()
+            self.warmed.clear()
+            self._warm = enhancer
+            self._cond.notify()
 
     @property
     def enhancer(self) -> Any:
@@ -303,6 +317,40 @@ class LiveEnhanceWorker(QThread):
             # a tile still computing on a loaded machine: never let the window destroy it
             keep_until_finished(self)
 
+    def cost_model(self, consistency: bool) -> tuple[float, float] | None:
+        """(seconds per job, seconds per LR pixel computed) fitted to the recent jobs, or
+        None before the first. A job costs a fixed part (conversions, the display image,
+        the result's trip to the GUI) plus a part per pixel; a plain rate (pixels per
+        second) would make small jobs look slow and shrink the next ones further."""
+        samples = list(self._costs.get(consistency, ()))
+        if not samples:
+            return None
+        px = np.array([p for p, _ in samples])
+        dt = np.array([t for _, t in samples])
+        a = 0.0
+        if len(samples) >= 4 and px.max() > 1.3 * px.min():
+            slope, icpt = np.polyfit(px, dt, 1)
+            if slope > 0:
+                a = float(np.clip(icpt, 0.0, min(JOB_OVERHEAD_MAX_S, 0.5 * dt.min())))
+        b = float(np.median((dt - a) / px))
+        return a, max(b, 1e-9)
+
+    def budget_px(self, consistency: bool, seconds: float, margin: int = 0) -> float | None:
+        """The LR pixels of a region (before ``margin`` pixels of context on each side)
+        one job may cover to take about ``seconds``; None before the first job."""
+        model = self.cost_model(consistency)
+        if model is None:
+            return None
+        a, b = model
+        side = math.sqrt(max(seconds - a, 0.25 * seconds) / b) - 2 * margin
+        return max(side, 0.0) ** 2
+
+    def tile_margin(self, enhancer: Any, consistency: bool = False) -> int:
+        """LR pixels of context a mosaic tile is enhanced with on each side."""
+        q = int(getattr(enhancer, "_q", 1))
+        margin = -(-int(getattr(enhancer, "radius", 8)) // q) * q
+        return max(8, margin) if consistency else margin
+
     def _should_abandon(self, job: EnhanceJob, enhancer: Any) -> bool:
         with self._cond:
             waiting = self._job
@@ -314,17 +362,23 @@ class LiveEnhanceWorker(QThread):
         limited = False  # torch is set up at the first job, not while the window starts
         while True:
             with self._cond:
-                while self._job is None and not self._stop:
+                while self._job is None and self._warm is None and not self._stop:
                     self._cond.wait(0.5)
                 if self._stop:
                     return
-                job, self._job = self._job, None
+                warm, self._warm = self._warm, None
+                job = None if warm is not None else self._job
+                if job is not None:
+                    self._job = None
                 enhancer = self._enhancer
-            if enhancer is None or job is None:
-                continue
-            if not limited:
+            if not limited and (warm is not None or job is not None):
                 _limit_torch_threads(self.torch_threads)
                 limited = True
+            if warm is not None:
+                self._warm_up(warm)
+                continue
+            if enhancer is None or job is None:
+                continue
             t0 = time.perf_counter()
             self.current = job
             try:
@@ -339,15 +393,40 @@ class LiveEnhanceWorker(QThread):
             finally:
                 self.current = None
             dt = time.perf_counter() - t0
-            r = res.rect if res.rect is not None else job.region()
-            rate = r[2] * r[3] / max(dt, 1e-6)
-            old = self.throughput.get(job.consistency)
-            self.throughput[job.consistency] = rate if old is None else 0.7 * old + 0.3 * rate
+            if res.computed_px > 0:
+                self._costs.setdefault(job.consistency, deque(maxlen=COST_SAMPLES)).append(
+                    (float(res.computed_px), dt))
             with self._cond:
                 if enhancer is not self._enhancer:
                     continue  # the model was swapped meanwhile: this result is stale
             self.done += 1
             self.result.emit(res)
+
+    def _warm_up(self, enhancer: Any) -> None:
+        """Run each live path once on a small frame as soon as a model arrives: the first
+        inference pays one-off costs (thread pools, kernel selection, lazy imports that
+        hold the GIL) that would otherwise stall the view when enhancement is switched
+        on. Here they overlap the time the user takes to switch it on."""
+        meta = getattr(enhancer, "meta", None)
+        try:
+            if meta is None:   # no network behind it (None, or a stand-in): nothing to warm
+                return
+            c = int(getattr(meta, "channels", 3) or 3)
+            rng = np.random.default_rng(0)
+            frame = rng.integers(0, 255, (96, 96, c), dtype=np.uint8)
+            q = int(getattr(enhancer, "_q", 1))
+            rect = (16 // q * q, 16 // q * q, 64, 64)
+            for consistency in (False, True):
+                for scale in (None, 1.0):
+                    self.process(EnhanceJob(frame, -1, rect[:2], consistency=consistency,
+                                            rect=rect, display_scale=scale,
+                                            levels=(0.0, 255.0)), enhancer, context=8)
+        except Exception:  # noqa: BLE001, S110 - a failing model reports on its first job
+            pass
+        finally:
+            with self._cond:
+                if enhancer is self._enhancer:
+                    self.warmed.set()
 
     # ------------------------------------------------------------------ the work
     def _enhance(self, img: np.ndarray, job: EnhanceJob, enhancer: Any) -> np.ndarray:
@@ -373,14 +452,14 @@ class LiveEnhanceWorker(QThread):
         assert job.tiles is not None
         s = float(enhancer.scale)
         mo = self._mosaic
-        if mo is None or mo.gen != job.mosaic or mo.tiles != job.tiles:
+        if mo is None or mo.key != (job.mosaic, job.tiles, job.mode, job.position,
+                                    job.consistency):
             mo = self._mosaic = _Mosaic(job, s)
         i = mo.next % len(mo.tiles)
         tile = mo.tiles[i]
         y0, y1, x0, x1 = mo.canvas_box(tile)
         # real neighbours as far as the network sees (its receptive radius): no seams
-        q = int(getattr(enhancer, "_q", 1))
-        margin = -(-int(getattr(enhancer, "radius", 8)) // q) * q
+        margin = self.tile_margin(enhancer)
         res = self.process(dataclasses.replace(job, rect=tile, tiles=None),
                            enhancer, context=margin, size=(y1 - y0, x1 - x0), display=False)
         if job.consistency:
@@ -420,7 +499,7 @@ class LiveEnhanceWorker(QThread):
                              job.t_received, job.mode, image if job.consistency else None,
                              sigma, tile, job.position, job.visible, res.compute_ms,
                              mosaic=job.mosaic, n_tiles=len(mo.tiles),
-                             coverage=mo.coverage())
+                             coverage=mo.coverage(), computed_px=res.computed_px)
 
     @staticmethod
     def _paint(mo: _Mosaic, raw: np.ndarray, covered: np.ndarray, ys: slice, xs: slice,
@@ -458,6 +537,7 @@ class LiveEnhanceWorker(QThread):
             a0, b0 = max(0, lr0 - m) // q * q, max(0, lc0 - m) // q * q
             a1, b1 = min(fh, lr0 + h + m), min(fw, lc0 + w + m)
             crop = np.ascontiguousarray(frame[a0:a1, b0:b1])
+            computed = crop.shape[0] * crop.shape[1]
             out = self._enhance(crop, job, enhancer)
             if self._should_abandon(job, enhancer):
                 raise Abandoned()
@@ -476,6 +556,7 @@ class LiveEnhanceWorker(QThread):
             m = context // q * q
             a0, b0 = max(0, lr0 - m) // q * q, max(0, lc0 - m) // q * q
             a1, b1 = min(fh, lr0 + h + m), min(fw, lc0 + w + m)
+            computed = (a1 - a0) * (b1 - b0)
             out = self._enhance(np.ascontiguousarray(frame[a0:a1, b0:b1]), job, enhancer)
             if (a0, b0, a1, b1) != (lr0, lc0, lr0 + h, lc0 + w):
                 y, x = round((lr0 - a0) * s), round((lc0 - b0) * s)
@@ -490,4 +571,4 @@ class LiveEnhanceWorker(QThread):
         return EnhanceResult(enhanced, job.frame_number, (r0, c0), float(scale),
                              job.t_received, job.mode, heat, heat_sigma, job.region(),
                              job.position, job.visible,
-                             (time.perf_counter() - t0) * 1000.0)
+                             (time.perf_counter() - t0) * 1000.0, computed_px=computed)

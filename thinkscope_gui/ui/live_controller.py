@@ -28,25 +28,28 @@ from .rate import MeanMeter, RateMeter
 #: target seconds per enhancement job: zoomed in (at least one screen pixel per camera
 #: pixel) the view should update at video rate; zoomed out a larger share of the frame at
 #: a few per second serves better than a small one at video rate
-JOB_S_ZOOMED = 0.055
-JOB_S_FIT = 0.22
-#: frames at a new stage position that are shown but not enhanced: frames are stamped
-#: with the position read when they are fetched, so the first one after a move may have
-#: been exposed before it (the old place under the new position's label)
-SETTLE_FRAMES = 2
+JOB_S_ZOOMED = 0.05
+JOB_S_FIT = 0.12
 #: the smallest region the budget ever shrinks to (LR pixels) and the first guess
 MIN_BUDGET_PX = 128 * 128
 FIRST_BUDGET_PX = 256 * 256
+#: a consistency job costs about this many plain jobs of its size (the enhancement plus
+#: re-imaging and the noise maps; measured 4-6x): the first guess for a consistency
+#: preview once plain jobs have been timed
+CONSISTENCY_COST = 5.0
 
 
 def position_key(frame: Any) -> tuple[Any, ...] | None:
-    """Where a frame was taken, rounded to a nanometre: (x, y, z, objective)."""
+    """Where a frame was taken, rounded to a nanometre: (x, y, z, objective), with
+    "moving" added for a frame exposed while the stage, focus or turret moved (its
+    picture is of no one place: it matches no result, so overlays hide over it)."""
     try:
         x, y = frame.xy
-        return (round(float(x), 3), round(float(y), 3), round(float(frame.z), 3),
-                str(frame.objective))
+        key = (round(float(x), 3), round(float(y), 3), round(float(frame.z), 3),
+               str(frame.objective))
     except (AttributeError, TypeError, ValueError):
         return None
+    return (*key, "moving") if getattr(frame, "moving", False) else key
 
 
 class LiveController(QObject):
@@ -84,13 +87,23 @@ class LiveController(QObject):
         self._mosaic: tuple[tuple[Any, ...], int, tuple[tuple[int, int, int, int], ...]] | None
         self._mosaic = None
         self._mosaic_t0 = 0.0
+        self._generations = 0
         self.fill_ms: float | None = None
         #: (fraction of the visible region enhanced, tiles) of the last result shown
         self.coverage: tuple[float, int] = (0.0, 1)
         self._last_number: int | None = None
+        #: frames shown per second at most: the screen's refresh rate (a frame arriving
+        #: sooner after the last one shown could never reach the screen; the next poll
+        #: shows the newest instead); None: every frame
+        self.display_hz: float | None = _refresh_rate(view)
+        self._shown_at = 0.0
         self._last_mode: OverlayMode | None = None
-        self._position: tuple[Any, ...] | None = None   # of the last frame shown
-        self._settle = 0          # frames still to skip at a new position
+        #: a quick centre preview is wanted until the mode's first result is shown
+        self._preview = True
+        #: (image, number, bit_depth, position) of the last frame fed to the enhancer: a
+        #: mode switch re-targets the worker at once instead of at the next camera frame
+        self._last_input: tuple[np.ndarray, int, int | None, tuple[Any, ...] | None] | None
+        self._last_input = None
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -108,41 +121,54 @@ class LiveController(QObject):
         except Exception as exc:  # noqa: BLE001 - keep polling; report once per failure
             self.failed.emit(f"camera: {exc}")
             return
-        if frame is None or frame.number == self._last_number:
+        fresh = frame is not None and frame.number != self._last_number
+        if fresh and self.display_hz:
+            fresh = time.perf_counter() - self._shown_at >= 0.9 / self.display_hz
+        if frame is None or not fresh:
+            if (self.enhancing and self.view.mode not in (self._last_mode, OverlayMode.OFF)
+                    and self._last_input is not None and self.worker.enhancer is not None):
+                self._submit(*self._last_input)   # a mode switch: the stale job is dropped
             return
         self._last_number = frame.number
+        self._shown_at = time.perf_counter()
         self.show_image(frame.image, frame.pixel_size_um, frame.number,
-                        bit_depth=frame.bit_depth, position=position_key(frame))
+                        bit_depth=frame.bit_depth, position=position_key(frame),
+                        moving=bool(getattr(frame, "moving", False)))
 
     def show_image(self, image: np.ndarray, pixel_size_um: float, number: int = -1,
-                   bit_depth: int | None = None, position: tuple[Any, ...] | None = None
-                   ) -> None:
+                   bit_depth: int | None = None, position: tuple[Any, ...] | None = None,
+                   moving: bool = False) -> None:
         """Display an image (live frame or snap) and feed the enhancer. ``bit_depth``:
-        the camera's significant bits; ``position``: where the stage was (stale check)."""
+        the camera's significant bits; ``position``: where the stage was (stale check);
+        ``moving``: exposed during a move (Frame.moving): shown, never enhanced."""
         self.view.set_frame(image, pixel_size_um, position)
         self.camera_rate.tick()
         self.frames_shown += 1
         self.frameShown.emit(number)
-        if position != self._position:
-            if self._position is not None:
-                self._settle = SETTLE_FRAMES
-            self._position = position
-        if self._settle > 0:
-            self._settle -= 1
-            return  # maybe exposed before the move: never enhanced as the new place
+        if moving:
+            self._last_input = None
+            return
+        self._last_input = (image, number, bit_depth, position)
         if self.enhancing and self.worker.enhancer is not None:
             self._submit(image, number, bit_depth, position)
 
-    def budget_px(self, consistency: bool, zoomed: bool) -> float:
-        """LR pixels one job may cover so it takes about JOB_S_* at the measured speed."""
+    def budget_px(self, consistency: bool, zoomed: bool, tiled: bool = False) -> float:
+        """LR pixels one job may cover so it takes about JOB_S_* at the measured cost
+        (``tiled``: a mosaic tile, enhanced with context around it)."""
         if self.max_job_px is not None:
             return float(self.max_job_px)
         if self.job_seconds is None:
             return float("inf")
-        rate = self.worker.throughput.get(consistency)
-        if rate is None:
+        enhancer = self.worker.enhancer
+        margin = (self.worker.tile_margin(enhancer, consistency)
+                  if tiled and enhancer is not None else 0)
+        seconds = self.job_seconds[0 if zoomed else 1]
+        px = self.worker.budget_px(consistency, seconds, margin)
+        if px is None and consistency:   # none timed yet: scale from the plain jobs
+            px = self.worker.budget_px(False, seconds / CONSISTENCY_COST, margin)
+        if px is None:
             return FIRST_BUDGET_PX
-        return max(MIN_BUDGET_PX, rate * self.job_seconds[0 if zoomed else 1])
+        return max(MIN_BUDGET_PX, px)
 
     def _submit(self, image: np.ndarray, number: int, bit_depth: int | None = None,
                 position: tuple[Any, ...] | None = None) -> None:
@@ -153,14 +179,17 @@ class LiveController(QObject):
         enhancer = self.worker.enhancer
         scale = float(enhancer.scale)
         consistency = mode == OverlayMode.CONSISTENCY
-        # the first job of a new mode is a quick preview (the short budget, about the
-        # centre) so something shows at once; then the mosaic fills in with larger tiles
-        first = mode != self._last_mode
+        # the first jobs of a new mode are a quick preview (the short budget, about the
+        # centre) so something shows at once (a newer frame's preview replaces one that
+        # has not started); once one is shown, the mosaic fills in with larger tiles
+        if mode != self._last_mode:
+            self._preview = True
+        first = self._preview
         zoomed = view.zoom_factor() >= 0.999
         self._last_mode = mode
         q = int(getattr(enhancer, "_q", 1))
         mosaic = self.progressive and mode != OverlayMode.LENS and not first
-        budget = self.budget_px(consistency, zoomed or first)
+        budget = self.budget_px(consistency, zoomed or first, tiled=mosaic)
         target = view.enhance_target(scale, q, math.inf if mosaic else budget)
         if target is None:
             return  # nothing enhanced is on screen
@@ -196,7 +225,8 @@ class LiveController(QObject):
             tiles = mosaic_tiles(rect, budget, q)
         else:
             tiles = (rect,)
-        gen = (self._mosaic[1] + 1) if self._mosaic is not None else 1
+        self._generations += 1   # never reused: a preview clears _mosaic, not the count
+        gen = self._generations
         self._mosaic = (key, gen, tiles)
         self._mosaic_t0 = time.perf_counter()
         self.fill_ms = None
@@ -211,6 +241,8 @@ class LiveController(QObject):
         if res.position is not None and res.position != view.frame_position:
             self.stale_results += 1
             return  # the stage has moved on: never show an old place as current
+        if res.mosaic is None:
+            self._preview = False   # the mode's preview is up: fill in the mosaic next
         if res.heat is not None:
             view.set_consistency(res.heat, res.origin, res.scale, res.heat_sigma,
                                  res.position)
@@ -236,6 +268,7 @@ class LiveController(QObject):
 
     def set_enhancing(self, on: bool) -> None:
         self.enhancing = bool(on)
+        self._preview = True
         self.enhanced_rate.reset()
         self.latency.reset()
         if not on:
@@ -281,6 +314,16 @@ class LiveController(QObject):
         """Stop polling and the worker thread (window close)."""
         self.timer.stop()
         self.worker.stop()
+
+
+def _refresh_rate(widget: Any) -> float | None:
+    """The refresh rate (Hz) of the screen the widget is on, within 30-240; None if unknown."""
+    try:
+        screen = widget.screen()
+        hz = float(screen.refreshRate()) if screen is not None else 0.0
+    except (AttributeError, RuntimeError):
+        return None
+    return min(240.0, max(30.0, hz)) if hz > 0 else None
 
 
 def _size(hw: tuple[int, int]) -> str:

@@ -1,0 +1,207 @@
+"""A live frame carries the place where it was exposed, not where the stage was when it
+arrived: the frame exposing while the stage moved arrives after the move, shows the old
+place, and must never be taken for the new one (it is marked ``moving``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardware import open_microscope
+from hardware.microscope import Frame, Microscope
+from tests.demo_stand import DEMO_CFG, demo_env, needs_demo
+
+SENSOR = (128, 128)
+A, B = (0.0, 0.0), (60.0, 40.0)   # at 40x (0.1625 µm px) far more than a field apart
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THINKSCOPE_HOME", str(tmp_path / "home"))
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a = a[..., 1].astype(float).ravel()
+    b = b[..., 1].astype(float).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class _Collector:
+    """Polls latest_frame on its own thread (as the GUI does) and keeps every new frame."""
+
+    def __init__(self, scope: Microscope) -> None:
+        self.scope = scope
+        self.frames: list[Frame] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last = None
+        while not self._stop.is_set():
+            f = self.scope.latest_frame()
+            if f is not None and f.number != last:
+                last = f.number
+                self.frames.append(f)
+            time.sleep(0.0005)
+
+    def __enter__(self) -> _Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _moves_while_live(scope: Microscope, moves: int) -> tuple[list[Frame], dict]:
+    scope.core.setProperty("Camera", "Noise", "Off")
+    scope.set_objective("40x")
+    refs = {}
+    for place in (A, B):
+        scope.set_xy(*place)
+        refs[place] = scope.snap()
+    assert _corr(refs[A], refs[B]) < 0.5   # the two places look different
+    scope.set_exposure(5.0)
+    scope.start_live()
+    try:
+        with _Collector(scope) as col:
+            for i in range(moves):
+                scope.set_xy(*(B if i % 2 == 0 else A))
+                time.sleep(0.012 + 0.004 * (i % 5))   # moves at every phase of a frame
+            time.sleep(0.1)
+    finally:
+        scope.stop_live()
+    return col.frames, refs
+
+
+@pytest.mark.parametrize("delays", [False, True], ids=["instant", "mechanical"])
+def test_a_still_frame_shows_the_place_it_carries(delays: bool) -> None:
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=delays) as scope:
+        if delays:   # a slow stage: frames are exposed during the move itself
+            scope.core.setProperty("XYStage", "Speed_um_per_s", "2000")
+        frames, refs = _moves_while_live(scope, 24)
+    still = [f for f in frames if not f.moving]
+    moving = [f for f in frames if f.moving]
+    assert len(frames) > 40
+    wrong = []
+    for f in still:
+        place = (round(f.xy[0], 3), round(f.xy[1], 3))
+        assert place in (A, B), place
+        other = B if place == A else A
+        if not (_corr(f.image, refs[place]) > 0.95 > _corr(f.image, refs[other])):
+            wrong.append((f.number, place))
+    assert not wrong, f"{len(wrong)} of {len(still)} still frames show another place: {wrong[:4]}"
+    assert moving   # the frames in flight during the moves
+    # every place is seen still between moves: the margin is a frame or two, not more
+    assert {(round(f.xy[0], 3), round(f.xy[1], 3)) for f in still} == {A, B}
+    if not delays:
+        assert len(moving) <= 3 * 24
+
+
+def test_a_move_made_on_the_core_directly_is_seen_too() -> None:
+    """An MDA or another program moves the core under the facade: frames are still
+    stamped with the place they show."""
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
+        scope.core.setProperty("Camera", "Noise", "Off")
+        scope.set_objective("40x")
+        refs = {}
+        for place in (A, B):
+            scope.set_xy(*place)
+            refs[place] = scope.snap()
+        scope.set_exposure(5.0)
+        scope.start_live()
+        try:
+            with _Collector(scope) as col:
+                for i in range(16):
+                    scope.core.setXYPosition(*(B if i % 2 == 0 else A))
+                    time.sleep(0.02 + 0.004 * (i % 4))
+                time.sleep(0.1)
+        finally:
+            scope.stop_live()
+    still = [f for f in col.frames if not f.moving]
+    assert len(still) >= 5
+    for f in still:
+        place = (round(f.xy[0], 3), round(f.xy[1], 3))
+        assert _corr(f.image, refs[place]) > 0.95, (f.number, place)
+    assert any(f.moving for f in col.frames)
+
+
+
+def _wait_new(scope: Microscope, after: int | None, timeout_s: float = 10.0) -> Frame:
+    """The next frame newer than ``after`` (None: than the one there now), fetched at once."""
+    if after is None:
+        f = scope.latest_frame()
+        after = f.number if f is not None else 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        f = scope.latest_frame()
+        if f is not None and f.number > after:
+            return f
+        time.sleep(0.0005)
+    raise AssertionError("no new live frame")
+
+
+@needs_demo
+def test_demo_adapters_the_frame_in_flight_at_a_move_is_marked_moving(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Micro-Manager's C++ DemoCamera numbers its images like a real camera: a frame the
+    camera began before a move ended is ``moving``; one begun after it is still and at
+    the new place. (Its picture does not follow the stage, so the numbers are checked.)"""
+    monkeypatch.setenv("THINKSCOPE_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("MICROMANAGER_PATH", demo_env()["MICROMANAGER_PATH"])
+    assert DEMO_CFG is not None
+
+    def camera_number() -> int:
+        return int(scope.core.getLastImageAndMD()[1]["ImageNumber"])
+
+    seen_moving = 0
+    with open_microscope(str(DEMO_CFG)) as scope:
+        scope.set_exposure(40.0)
+        scope.start_live()
+        try:
+            last = _wait_new(scope, None)
+            for i in range(1, 6):
+                before = camera_number()          # the move starts after this image
+                scope.set_xy(10.0 * i, 0.0)
+                after = camera_number()           # ... and ends before this one + 1
+                while True:
+                    last = _wait_new(scope, last.number)
+                    number = scope._frame_source_no[1]   # this frame's ImageNumber
+                    assert number is not None
+                    if number <= before + 1:      # exposing while the stage moved
+                        assert last.moving, (i, number, before)
+                    seen_moving += last.moving
+                    if number >= after + 2:       # begun once the move was over
+                        assert not last.moving, (i, number, after)
+                        assert last.xy == pytest.approx((10.0 * i, 0.0), abs=0.05)
+                        break
+        finally:
+            scope.stop_live()
+    assert seen_moving >= 3   # frames 40 ms apart: the one in flight is nearly always seen
+
+
+def test_a_stage_reporting_where_it_stands_is_no_move() -> None:
+    """Some stages report their position while standing still: those reports must not
+    mark frames as moving (the live view would never enhance)."""
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
+        scope.set_exposure(5.0)
+        scope.start_live()
+        try:
+            last = _wait_new(scope, None)
+            for _ in range(3):
+                last = _wait_new(scope, last.number)
+            assert not last.moving
+            x, y = scope.xy()
+            frames = []
+            for _ in range(12):
+                scope.core.events.XYStagePositionChanged.emit(
+                    scope.core.getXYStageDevice(), x, y)
+                last = _wait_new(scope, last.number)
+                frames.append(last)
+        finally:
+            scope.stop_live()
+    assert not any(f.moving for f in frames)
