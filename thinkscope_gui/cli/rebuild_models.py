@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rebuild-models", help="rebuild the shipped default models (long)",
                        description="Renders registered 40x/100x pairs of epithelium and "
                        "lymphoid on every simulated stand, trains the fast and the quality "
-                       "model with the robust augmentation recipe, evaluates them on held-out "
+                       "model with the mild augmentation recipe, evaluates them on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
                        "metrics). `make models` runs it. The full recipe takes about an hour "
                        "on 2 CPU threads.")
@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file, or from scratch (default: none); a fine-tune uses --lr 1e-3")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 1e-3 with --init)")
-    p.add_argument("--augment", choices=("robust", "off"), default="robust",
-                   help="augmentation recipe (default robust; off is for ablations only)")
+    p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
+                   help="augmentation recipe (default: the recipe's; off is for ablations "
+                   "only)")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep a rebuild that fails the acceptance rule as "
                    "default_ARCH.rejected.safetensors (to inspect it)")
@@ -73,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"rebuild-models: --init {args.init}: no such model file",
                       file=sys.stderr)
                 return 2
-        recipe = replace(recipe, init=args.init, augment=args.augment)
+        recipe = replace(recipe, init=args.init)
+        if args.augment is not None:
+            recipe = replace(recipe, augment=args.augment)
         if args.lr is not None:
             if args.lr <= 0:
                 print("rebuild-models: --lr must be > 0", file=sys.stderr)
