@@ -22,16 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 20, "
-                   "quality 40)")
-    p.add_argument("--pairs", type=int, default=None, help="pairs per stand (default 48)")
+                   "quality 50)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="pairs per stand, the same on every stand (default: 72 ideal, "
+                   "24 realistic)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
     p.add_argument("--init", default="none", metavar="shipped|PATH|none",
                    help="start each model from the shipped default of its arch, from a model "
-                   "file, or from scratch (default: none); a fine-tune uses --lr 1e-3")
+                   "file, or from scratch (default: none); a fine-tune uses --lr 3e-4")
     p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default 3e-3 from scratch, 1e-3 with --init)")
+                   help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
     p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
                    help="augmentation recipe (default: the recipe's; off is for ablations "
                    "only)")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             recipe = replace(recipe, minutes={a: args.minutes for a in archs})
         if args.pairs is not None:
-            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs))
+            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs), stand_pairs={})
         if args.threads is not None:
             recipe = replace(recipe, threads=max(1, args.threads))
         if args.init not in ("shipped", "none"):
