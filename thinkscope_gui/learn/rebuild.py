@@ -268,7 +268,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
             results[arch] = {"state": status.state, "kept": False}
             continue
         log(f"{arch}: trained ({status.state}); evaluating on held-out tissue")
-        report = _evaluate(tmp, recipe)
+        report = {**_evaluate(tmp, recipe), "model": final.name}  # not the temp name
         model, meta = load_model(tmp)
         meta = ModelMeta(**{**meta.model_dump(), "code_version": version,
                             "data_recipe": data_recipe, "rebuild_recipe": asdict(recipe),
