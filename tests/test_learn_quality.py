@@ -1,9 +1,10 @@
 """The shipped default model on held-out simulated data (a tissue it never saw).
 
 It was trained on epithelium + lymphoid pairs of both simulated stands only (see its
-metadata, written by `main.py rebuild-models`); here it meets stroma. Inputs are noisy 40x frames. The main reference is the noise-free 100x frame
-(the simulator knows the truth); the noisy 100x frame is checked too, with a lower bar,
-because its own shot noise caps every method near 44 dB.
+metadata, written by `main.py rebuild-models`); here it meets stroma. Inputs are noisy
+40x frames. The main reference is the noise-free 100x frame (the simulator knows the
+truth); the noisy 100x frame is checked too, with a lower bar, because its own shot noise
+caps every method near 44 dB.
 """
 
 from __future__ import annotations
