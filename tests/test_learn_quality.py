@@ -1,9 +1,10 @@
 """The shipped default model on held-out simulated data (a tissue it never saw).
 
-It was trained on epithelium + lymphoid pairs only (see its metadata); here it meets
-stroma. Inputs are noisy 40x frames. The main reference is the noise-free 100x frame
-(the simulator knows the truth); the noisy 100x frame is checked too, with a lower bar,
-because its own shot noise caps every method near 44 dB.
+It was trained on epithelium + lymphoid pairs of both simulated stands only (see its
+metadata, written by `main.py rebuild-models`); here it meets stroma. Inputs are noisy
+40x frames. The main reference is the noise-free 100x frame (the simulator knows the
+truth); the noisy 100x frame is checked too, with a lower bar, because its own shot noise
+caps every method near 44 dB.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ def stroma(enhancer: Enhancer) -> dict[str, float]:
 def test_default_model_is_small_and_documented(enhancer: Enhancer) -> None:
     assert DEFAULT_MODELS["fast"].stat().st_size < 5 * 2**20
     meta = enhancer.meta
-    assert meta.arch == "fast" and meta.command.startswith("python main.py train")
+    assert meta.arch == "fast" and meta.command.startswith("main.py rebuild-models")
     assert meta.lr_profile.label == "40x" and meta.hr_profile.label == "100x"
     assert meta.scale == pytest.approx(meta.lr_pixel_size_um / meta.hr_pixel_size_um)
     assert "stroma" not in " ".join(meta.data_sources + [meta.command])
+    # issue 8 §7 provenance: a clean git commit, both stands, the held-out evaluation
+    extra = meta.model_extra or {}
+    assert len(extra["code_version"]) == 40 and "dirty" not in extra["code_version"]
+    assert set(extra["data_recipe"]["stands"]) == {"ideal", "realistic"}
+    assert "stroma" not in extra["data_recipe"]["tissues"]
+    assert set(extra["evaluation"]["stands"]) == {"ideal", "realistic"}
 
 
 def test_beats_bicubic_on_unseen_tissue(stroma: dict[str, float]) -> None:

@@ -53,21 +53,21 @@ def test_rebuild_init_shipped_fine_tunes_and_records_the_init_model(
     assert init["sha256"] == file_sha256(DEFAULT_MODELS["fast"])
     assert init["name"] == "default_fast.safetensors"
     assert meta.model_extra["rebuild_recipe"]["init"] == "shipped"
-    assert meta.train_config["lr"] == pytest.approx(1e-3)  # a fine-tune's gentler rate
+    assert meta.train_config["lr"] == pytest.approx(3e-4)  # a fine-tune's gentler rate
     assert not list(out_dir.glob(".init_*")) and not list(out_dir.glob(".rebuild_*"))
     assert main(["rebuild-models", "--tiny", "--init", str(tmp_path / "nope.safetensors"),
                  "--out-dir", str(out_dir)]) == 2
     assert "no such model file" in capsys.readouterr().err
 
 
-def test_acceptance_rule_better_on_realistic_and_at_most_0_1_db_worse_on_ideal() -> None:
+def test_acceptance_rule_without_a_floor_allows_at_most_0_1_db_loss_on_a_stand() -> None:
     from thinkscope_gui.learn.rebuild import better
 
-    def rep(ideal: float, realistic: float) -> dict:
+    def rep(ideal: float, realistic: float) -> dict:  # no arch: no issue-11 floor applies
         return {"stands": {"ideal": {"1": {"gain_db_clean": ideal}},
                            "realistic": {"1": {"gain_db_clean": realistic}}}}
 
     old = rep(2.80, 1.08)
     assert better(rep(2.75, 1.50), old)          # 0.05 dB worse on ideal: accepted
     assert not better(rep(2.65, 1.50), old)      # 0.15 dB worse on ideal: refused
-    assert not better(rep(3.00, 1.08), old)      # not better on realistic: refused
+    assert not better(rep(3.00, 1.08), old)      # worst stand not better: refused

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rebuild-models", help="rebuild the shipped default models (long)",
                        description="Renders registered 40x/100x pairs of epithelium and "
                        "lymphoid on every simulated stand, trains the fast and the quality "
-                       "model with the robust augmentation recipe, evaluates them on held-out "
+                       "model with the mild augmentation recipe, evaluates them on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
                        "metrics). `make models` runs it. The full recipe takes about an hour "
                        "on 2 CPU threads.")
@@ -22,18 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 20, "
-                   "quality 40)")
-    p.add_argument("--pairs", type=int, default=None, help="pairs per stand (default 48)")
+                   "quality 50)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="pairs per stand, the same on every stand (default: 72 ideal, "
+                   "24 realistic)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
     p.add_argument("--init", default="none", metavar="shipped|PATH|none",
                    help="start each model from the shipped default of its arch, from a model "
-                   "file, or from scratch (default: none); a fine-tune uses --lr 1e-3")
+                   "file, or from scratch (default: none); a fine-tune uses --lr 3e-4")
     p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default 3e-3 from scratch, 1e-3 with --init)")
-    p.add_argument("--augment", choices=("robust", "off"), default="robust",
-                   help="augmentation recipe (default robust; off is for ablations only)")
+                   help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
+    p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
+                   help="augmentation recipe (default: the recipe's; off is for ablations "
+                   "only)")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep a rebuild that fails the acceptance rule as "
                    "default_ARCH.rejected.safetensors (to inspect it)")
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             recipe = replace(recipe, minutes={a: args.minutes for a in archs})
         if args.pairs is not None:
-            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs))
+            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs), stand_pairs={})
         if args.threads is not None:
             recipe = replace(recipe, threads=max(1, args.threads))
         if args.init not in ("shipped", "none"):
@@ -73,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"rebuild-models: --init {args.init}: no such model file",
                       file=sys.stderr)
                 return 2
-        recipe = replace(recipe, init=args.init, augment=args.augment)
+        recipe = replace(recipe, init=args.init)
+        if args.augment is not None:
+            recipe = replace(recipe, augment=args.augment)
         if args.lr is not None:
             if args.lr <= 0:
                 print("rebuild-models: --lr must be > 0", file=sys.stderr)

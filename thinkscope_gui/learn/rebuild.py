@@ -2,14 +2,29 @@
 
 One recipe, recorded in full in each model file: render registered 40x/100x pairs of the
 training tissues on every simulated stand (the simulator is deterministic, so the recipe
-*is* the data), train the fast and the quality network with the robust augmentation recipe
-under a time budget (annealed at the end), then score each on held-out tissue with
-learn.evaluate. The metadata gets the git commit, the data recipe and those metrics.
+*is* the data), train the fast and the quality network with the mild augmentation recipe
+(augment.Augmentations.mild: exposure, stain, orientations on every patch; the camera
+degradations on few) under a time budget (annealed at the end), then score each on
+held-out tissue with learn.evaluate. The metadata gets the git commit, the data recipe
+and those metrics.
 
-Acceptance rule (``better``): a rebuilt model replaces an existing file only when, on the
-held-out evaluation, it is better on the realistic stand (the worst stand when a build has
-none) AND no more than 0.1 dB worse on any other stand, the ideal one included (or with
-force=True): a rebuild can never make the shipped models worse.
+Acceptance rule (``better``): a rebuilt model replaces an existing file (or with
+force=True) when, on the held-out evaluation (worst exposure per stand):
+
+1. its worst stand is better than the existing model's worst stand (the default models
+   serve both stands, so the stand they serve worst is what a rebuild must improve);
+2. no stand loses more than 0.1 dB unless it stays at or above the issue-11 floor
+   (``FLOOR_DB``: fast +2 dB, quality +3 dB over bicubic): a stand may give up a margin it
+   has above the target, never the target itself;
+3. the bar target is not flattened: on every bar group just inside the 40x cutoff the
+   contrast it recovers is at least 1.3x bicubic's or at least the existing model's
+   (denoising recipes trade exactly this for PSNR).
+
+Why not "better on the realistic stand and no worse anywhere": with a fast network of 16
+channels a both-stand model pays on the ideal stand for what it learns on the realistic
+one, so that rule refused every both-stand rebuild (last session: shipped fast +2.92/+1.28
+dB ideal/realistic against +2.61/+1.94 for a both-stand fine-tune) and left the models
+that serve the realistic stand worst in place.
 
 ``init`` ("shipped", a model file, or "none") starts each model from an existing one of the
 same architecture (transfer learning: the shipped models already know the ideal stand; a
@@ -30,9 +45,15 @@ from typing import Any
 from .meta import ModelMeta
 from .modelfile import DEFAULT_MODELS, load_model, save_model
 
-__all__ = ["RebuildRecipe", "better", "code_version", "rebuild_models", "resolve_init"]
+__all__ = ["FLOOR_DB", "RebuildRecipe", "better", "code_version", "rebuild_models", "rejections",
+           "resolve_init"]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+#: issue 11's held-out gain over bicubic (dB, clean 100x reference) per architecture
+FLOOR_DB: dict[str, float] = {"fast": 2.0, "quality": 3.0}
+#: a bar group counts as not flattened at this multiple of bicubic's recovered contrast
+BAR_FACTOR = 1.3
 
 
 @dataclass(frozen=True)
@@ -42,9 +63,14 @@ class RebuildRecipe:
     stands: tuple[str, ...] = ()          #: () = every simulated stand of this build
     tissues: tuple[str, ...] = ("epithelium", "lymphoid")  #: stroma stays held out
     pairs_per_stand: int = 48
+    #: per-stand overrides of pairs_per_stand; the ideal stand's weight keeps what the
+    #: ideal 40x passes near its cutoff (measured, fast, 8 min: 48/48 pairs +2.29/+1.69 dB
+    #: ideal/realistic and 0.36 µm bars 0.14 of 100x; 72/24 +2.75/+1.55 dB and 0.16)
+    stand_pairs: dict[str, int] = field(
+        default_factory=lambda: {"ideal": 72, "realistic": 24})
     tile: int = 128
     seed: int = 11
-    minutes: dict[str, float] = field(default_factory=lambda: {"fast": 20.0, "quality": 40.0})
+    minutes: dict[str, float] = field(default_factory=lambda: {"fast": 20.0, "quality": 50.0})
     epochs: int = 20                       #: only when minutes is empty (tests)
     steps_per_epoch: int = 200
     batch_size: int = 16
@@ -57,14 +83,15 @@ class RebuildRecipe:
     eval_rl_iterations: tuple[int, ...] = (2, 5, 10, 20)
     threads: int = 2
     init: str = "none"                     #: "shipped", a model file, or "none" (scratch)
-    init_lr: float = 1e-3                  #: peak learning rate of a fine-tune (init set)
-    augment: str = "robust"                #: TrainConfig.augment ("off": ablations only)
+    init_lr: float = 3e-4                  #: peak learning rate of a fine-tune (init set)
+    augment: str = "mild"                  #: TrainConfig.augment ("off": ablations only)
 
     @classmethod
     def tiny(cls) -> RebuildRecipe:
         """Seconds, not hours: for tests of the command itself."""
-        return cls(pairs_per_stand=4, tile=64, minutes={}, epochs=1, steps_per_epoch=4,
-                   batch_size=4, patch=32, eval_n=1, eval_tile=48, eval_gains=(1.0,),
+        return cls(pairs_per_stand=4, stand_pairs={}, tile=64, minutes={}, epochs=1,
+                   steps_per_epoch=4, batch_size=4, patch=32, eval_n=1, eval_tile=48,
+                   eval_gains=(1.0,),
                    eval_rl_iterations=(2,), threads=1)
 
     def resolved(self) -> RebuildRecipe:
@@ -111,7 +138,8 @@ def resolve_init(init: str, arch: str) -> Path | None:
 def _sources(recipe: RebuildRecipe) -> list[Any]:
     from .sim_source import SimPairSource
 
-    return [SimPairSource(recipe.pairs_per_stand, tissues=list(recipe.tissues), tile=recipe.tile,
+    return [SimPairSource(recipe.stand_pairs.get(stand, recipe.pairs_per_stand),
+                          tissues=list(recipe.tissues), tile=recipe.tile,
                           seed=recipe.seed + 1000 * i, stand=stand)
             for i, stand in enumerate(recipe.stands)]
 
@@ -128,16 +156,37 @@ def _per_stand(report: dict[str, Any]) -> dict[str, float]:
             for stand, per in report["stands"].items()}
 
 
-def better(new: dict[str, Any], old: dict[str, Any], tol_db: float = 0.1) -> bool:
-    """THE acceptance rule of a rebuild: better (worst exposure) on the realistic stand, or
-    on the worst stand when the build has no realistic one, AND no more than tol_db worse
-    on any stand. A model that trades one stand for another is not better (measured: a
-    10-min both-stand fast model, +1.46/+1.50 dB ideal/realistic, against the shipped
-    +2.64/+0.97, wins on the worst case alone)."""
+def rejections(new: dict[str, Any], old: dict[str, Any], tol_db: float = 0.1,
+               floor_db: float | None = None) -> list[str]:
+    """Why the rebuild ``new`` does not replace ``old`` under THE acceptance rule (see the
+    module docstring); empty when it does. floor_db defaults to FLOOR_DB of new's arch."""
     a, b = _per_stand(new), _per_stand(old)
-    key = "realistic" if "realistic" in a and "realistic" in b else None
-    improved = a[key] > b[key] if key else _score(new) > _score(old)
-    return improved and all(a[k] >= b[k] - tol_db for k in a if k in b)
+    common = [k for k in a if k in b] or list(a)
+    if floor_db is None:
+        floor_db = FLOOR_DB.get(str(new.get("arch", "")), float("inf"))
+    why = []
+    worst_new, worst_old = min(a[k] for k in common), min(b[k] for k in common)
+    if not worst_new > worst_old:
+        why.append(f"worst stand {worst_new:+.2f} dB, not above the existing {worst_old:+.2f}")
+    why += [f"{k} {a[k]:+.2f} dB: below the existing {b[k]:+.2f} and the {floor_db:+g} dB floor"
+            for k in common if a[k] < b[k] - tol_db and a[k] < floor_db]
+    old_bars = {(r["period_um"], r["orientation"]): r["recovered_model"]
+                for r in old.get("bars", [])}
+    for r in new.get("bars", []):
+        was = old_bars.get((r["period_um"], r["orientation"]), float("inf"))
+        if r["recovered_model"] < min(BAR_FACTOR * r["recovered_bicubic"], was):
+            why.append(f"bars {r['period_um']:.2f} µm {r['orientation']} flattened: "
+                       f"{r['recovered_model']:.2f} of 100x (bicubic "
+                       f"{r['recovered_bicubic']:.2f}, existing {was:.2f})")
+    return why
+
+
+def better(new: dict[str, Any], old: dict[str, Any], tol_db: float = 0.1,
+           floor_db: float | None = None) -> bool:
+    """THE acceptance rule of a rebuild: the worst stand improves, no stand drops more than
+    tol_db below the existing model unless it stays at or above the issue-11 floor, and no
+    bar group is flattened (see the module docstring and ``rejections``)."""
+    return not rejections(new, old, tol_db, floor_db)
 
 
 def _evaluate(path: Path, recipe: RebuildRecipe) -> dict[str, Any]:
@@ -167,7 +216,8 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
     version = code_version()
     results: dict[str, Any] = {}
     data_recipe = {k: v for k, v in asdict(recipe).items()
-                   if k in ("stands", "tissues", "pairs_per_stand", "tile", "seed")}
+                   if k in ("stands", "tissues", "pairs_per_stand", "stand_pairs", "tile",
+                            "seed")}
     data_recipe["source"] = "SimPairSource (registered renders, learn/sim_source.py)"
     for arch in archs:
         if cancel and cancel():
@@ -218,7 +268,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
             results[arch] = {"state": status.state, "kept": False}
             continue
         log(f"{arch}: trained ({status.state}); evaluating on held-out tissue")
-        report = _evaluate(tmp, recipe)
+        report = {**_evaluate(tmp, recipe), "model": final.name}  # not the temp name
         model, meta = load_model(tmp)
         meta = ModelMeta(**{**meta.model_dump(), "code_version": version,
                             "data_recipe": data_recipe, "rebuild_recipe": asdict(recipe),
@@ -233,7 +283,8 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
                 old = _score(old_report)
             except Exception as e:  # noqa: BLE001 - an unreadable old model is replaced
                 log(f"{arch}: the existing {final} could not be scored ({e}); replacing it")
-        keep = force or old_report is None or better(report, old_report)
+        why = rejections(report, old_report) if old_report is not None else []
+        keep = force or not why
         stands = ", ".join(f"{k} {v:+.2f}" for k, v in _per_stand(report).items())
         log(f"{arch}: rebuilt model, worst held-out gain per stand: {stands} dB")
         if old_report is not None:
@@ -248,8 +299,7 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
                 tmp.replace(out_dir / f"default_{arch}.rejected.safetensors")
             tmp.unlink(missing_ok=True)
             log(f"{arch}: kept the existing {final}: the rebuild does not pass the acceptance "
-                f"rule (worst held-out gain {score:+.2f} dB, existing {old:+.2f} dB; --force "
-                "replaces it)")
+                f"rule ({'; '.join(why)}; --force replaces it)")
         results[arch] = {"state": status.state, "path": str(final), "kept": keep,
                          "score": score, "old_score": old, "report": report}
     return results
