@@ -1,0 +1,193 @@
+"""OpenVINO behind :class:`~thinkscope_gui.learn.infer.Enhancer`, for the models where it
+was measured to pay (issue 12): the quality (stills) model, 2.0-2.3x torch eager on 2 CPU
+threads with a max difference < 1e-4 on [0, 1]. The fast (live) model stays on torch (no
+engine reached 1.5x). The model file stays safetensors: the network is exported here, once
+per process, from the torch module loaded from it.
+
+Why one fixed tile shape: the networks round their output size (round(2.5 H)), so a
+dynamic-H/W export fails, and compiling one shape per frame size would cost seconds per
+new size. Every tile is padded to the one compiled shape instead, and the padding must not
+change a single output pixel. Plain padding would (edges differ by up to 0.1): eager's
+convolutions see zeros past the frame edge and its sub-pixel layer and bicubic skip see the
+edge row repeated. So the exported graph takes the valid region as inputs and reproduces
+both: each zero-padded convolution's input is multiplied by a 0/1 mask, and the features
+entering the sub-pixel layer are gathered with clamped indices (edge repeated); the input
+image is edge-padded for the bicubic skip. The result matches eager to float rounding; a
+built engine is checked against eager on an odd-sized region before it is used, and any
+failure falls back to torch with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import SubPixelUp, out_size
+
+log = logging.getLogger(__name__)
+
+#: architectures run through OpenVINO when it is installed (measured by `bench engines`:
+#: quality 2.0-2.3x eager; fast 0.8-0.95x, so it stays on torch)
+ENGINE_ARCHS = ("quality",)
+#: ``THINKSCOPE_ENGINE=torch`` forces torch (e.g. to compare); unset or ``auto``: OpenVINO
+#: where installed and measured to pay
+ENGINE_ENV = "THINKSCOPE_ENGINE"
+#: max abs difference from eager on [0, 1] that an engine must meet (the adoption rule)
+MAX_DIFF = 1e-3
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+class _PaddedTile(nn.Module):
+    """The network on a tile padded past its valid region, with eager's edge behaviour at
+    the valid region's edge: forward(x, mask, iy, ix) where x is the edge-padded tile,
+    mask is 1 inside the valid region, and iy/ix map every row/column to itself clamped
+    into the valid region."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.net = copy.deepcopy(model).eval()
+        ups = [m for m in self.net.modules() if isinstance(m, SubPixelUp)]
+        if len(ups) != 1:
+            raise ValueError(f"expected one SubPixelUp, found {len(ups)}")
+        skip = {id(ups[0].conv)}
+        self._io: dict[str, torch.Tensor] = {}
+        for m in self.net.modules():
+            if not isinstance(m, nn.Conv2d) or id(m) in skip:
+                continue
+            pad = m.padding if isinstance(m.padding, tuple) else (m.padding,)
+            if m.padding_mode != "zeros" or isinstance(m.padding, str):
+                raise ValueError(f"unsupported convolution padding {m.padding!r}/{m.padding_mode}")
+            if any(int(p) > 0 for p in pad):
+                m.register_forward_pre_hook(self._mask_input)
+        ups[0].register_forward_pre_hook(self._extend_edges)
+
+    def _mask_input(self, _m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (args[0] * self._io["mask"], *args[1:])
+
+    def _extend_edges(self, _m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        f = args[0].index_select(2, self._io["iy"]).index_select(3, self._io["ix"])
+        return (f, *args[1:])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, iy: torch.Tensor,
+                ix: torch.Tensor) -> torch.Tensor:
+        self._io = {"mask": mask, "iy": iy, "ix": ix}
+        try:
+            return self.net(x)
+        finally:
+            self._io = {}
+
+
+def _tile_inputs(x: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """(h, w, C) network-space tile -> the padded engine inputs (x, mask, iy, ix)."""
+    h, w, c = x.shape
+    sh, sw = shape
+    xp = np.pad(x, ((0, sh - h), (0, sw - w), (0, 0)), mode="edge")
+    mask = np.zeros((1, 1, sh, sw), np.float32)
+    mask[..., :h, :w] = 1.0
+    iy = np.minimum(np.arange(sh), h - 1).astype(np.int64)
+    ix = np.minimum(np.arange(sw), w - 1).astype(np.int64)
+    return [np.ascontiguousarray(xp.transpose(2, 0, 1)[None]), mask, iy, ix]
+
+
+class OpenVinoTile:
+    """One compiled model for one (tile shape, threads): runs any (h, w, C) tile with
+    h <= shape[0], w <= shape[1] and returns eager's (round(h s), round(w s), C) output
+    (network space, before de-normalisation)."""
+
+    def __init__(self, model: nn.Module, channels: int, scale: float,
+                 shape: tuple[int, int], threads: int) -> None:
+        import openvino as ov
+
+        self.shape, self.threads, self.scale = shape, int(threads), float(scale)
+        wrapped = _PaddedTile(model)
+        example = tuple(torch.from_numpy(a) for a in
+                        _tile_inputs(np.zeros((*shape, channels), np.float32), shape))
+        with torch.no_grad():
+            prog = torch.export.export(wrapped, example)
+        core = ov.Core()
+        self._compiled = core.compile_model(ov.convert_model(prog), "CPU", {
+            "INFERENCE_NUM_THREADS": self.threads,
+            "INFERENCE_PRECISION_HINT": "f32",   # bf16 missed the 1e-3 rule (6.5e-3)
+            "PERFORMANCE_HINT": "LATENCY"})
+        self._req = self._compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[:2]
+        if h > self.shape[0] or w > self.shape[1]:
+            raise ValueError(f"tile {h}x{w} exceeds the compiled {self.shape}")
+        with self._lock:
+            y = self._req.infer(_tile_inputs(x.astype(np.float32, copy=False),
+                                             self.shape))[0]
+        oh, ow = out_size(h, w, self.scale)
+        return np.ascontiguousarray(y[0, :, :oh, :ow].transpose(1, 2, 0))
+
+
+_CACHE: dict[tuple[Any, ...], OpenVinoTile | str] = {}
+_CACHE_LOCK = threading.Lock()
+_NOTED: set[str] = set()
+
+
+def note(reason: str) -> None:
+    """Log once per process why torch runs a model (one line, not one per frame)."""
+    if reason not in _NOTED:
+        _NOTED.add(reason)
+        log.info("enhance engine: torch (%s)", reason)
+
+
+def engine_for(model: nn.Module, arch: str, path: Path | None, channels: int, scale: float,
+               exact: bool, shape: tuple[int, int], threads: int,
+               device: str = "cpu") -> OpenVinoTile | str:
+    """The compiled OpenVINO tile engine for this model file, tile shape and thread count
+    (built once per process and cached), or a one-line reason why torch is used."""
+    if os.environ.get(ENGINE_ENV, "auto").lower() == "torch":
+        return f"{ENGINE_ENV}=torch"
+    if not device.startswith("cpu"):
+        return f"device {device} (OpenVINO is used on CPU only)"
+    if arch not in ENGINE_ARCHS:
+        return f"the {arch} model is faster on torch (bench engines)"
+    if path is None:
+        return "model not loaded from a file"
+    if not exact:
+        return f"scale {scale:g} is not a small fraction (tiles carry a sub-pixel phase)"
+    if not openvino_available():
+        return "openvino is not installed (pip install '.[engines]')"
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, tuple(shape), int(threads))
+    with _CACHE_LOCK:
+        got = _CACHE.get(key)
+        if got is None:
+            got = _build(model, channels, scale, shape, threads)
+            _CACHE[key] = got
+            if isinstance(got, str):
+                log.warning("enhance engine: torch, because the OpenVINO build failed: %s", got)
+    return got
+
+
+def _build(model: nn.Module, channels: int, scale: float, shape: tuple[int, int],
+           threads: int) -> OpenVinoTile | str:
+    try:
+        eng = OpenVinoTile(model, channels, scale, shape, threads)
+        # check on an odd region away from the tile's shape: padding must change nothing
+        h, w = max(1, shape[0] - 7), max(1, shape[1] - 13)
+        x = np.random.default_rng(0).standard_normal((h, w, channels)).astype(np.float32)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0]
+        diff = float(np.abs(eng(x) - ref.permute(1, 2, 0).numpy()).max())
+        if not diff < MAX_DIFF:
+            return f"the compiled model differs from torch by {diff:.2e}"
+        return eng
+    except Exception as exc:  # noqa: BLE001 - any build failure means torch, with the reason
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
