@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ class OpenVinoTile:
         wrapped = _PaddedTile(model)
         example = tuple(torch.from_numpy(a) for a in
                         _tile_inputs(np.zeros((*shape, channels), np.float32), shape))
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations
             prog = torch.export.export(wrapped, example)
         core = ov.Core()
         self._compiled = core.compile_model(ov.convert_model(prog), "CPU", {
