@@ -38,8 +38,9 @@ def _eager(enh: Enhancer, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.skipif(not HAVE_OV, reason="openvino is not installed (optional: "
                     "pip install '.[engines]'); Enhancer uses torch")
-def test_openvino_tiles_equal_eager_on_odd_full_frames(quality_file, monkeypatch) -> None:
+def test_openvino_tiles_equal_eager_on_odd_full_frames(quality_file, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    monkeypatch.setenv("THINKSCOPE_HOME", str(tmp_path / "home"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -61,6 +62,12 @@ def test_openvino_tiles_equal_eager_on_odd_full_frames(quality_file, monkeypatch
         # the threads setting reaches OpenVINO; a second load of the file reuses the build
         assert int(eng._compiled.get_property("INFERENCE_NUM_THREADS")) == 1
         assert Enhancer.load(quality_file).engine(sh, sw) is eng
+        # a new process reads the converted network from the disk cache, not an export
+        cached = sorted(p.name for p in engines.cache_dir().iterdir())
+        assert len(cached) == 2 and cached[0].endswith(".bin") and cached[1].endswith(".xml")
+        again = engines._build(enh.model, quality_file, 3, enh.scale, (sh, sw), 1)
+        assert isinstance(again, engines.OpenVinoTile) and again is not eng
+        assert eng.source == "export" and again.source == "cache"
         mono = rng.integers(0, 4096, (sh + 5, sw - 3), dtype=np.uint16)  # 12-bit grey
         got = enh.enhance(mono, bit_depth=12)
         monkeypatch.setenv(engines.ENGINE_ENV, "torch")

@@ -20,6 +20,7 @@ failure falls back to torch with a one-line reason.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import logging
 import os
@@ -44,6 +45,8 @@ ENGINE_ARCHS = ("quality",)
 ENGINE_ENV = "THINKSCOPE_ENGINE"
 #: max abs difference from eager on [0, 1] that an engine must meet (the adoption rule)
 MAX_DIFF = 1e-3
+#: bump when _PaddedTile changes: cached converted networks of older versions are not read
+IR_VERSION = 1
 
 
 def openvino_available() -> bool:
@@ -102,24 +105,66 @@ def _tile_inputs(x: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
     return [np.ascontiguousarray(xp.transpose(2, 0, 1)[None]), mask, iy, ix]
 
 
+def cache_dir() -> Path:
+    """``$THINKSCOPE_HOME/cache/openvino`` (``~/.thinkscope/...``): converted networks, so a
+    new process (each `main.py enhance`) skips the export (seconds on 2 threads)."""
+    env = os.environ.get("THINKSCOPE_HOME")
+    home = Path(env).expanduser() if env else Path.home() / ".thinkscope"
+    return home / "cache" / "openvino"
+
+
+def _ir_path(model_file: Path, shape: tuple[int, int]) -> Path:
+    """The cached network for this model file's content and tile shape."""
+    import openvino as ov
+
+    digest = hashlib.sha256(Path(model_file).read_bytes()).hexdigest()[:20]
+    ver = ov.get_version().split("-")[0]
+    return cache_dir() / f"{digest}-{shape[0]}x{shape[1]}-v{IR_VERSION}-ov{ver}.xml"
+
+
+def _convert(model: nn.Module, channels: int, shape: tuple[int, int]) -> Any:
+    import openvino as ov
+
+    wrapped = _PaddedTile(model)
+    example = tuple(torch.from_numpy(a) for a in
+                    _tile_inputs(np.zeros((*shape, channels), np.float32), shape))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations
+        prog = torch.export.export(wrapped, example)
+    return ov.convert_model(prog)
+
+
+def _save_ir(ov_model: Any, ir: Path) -> None:
+    """Write the network (.xml + .bin) atomically; a cache that cannot be written is
+    only slower next time."""
+    import openvino as ov
+
+    try:
+        ir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ir.with_name(f".{os.getpid()}-{ir.name}")
+        ov.save_model(ov_model, tmp, compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), ir.with_suffix(".bin"))
+        os.replace(tmp, ir)
+    except OSError as exc:
+        log.info("enhance engine: could not cache the converted network: %s", exc)
+
+
 class OpenVinoTile:
     """One compiled model for one (tile shape, threads): runs any (h, w, C) tile with
     h <= shape[0], w <= shape[1] and returns eager's (round(h s), round(w s), C) output
-    (network space, before de-normalisation)."""
+    (network space, before de-normalisation). ``ir``: a converted network to read instead
+    of exporting ``model`` (None: export; the caller checks the result against eager)."""
 
     def __init__(self, model: nn.Module, channels: int, scale: float,
-                 shape: tuple[int, int], threads: int) -> None:
+                 shape: tuple[int, int], threads: int, ir: Path | None = None) -> None:
         import openvino as ov
 
         self.shape, self.threads, self.scale = shape, int(threads), float(scale)
-        wrapped = _PaddedTile(model)
-        example = tuple(torch.from_numpy(a) for a in
-                        _tile_inputs(np.zeros((*shape, channels), np.float32), shape))
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecations
-            prog = torch.export.export(wrapped, example)
         core = ov.Core()
-        self._compiled = core.compile_model(ov.convert_model(prog), "CPU", {
+        ov_model = core.read_model(ir) if ir is not None else _convert(model, channels, shape)
+        self.ov_model = ov_model
+        self.source = "cache" if ir is not None else "export"
+        self._compiled = core.compile_model(ov_model, "CPU", {
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": "f32",   # bf16 missed the 1e-3 rule (6.5e-3)
             "PERFORMANCE_HINT": "LATENCY"})
@@ -171,25 +216,44 @@ def engine_for(model: nn.Module, arch: str, path: Path | None, channels: int, sc
     with _CACHE_LOCK:
         got = _CACHE.get(key)
         if got is None:
-            got = _build(model, channels, scale, shape, threads)
+            got = _build(model, Path(path), channels, scale, shape, threads)
             _CACHE[key] = got
             if isinstance(got, str):
                 log.warning("enhance engine: torch, because the OpenVINO build failed: %s", got)
     return got
 
 
-def _build(model: nn.Module, channels: int, scale: float, shape: tuple[int, int],
-           threads: int) -> OpenVinoTile | str:
+def _build(model: nn.Module, path: Path, channels: int, scale: float,
+           shape: tuple[int, int], threads: int) -> OpenVinoTile | str:
+    """Read the converted network from the disk cache, or export it (and cache it); either
+    way check it against eager before use."""
     try:
+        ir = _ir_path(path, shape)
+        if ir.is_file() and ir.with_suffix(".bin").is_file():
+            try:
+                eng = OpenVinoTile(model, channels, scale, shape, threads, ir=ir)
+                why = _check(eng, model, channels, shape)
+                if not why:
+                    return eng
+                log.info("enhance engine: cached %s rejected (%s); exporting again", ir, why)
+            except Exception as exc:  # noqa: BLE001 - a bad cache entry: export afresh
+                log.info("enhance engine: cached %s unreadable (%s); exporting again", ir, exc)
         eng = OpenVinoTile(model, channels, scale, shape, threads)
-        # check on an odd region away from the tile's shape: padding must change nothing
-        h, w = max(1, shape[0] - 7), max(1, shape[1] - 13)
-        x = np.random.default_rng(0).standard_normal((h, w, channels)).astype(np.float32)
-        with torch.inference_mode():
-            ref = model(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0]
-        diff = float(np.abs(eng(x) - ref.permute(1, 2, 0).numpy()).max())
-        if not diff < MAX_DIFF:
-            return f"the compiled model differs from torch by {diff:.2e}"
+        why = _check(eng, model, channels, shape)
+        if why:
+            return why
+        _save_ir(eng.ov_model, ir)
         return eng
     except Exception as exc:  # noqa: BLE001 - any build failure means torch, with the reason
         return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def _check(eng: OpenVinoTile, model: nn.Module, channels: int, shape: tuple[int, int]) -> str:
+    """"" when the engine equals eager on an odd region padded into the tile (padding must
+    change nothing), else why not."""
+    h, w = max(1, shape[0] - 7), max(1, shape[1] - 13)
+    x = np.random.default_rng(0).standard_normal((h, w, channels)).astype(np.float32)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0]
+    diff = float(np.abs(eng(x) - ref.permute(1, 2, 0).numpy()).max())
+    return "" if diff < MAX_DIFF else f"the compiled model differs from torch by {diff:.2e}"
