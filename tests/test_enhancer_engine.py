@@ -36,7 +36,7 @@ def _eager(enh: Enhancer, x: np.ndarray) -> np.ndarray:
     return y[0].permute(1, 2, 0).numpy()
 
 
-@pytest.mark.skipif(not HAVE_OV, reason="openvino is not installed (optional: "
+@pytest.mark.skipif(not HAVE_OV, reason="openvino or onnxscript is not installed (optional: "
                     "pip install '.[engines]'); Enhancer uses torch")
 def test_openvino_tiles_equal_eager_on_odd_full_frames(quality_file, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
@@ -84,7 +84,7 @@ def test_torch_runs_without_openvino_and_the_cli_names_the_engine(
         monkeypatch.setenv(engines.ENGINE_ENV, "torch")
         why = "THINKSCOPE_ENGINE=torch"
     else:
-        why = "openvino is not installed"
+        why = "is not installed (pip install '.[engines]')"
     rng = np.random.default_rng(1)
     img = (rng.random((301, 300, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "in.png")
