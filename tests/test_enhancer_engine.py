@@ -86,7 +86,7 @@ def test_torch_runs_without_openvino_and_the_cli_names_the_engine(
     else:
         why = "is not installed (pip install '.[engines]')"
     rng = np.random.default_rng(1)
-    img = (rng.random((301, 300, 3)) * 255).astype(np.uint8)
+    img = (rng.random((421, 400, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "in.png")
     rc = main.main(["enhance", str(tmp_path / "in.png"), str(tmp_path / "out.png"),
                     "--model", str(quality_file), "--quiet"])

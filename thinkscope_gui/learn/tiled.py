@@ -49,12 +49,15 @@ def _grid(enh: Enhancer) -> int:
 
 def _engine_rows(enh: Enhancer, width: int) -> int:
     """Rows one engine tile owns when this enhancer runs a band of ``width`` through a
-    compiled engine, else 0."""
+    compiled engine, else 0. Not past 4x BAND_PIXELS: a very wide image keeps thin bands
+    (and torch, see Enhancer.engine) rather than ~4x the band memory."""
     shape = getattr(enh, "engine_shape", None)
     if shape is None or not hasattr(enh, "engine"):
         return 0
     rows = shape[0] - 2 * int(enh.overlap)
-    return rows if not isinstance(enh.engine(rows, width), str) else 0
+    if rows * width > 4 * BAND_PIXELS:
+        return 0
+    return rows if not isinstance(enh.engine(shape[0], width), str) else 0
 
 
 def upsample_alpha(alpha: np.ndarray, y0: int, y1: int, out_w: int, scale: float) -> np.ndarray:
