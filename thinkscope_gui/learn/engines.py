@@ -268,8 +268,9 @@ def _build(model: nn.Module, path: Path, channels: int, scale: float,
 
 def _check(eng: OpenVinoTile, model: nn.Module, channels: int, shape: tuple[int, int]) -> str:
     """"" when the engine equals eager on an odd region padded into the tile (padding must
-    change nothing), else why not."""
-    h, w = max(1, shape[0] - 7), max(1, shape[1] - 13)
+    change nothing), else why not. A small region: eager on a whole tile would cost a third
+    of what the engine saves on a 1024² still."""
+    h, w = min(shape[0], 61), min(shape[1], 43)
     x = np.random.default_rng(0).standard_normal((h, w, channels)).astype(np.float32)
     with torch.inference_mode():
         ref = model(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0]
