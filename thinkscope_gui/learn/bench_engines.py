@@ -290,8 +290,9 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
             diffs: dict[str, float] = {}
             for key, fn in list(engines.items()):
                 if key.startswith("Enhancer.enhance"):  # on the float frame (no 8-bit steps)
-                    f01 = frame.astype(np.float32) / 255
-                    y = torch.from_numpy(fn(f01)).permute(2, 0, 1)[None]
+                    with _engine_env("auto" if "openvino" in key else "torch"):
+                        y01 = enh.enhance(frame.astype(np.float32) / 255)
+                    y = torch.from_numpy(y01).permute(2, 0, 1)[None]
                     diffs[key] = float((y.to(ref.device) - ref).abs().max())
                     fn()  # warm-up on the timed uint8 frame (and the engine's build)
                     continue

@@ -142,10 +142,7 @@ class Enhancer:
     def _forward(self, x: np.ndarray, phase: tuple[float, float] = (0.0, 0.0),
                  engine: engines.OpenVinoTile | None = None) -> np.ndarray:
         if engine is not None:
-            n = self.meta.normalisation
-            mean, std = np.float32(n.mean), np.float32(n.std)
-            y = engine((x - mean) / std)
-            return np.clip(y * std + mean, 0, 1, out=y)
+            return self._forward_engine(x, engine)
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         if self.half:
             t = t.half().contiguous(memory_format=torch.channels_last)
@@ -154,6 +151,13 @@ class Enhancer:
         y = self.model(t, phase) if (phase[0] or phase[1]) else self.model(t)
         y = y.mul_(std).add_(mean).clamp_(0, 1)   # in place: saves a full-size copy each
         return y[0].float().permute(1, 2, 0).cpu().numpy()
+
+    def _forward_engine(self, x: np.ndarray, engine: engines.OpenVinoTile) -> np.ndarray:
+        """As _forward, through the compiled engine (numpy in and out)."""
+        n = self.meta.normalisation
+        mean, std = np.asarray(n.mean, np.float32), np.asarray(n.std, np.float32)
+        y = engine((x - mean) / std)
+        return np.clip(y * std + mean, 0, 1, out=y)
 
     def _norm_tensors(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (t.dtype, t.device)
