@@ -127,6 +127,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
             log.error("enhance: %s", status.message)
             return 2
         print(f"enhanced {written} of {len(files)} images into {dst}")
+        _print_engine(enh)
         if bad:
             print(f"skipped {len(bad)} bad image(s):")
             for line in bad:
@@ -145,4 +146,12 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
         log.error("enhance: %s", e)
         return 2
     print(f"{src} -> {out} (x{enh.scale:g})")
+    _print_engine(enh)
     return 0
+
+
+def _print_engine(enh: object) -> None:
+    """Say which engine ran the model: OpenVINO is optional (learn/engines.py)."""
+    used = sorted(getattr(enh, "engines_used", ()))
+    if used:
+        print(f"engine: {'; '.join(used)}")

@@ -12,15 +12,18 @@ abs difference < 1e-3.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from .engines import ENGINE_ENV
 from .infer import Enhancer
 
 ADOPT_SPEEDUP = 1.5
@@ -72,6 +75,20 @@ def _engines(enh: Enhancer, x: torch.Tensor, compile_: bool) -> dict[str, Callab
 
         out["torch_compile"] = comp
     return out
+
+
+@contextlib.contextmanager
+def _engine_env(value: str) -> Iterator[None]:
+    """Enhancer's engine choice for one call (learn/engines.ENGINE_ENV)."""
+    old = os.environ.get(ENGINE_ENV)
+    os.environ[ENGINE_ENV] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENGINE_ENV, None)
+        else:
+            os.environ[ENGINE_ENV] = old
 
 
 def _cpu_has_bf16() -> bool:
@@ -255,15 +272,29 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
                 engines.update(onnx.calls(x))
 
             def full(frame: np.ndarray = frame, enh: Enhancer = enh) -> Any:
-                return enh.enhance(frame)
+                with _engine_env("torch"):
+                    return enh.enhance(frame)
 
             engines["Enhancer.enhance"] = full
+            eng = enh.engine(n, n)
+            if not isinstance(eng, str):  # the adopted path: Enhancer with its engine
+
+                def full_engine(frame: np.ndarray = frame, enh: Enhancer = enh) -> Any:
+                    with _engine_env("auto"):
+                        return enh.enhance(frame)
+
+                engines["Enhancer.enhance (openvino)"] = full_engine
+            else:
+                figures[f"{name} {n}² Enhancer engine"] = f"torch ({eng})"
             ref = (engines["eager"]() * s.to(x.device) + m.to(x.device)).clamp(0, 1).float()
             diffs: dict[str, float] = {}
             for key, fn in list(engines.items()):
-                if key == "Enhancer.enhance":
-                    y = torch.from_numpy(fn().astype(np.float32) / 255).permute(2, 0, 1)[None]
+                if key.startswith("Enhancer.enhance"):  # on the float frame (no 8-bit steps)
+                    with _engine_env("auto" if "openvino" in key else "torch"):
+                        y01 = enh.enhance(frame.astype(np.float32) / 255)
+                    y = torch.from_numpy(y01).permute(2, 0, 1)[None]
                     diffs[key] = float((y.to(ref.device) - ref).abs().max())
+                    fn()  # warm-up on the timed uint8 frame (and the engine's build)
                     continue
                 t0 = time.perf_counter()
                 try:
@@ -290,7 +321,7 @@ def bench_engines(models: tuple[str, ...] = ("fast", "quality"),
                 speed = base / t
                 row = {"fps": round(1.0 / t, 2), "vs_eager": round(speed, 2),
                        "max_abs_diff": float(f"{diffs[key]:.2e}"),
-                       "adopt": bool(key not in ("eager", "Enhancer.enhance")
+                       "adopt": bool(key != "eager" and not key.startswith("Enhancer")
                                      and speed >= ADOPT_SPEEDUP
                                      and diffs[key] < ADOPT_MAX_DIFF)}
                 figures[f"{name} {n}² {key}"] = row

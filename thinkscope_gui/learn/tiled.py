@@ -33,10 +33,31 @@ BAND_PIXELS = 1 << 19
 
 
 def band_rows(enh: Enhancer, width: int, band: int | None = None) -> int:
-    """LR rows per band: a multiple of q, at least 4*q, about BAND_PIXELS / width."""
-    q = scale_fraction(enh.scale)[1]
-    rows = band if band else max(4 * q, BAND_PIXELS // max(1, width))
+    """LR rows per band: a multiple of q, at least 4*q, about BAND_PIXELS / width, and at
+    least the rows one tile of a compiled engine owns (a thinner band would pad every tile
+    to the compiled shape and waste the engine's gain)."""
+    q = _grid(enh)
+    rows = band if band else max(4 * q, BAND_PIXELS // max(1, width), _engine_rows(enh, width))
     return max(q, rows - rows % q)
+
+
+def _grid(enh: Enhancer) -> int:
+    """LR step band edges lie on: the Enhancer's tile grid (2q at a scale p/q, see
+    Enhancer.grid), so the last band reaches the last output row."""
+    return int(getattr(enh, "grid", 0)) or scale_fraction(enh.scale)[1]
+
+
+def _engine_rows(enh: Enhancer, width: int) -> int:
+    """Rows one engine tile owns when this enhancer runs a band of ``width`` through a
+    compiled engine, else 0. Not past 4x BAND_PIXELS: a very wide image keeps thin bands
+    (and torch, see Enhancer.engine) rather than ~4x the band memory."""
+    shape = getattr(enh, "engine_shape", None)
+    if shape is None or not hasattr(enh, "engine"):
+        return 0
+    rows = shape[0] - 2 * int(enh.overlap)
+    if rows * width > 4 * BAND_PIXELS:
+        return 0
+    return rows if not isinstance(enh.engine(shape[0], width), str) else 0
 
 
 def upsample_alpha(alpha: np.ndarray, y0: int, y1: int, out_w: int, scale: float) -> np.ndarray:
@@ -61,7 +82,7 @@ def enhance_bands(enh: Enhancer, img: np.ndarray, *, alpha: np.ndarray | None = 
     # context rows: the Enhancer's own tile overlap (>= twice the receptive radius)
     m = int(getattr(enh, "overlap", 0)) or 2 * receptive_radius(enh.meta.arch,
                                                                 enh.meta.arch_params)
-    m += (-m) % scale_fraction(s)[1]
+    m += (-m) % _grid(enh)
     for y0 in range(0, h, T):
         if cancel is not None and cancel():
             raise Cancelled("enhance cancelled")
