@@ -17,12 +17,10 @@ Stage repeatability and the missing position metadata live in the devices
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import math
 import threading
 import time
-import weakref
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +30,7 @@ from scipy import fft
 from hardware.sim import slide
 from hardware.sim.optics import CAMERA_PITCH_UM, DEFAULT_SIM_OPTICS, WAVELENGTHS_UM, SimOptics
 from hardware.sim.render import (
+    EXITING,
     FULL_WELL_E,
     MARGIN_PX,
     READ_NOISE_E,
@@ -43,6 +42,7 @@ from hardware.sim.render import (
     _Layout,
     fold_to_pixels,
     margin_px,
+    start_background,
 )
 
 __all__ = [
@@ -267,17 +267,6 @@ def _sensor_defects(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return gain, offset, dark
 
 
-_RENDERERS: weakref.WeakSet[RealisticRenderer] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_workers() -> None:
-    """Let a worker finish its tile before exit: an FFT thread pool torn down mid-call aborts
-    the interpreter ("terminate called without an active exception")."""
-    for r in list(_RENDERERS):
-        r.stop_worker()
-
-
 class RealisticRenderer(SimRenderer):
     """Renders the realistic stand: Abbe partially coherent optics and a Bayer colour camera.
 
@@ -298,20 +287,6 @@ class RealisticRenderer(SimRenderer):
         self._img_worker: threading.Thread | None = None
         self._img_wake = threading.Event()
         self._deferred = False
-        self._stopping = False
-        _RENDERERS.add(self)
-
-    def stop_worker(self, timeout_s: float = 10.0) -> None:
-        """Stop the background tile worker (it is restarted by the next live frame)."""
-        with self._lock:
-            self._stopping = True
-            self._img_wanted = []
-            worker = self._img_worker
-        self._img_wake.set()
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout_s)
-        with self._lock:
-            self._stopping = False
 
     # ---- live tiles -----------------------------------------------------------
     def _live_transmission(self, x: float, y: float, z: float, objective: str,
@@ -322,10 +297,9 @@ class RealisticRenderer(SimRenderer):
         if self._deferred:
             self._settled = False
             self._img_wake.set()
-            if self._img_worker is None and not self._stopping:
-                self._img_worker = threading.Thread(target=self._img_work, daemon=True,
-                                                    name="sim-abbe-tiles")
-                self._img_worker.start()
+            if self._img_worker is None and not EXITING.is_set():
+                self._img_worker = start_background(threading.Thread(
+                    target=self._img_work, daemon=True, name="sim-abbe-tiles"), self._img_wake)
         return out
 
     def settle_live(self, x: float, y: float, z: float, objective: str,
@@ -374,7 +348,7 @@ class RealisticRenderer(SimRenderer):
         while True:
             with self._lock:
                 job = None
-                if self._stopping:
+                if EXITING.is_set():
                     self._img_worker = None
                     return
                 while self._img_wanted and job is None:

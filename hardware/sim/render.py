@@ -288,17 +288,21 @@ class _LRU(OrderedDict):
 
 
 #: set at interpreter exit: background renderer threads finish their FFT and end
-_EXITING = threading.Event()
-_THREADS: set[threading.Thread] = set()
+EXITING = threading.Event()
+#: running helper threads and the event that wakes each when it idles
+_THREADS: dict[threading.Thread, threading.Event | None] = {}
 _THREADS_LOCK = threading.Lock()
 
 
-def _background(thread: threading.Thread) -> threading.Thread:
-    """Start a daemon helper thread that exit waits for (see :func:`_stop_background`)."""
+def start_background(thread: threading.Thread,
+                     wake: threading.Event | None = None) -> threading.Thread:
+    """Start a daemon helper thread that exit waits for (see :func:`_stop_background`); it
+    must end soon after :data:`EXITING` is set, and ``wake`` is set then so an idle wait
+    returns at once."""
     with _THREADS_LOCK:
         for old in [t for t in _THREADS if not t.is_alive()]:
-            _THREADS.discard(old)
-        _THREADS.add(thread)
+            del _THREADS[old]
+        _THREADS[thread] = wake
     thread.start()
     return thread
 
@@ -307,10 +311,13 @@ def _background(thread: threading.Thread) -> threading.Thread:
 def _stop_background() -> None:
     """Let background FFTs end before exit: scipy's FFT thread pool torn down in the middle
     of a call aborts the interpreter ("terminate called without an active exception")."""
-    _EXITING.set()
+    EXITING.set()
     with _THREADS_LOCK:
-        threads = list(_THREADS)
-    for thread in threads:
+        threads = list(_THREADS.items())
+    for _thread, wake in threads:
+        if wake is not None:
+            wake.set()
+    for thread, _wake in threads:
         if thread.is_alive():
             thread.join(timeout=10)
 
@@ -736,11 +743,11 @@ class SimRenderer:
             p = opt.pixel_size_um
             spacings += [p / 2, COARSE * p / 2, p]
         def warm() -> None:
-            if _EXITING.wait(WARM_DELAY_S):  # not while the application is still starting
+            if EXITING.wait(WARM_DELAY_S):  # not while the application is still starting
                 return
-            texture.warm(spacings, stop=_EXITING.is_set)
+            texture.warm(spacings, stop=EXITING.is_set)
 
-        _background(threading.Thread(target=warm, name="sim-texture-warm", daemon=True))
+        start_background(threading.Thread(target=warm, name="sim-texture-warm", daemon=True))
 
     # ---- background worker (exact tile spectra; never holds the lock while computing)
     def _request(self, objective: str, opt: SimOptics, tiles: list[tuple[int, int]]) -> None:
@@ -756,13 +763,13 @@ class SimRenderer:
         if self._wanted:
             self._wake.set()
             if self._worker is None:
-                self._worker = _background(threading.Thread(
-                    target=self._work, name="sim-tile-prefetch", daemon=True))
+                self._worker = start_background(threading.Thread(
+                    target=self._work, name="sim-tile-prefetch", daemon=True), self._wake)
 
     def _work(self) -> None:
         while True:
             with self._lock:
-                if _EXITING.is_set():
+                if EXITING.is_set():
                     self._worker = None
                     return
                 job = None
