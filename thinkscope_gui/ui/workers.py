@@ -100,9 +100,8 @@ def finish_workers(wait_ms: int = 10_000) -> list[str]:
     """At exit: cancel the running helper threads and wait for them, so none is destroyed
     while it runs; returns the names of any still running after ``wait_ms`` (then kept)."""
     for thread in list(_RUNNING):
-        cancel = getattr(thread, "cancel", None) or getattr(thread, "request_stop", None)
-        if cancel is not None:
-            cancel()
+        if isinstance(thread, FunctionWorker):
+            thread.cancel()   # a live worker kept here was already told to stop
     stuck = []
     for thread in list(_RUNNING):
         if not thread.wait(wait_ms):
@@ -119,26 +118,29 @@ def start_worker(owner: QObject, fn: Callable[[CancelToken, Callable[[Any], None
     a child of ``owner``, so closing the owner while it runs cannot destroy a running thread;
     its callbacks are connected with ``owner`` as context, so they stop when it is gone."""
     worker = FunctionWorker(fn)
-    owner.destroyed.connect(worker.cancel)
+    owner_alive = threading.Event()
+    owner_alive.set()
+
+    def owner_gone(*_: Any) -> None:
+        owner_alive.clear()
+        worker.cancel()
+
+    owner.destroyed.connect(owner_gone)
     for signal, slot in ((worker.succeeded, on_done), (worker.failed, on_error),
                          (worker.progress, on_progress), (worker.cancelled, on_cancel)):
         if slot is not None:
-            _connect_in_context(signal, owner, slot)
+            signal.connect(_while_set(owner_alive, slot))
     keep_until_finished(worker)
     worker.start()
     return worker
 
 
-def _connect_in_context(signal: Any, owner: QObject, slot: Callable[..., Any]) -> None:
-    """Connect ``slot`` so that it is never called once ``owner`` has been destroyed."""
-    alive = [True]
-    owner.destroyed.connect(lambda *_: alive.__setitem__(0, False))
-
+def _while_set(flag: threading.Event, slot: Callable[..., Any]) -> Callable[..., None]:
+    """``slot``, called only while ``flag`` is set (its owner still exists)."""
     def call(*args: Any) -> None:
-        if alive[0]:
+        if flag.is_set():
             slot(*args)
-
-    signal.connect(call)
+    return call
 
 
 class JobWatcher(QObject):
