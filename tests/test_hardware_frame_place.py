@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,7 +59,13 @@ class _Collector:
         self._thread.join(5)
 
 
-def _moves_while_live(scope: Microscope, moves: int) -> tuple[list[Frame], dict]:
+def _moves_while_live(scope: Microscope, moves: int,
+                      move: Callable[[float, float], Any] | None = None,
+                      pause_s: Callable[[int], float] = lambda i: 0.012 + 0.004 * (i % 5),
+                      ) -> tuple[list[Frame], dict]:
+    """Snap references at A and B, then alternate ``move(x, y)`` (the facade's by default)
+    between them while live, ``pause_s(i)`` apart; the frames collected and the refs."""
+    move = move or scope.set_xy
     scope.core.setProperty("Camera", "Noise", "Off")
     scope.set_objective("40x")
     refs = {}
@@ -70,8 +78,8 @@ def _moves_while_live(scope: Microscope, moves: int) -> tuple[list[Frame], dict]
     try:
         with _Collector(scope) as col:
             for i in range(moves):
-                scope.set_xy(*(B if i % 2 == 0 else A))
-                time.sleep(0.012 + 0.004 * (i % 5))   # moves at every phase of a frame
+                move(*(B if i % 2 == 0 else A))
+                time.sleep(pause_s(i))   # moves at every phase of a frame
             time.sleep(0.1)
     finally:
         scope.stop_live()
@@ -106,28 +114,14 @@ def test_a_move_made_on_the_core_directly_is_seen_too() -> None:
     """An MDA or another program moves the core under the facade: frames are still
     stamped with the place they show."""
     with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
-        scope.core.setProperty("Camera", "Noise", "Off")
-        scope.set_objective("40x")
-        refs = {}
-        for place in (A, B):
-            scope.set_xy(*place)
-            refs[place] = scope.snap()
-        scope.set_exposure(5.0)
-        scope.start_live()
-        try:
-            with _Collector(scope) as col:
-                for i in range(16):
-                    scope.core.setXYPosition(*(B if i % 2 == 0 else A))
-                    time.sleep(0.02 + 0.004 * (i % 4))
-                time.sleep(0.1)
-        finally:
-            scope.stop_live()
-    still = [f for f in col.frames if not f.moving]
+        frames, refs = _moves_while_live(scope, 16, scope.core.setXYPosition,
+                                         lambda i: 0.02 + 0.004 * (i % 4))
+    still = [f for f in frames if not f.moving]
     assert len(still) >= 5
     for f in still:
         place = (round(f.xy[0], 3), round(f.xy[1], 3))
         assert _corr(f.image, refs[place]) > 0.95, (f.number, place)
-    assert any(f.moving for f in col.frames)
+    assert any(f.moving for f in frames)
 
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,23 +67,24 @@ def test_an_aborted_live_frame_raises_and_the_next_one_renders() -> None:
     assert img.shape == (*SHAPE, 3) and img.std() > 0
 
 
+def _start_and_wait_for_an_image(core: Any, timeout_s: float = 20) -> None:
+    core.startContinuousSequenceAcquisition(0)
+    deadline = time.monotonic() + timeout_s
+    while core.getRemainingImageCount() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_stopping_live_on_the_sim_core_stops_and_restarts_cleanly() -> None:
     from hardware.cores import close_core, make_sim_core
 
     core = make_sim_core(sensor=(128, 128))
     try:
-        core.startContinuousSequenceAcquisition(0)
-        deadline = time.monotonic() + 20
-        while core.getRemainingImageCount() == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _start_and_wait_for_an_image(core)
         core.stopSequenceAcquisition()
         assert not core.isSequenceRunning()
         assert core.sim_world.sequence_stop.is_set()
         core.clearCircularBuffer()
-        core.startContinuousSequenceAcquisition(0)  # the stop flag does not carry over
-        deadline = time.monotonic() + 20
-        while core.getRemainingImageCount() == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _start_and_wait_for_an_image(core)  # the stop flag does not carry over
         assert core.getRemainingImageCount() > 0
         assert not core.sim_world.sequence_stop.is_set()
         core.stopSequenceAcquisition()
@@ -128,10 +130,7 @@ def test_stop_leaves_the_camera_thread_to_the_next_camera_user() -> None:
 
     core = make_sim_core(sensor=(128, 128))
     try:
-        core.startContinuousSequenceAcquisition(0)
-        deadline = time.monotonic() + 20
-        while core.getRemainingImageCount() == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _start_and_wait_for_an_image(core)
         camera_thread = core._acquisition_thread
         core.stopSequenceAcquisition()
         assert not core.isSequenceRunning()
