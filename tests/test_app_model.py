@@ -89,6 +89,7 @@ def test_try_start_job_is_refused_while_the_lease_is_held(scope: Any) -> None:
     finally:
         release.set()
     assert app.runner.wait(10).reason == FinishReason.COMPLETED
+    _until(lambda: side.result is not None)  # it runs on its own runner, alongside
     assert ran == [] and side.result == 42
     _until(lambda: len(busy) == 2)  # said on the job's thread just after wait() returns
     assert busy == ["calibration", None] and app.manual_control_enabled
