@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
 
         def job(token: Any, progress: Any) -> None:
             for name in self.HEAVY_MODULES:
+                if token.cancelled:  # closed before the warm-up ended: exit need not wait
+                    return
                 try:
                     importlib.import_module(name)
                 except Exception:  # noqa: BLE001 - the panel will show the reason
