@@ -56,20 +56,24 @@ def close_core(core: Any) -> None:
             core.mda.cancel()
     with contextlib.suppress(Exception):
         core.unloadAllDevices()
-    # Without these two, a core that ran a sequence aborts the interpreter at exit
-    # ("FATAL: exception not rethrown"): the core's C++ threads call back into Python
-    # and collect leftover acquisition cycles while the interpreter is finalising.
+    # Without this and the collection at exit below, a core that ran a sequence aborts
+    # the interpreter at exit ("FATAL: exception not rethrown"): the core's C++ threads
+    # call back into Python and collect leftover acquisition cycles while the interpreter
+    # is finalising.
     if isinstance(core, pymmcore.CMMCore):
         with contextlib.suppress(Exception):
             pymmcore.CMMCore.registerCallback(core, None)
-    gc.collect()
     _OPEN_CORES.discard(core)
 
 
 @atexit.register
 def _close_all_cores() -> None:
+    """Close what is still open, then collect the closed cores' leftover cycles once, while
+    the interpreter is still whole. (A full collection costs up to a second with torch
+    loaded, so closing a core does not do it each time.)"""
     for core in list(_OPEN_CORES):
         close_core(core)
+    gc.collect()
 
 
 def _track(core: Any) -> Any:
