@@ -630,7 +630,9 @@ class MainWindow(QMainWindow):
         """Stop timers, workers and engines; leaves the microscope open for its owner."""
         self._hud_timer.stop()
         if self._warmup is not None:
-            self._warmup.wait(60000)  # imports cannot be interrupted; let them finish
+            # it stops at the next module; the one being imported cannot be interrupted
+            self._warmup.cancel()
+            self._warmup.wait(60000)
         for panel in self.panels.values():
             stop = getattr(panel, "shutdown", None)
             if callable(stop):
