@@ -9,6 +9,13 @@ its first result, and per cell how long the visible region takes to fill in comp
 (the tiles of the progressive mosaic; one job where the budget covers it all). The window
 is widened until the camera view is about ``view_px`` wide (the issue's ~900 px view),
 whatever room the panels beside it take. Figures go in benches, never in timed unit tests.
+
+A wall-clock stall also counts waiting: for a CPU on a loaded machine, and for the GIL
+held by another thread. Each cell line says how the worst stall splits (the GUI thread's
+own CPU time and its wait in the run queue, from Linux schedstat); the last line gives
+the load average, CPU pressure and the garbage collections during the run. ``--explain``
+adds, per stall over 50 ms, that split, the collections within it and what every thread
+was doing (stall_sampler.StackSampler).
 """
 
 from __future__ import annotations
@@ -208,10 +215,6 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
     from .stall_sampler import StackSampler
 
     app = QApplication.instance() or QApplication([])
-    import sys
-    sw = float(os.environ.get("THINKSCOPE_H12_SWITCH", "0"))
-    if sw:
-        sys.setswitchinterval(sw / 1000)
     device = "cuda" if gpu else "cpu"
     if gpu:
         import torch

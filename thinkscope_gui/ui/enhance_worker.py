@@ -292,8 +292,10 @@ class LiveEnhanceWorker(QThread):
         self.current: EnhanceJob | None = None
         #: intra-op threads for live inference; one avoids fighting the GUI and the camera
         self.torch_threads = 1
-        #: how much nicer than the GUI thread this thread runs (lower_thread_priority)
-        self.nice = int(os.environ.get("THINKSCOPE_H12_NICE", "10"))
+        #: how much nicer than the GUI thread this thread runs (lower_thread_priority):
+        #: on a loaded 2-core machine the GUI thread's waits for a CPU in stalls over
+        #: 50 ms fell from 2-12 s to 0.3-2.8 s per bench (bench live --explain)
+        self.nice = 10
         #: recent (LR pixels computed, seconds) of plain and consistency jobs: the cost
         #: model behind :meth:`budget_px`
         self._costs: dict[bool, deque[tuple[float, float]]] = {}
@@ -302,6 +304,7 @@ class LiveEnhanceWorker(QThread):
         #: a new enhancer to warm up before its first job (on this thread, not the GUI's)
         self._warm: Any = None
         self.warmed = threading.Event()   #: set once the current enhancer is warmed up
+        self.native_id: int | None = None   #: the OS thread id, once running
 
     def set_enhancer(self, enhancer: Any) -> None:
         """Swap the model (or None to idle); takes effect from the next job."""
@@ -385,6 +388,7 @@ class LiveEnhanceWorker(QThread):
         return waiting is not None and not same_target(job, waiting)
 
     def run(self) -> None:  # noqa: D401 - Qt override
+        self.native_id = threading.get_native_id()
         lower_thread_priority(self.nice)
         limited = False  # torch is set up at the first job, not while the window starts
         while True:
