@@ -292,10 +292,12 @@ class LiveEnhanceWorker(QThread):
         self.current: EnhanceJob | None = None
         #: intra-op threads for live inference; one avoids fighting the GUI and the camera
         self.torch_threads = 1
-        #: how much nicer than the GUI thread this thread runs (lower_thread_priority):
-        #: on a loaded 2-core machine the GUI thread's waits for a CPU in stalls over
-        #: 50 ms fell from 2-12 s to 0.3-2.8 s per bench (bench live --explain)
-        self.nice = 10
+        #: how much nicer than the GUI thread this thread runs (lower_thread_priority).
+        #: On the loaded 2-core machine (bench live --explain, load 6-10) +10 cut the GUI
+        #: thread's waits for a CPU in stalls over 50 ms from 2-12 s to 0.3-4 s per run
+        #: but starved enhancement (1-4 fps where +0 gave 8-24); +5 keeps most of both.
+        #: Not more: a nicer thread holding the GIL when preempted stalls the GUI too
+        self.nice = 5
         #: recent (LR pixels computed, seconds) of plain and consistency jobs: the cost
         #: model behind :meth:`budget_px`
         self._costs: dict[bool, deque[tuple[float, float]]] = {}
