@@ -103,7 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="engines target: CPU threads for every engine")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--explain", action="store_true",
-                   help="session: say what every thread did in each stall over 50 ms")
+                   help="session, live: say what every thread did in each stall over 50 ms")
     p.add_argument("--memory-size", type=int, default=6000,
                    help="enhance: also measure the peak RSS of enhancing an NxN image "
                    "(0: skip)")

@@ -275,6 +275,7 @@ def run_gui(source: str = "sim", screenshot: str | None = None,
                 QMessageBox.critical(None, "ThinkScope", f"Cannot start the GUI:\n{exc}")
             return 1
         marks.mark("window built")
+        window.freeze_heap = True   # gc.freeze() once start-up is over (MainWindow)
         install_excepthook(window.reporter)
         if size is not None:
             window.fit_to(*size, show_all_docks=screenshot is not None)

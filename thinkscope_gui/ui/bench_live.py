@@ -9,10 +9,19 @@ its first result, and per cell how long the visible region takes to fill in comp
 (the tiles of the progressive mosaic; one job where the budget covers it all). The window
 is widened until the camera view is about ``view_px`` wide (the issue's ~900 px view),
 whatever room the panels beside it take. Figures go in benches, never in timed unit tests.
+
+A wall-clock stall also counts waiting: for a CPU on a loaded machine, and for the GIL
+held by another thread. Each cell line says how the worst stall splits (the GUI thread's
+own CPU time and its wait in the run queue, from Linux schedstat); the last line gives
+the load average, CPU pressure and the garbage collections during the run. ``--explain``
+adds, per stall over 50 ms, that split, the collections within it and what every thread
+was doing (stall_sampler.StackSampler).
 """
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import tempfile
 import threading
@@ -44,28 +53,95 @@ def _simulator_settled() -> bool:
     return not any(t.name == "sim-texture-warm" for t in threading.enumerate())
 
 
-class StallMeter:
-    """The longest gap between ticks of a fast timer on the GUI thread."""
+def _sched_reader() -> Any:
+    """A function giving the calling thread's (seconds on a CPU, seconds waiting in the
+    run queue for one) from Linux schedstat; None where the kernel does not say."""
+    try:
+        fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
 
-    def __init__(self, interval_ms: int = 2) -> None:
+    def read() -> tuple[float, float]:
+        run, wait = os.pread(fd, 128, 0).split()[:2]
+        return int(run) / 1e9, int(wait) / 1e9
+
+    try:
+        read()
+    except (OSError, ValueError):
+        return None
+    return read
+
+
+class StallMeter:
+    """The longest gap between ticks of a fast timer on the GUI thread, and for every gap
+    over ``report_over_s`` when it began and ended, the cell it happened in and how it
+    splits: the GUI thread's own CPU time, its wait for a CPU (run queue: a loaded
+    machine), and the rest, where it slept (mostly waiting for the GIL held by another
+    thread; the bench's own 1 ms naps between event batches also count there)."""
+
+    def __init__(self, interval_ms: int = 2, report_over_s: float = 0.05) -> None:
         from qtpy.QtCore import QTimer
 
         self.interval = interval_ms / 1000.0
+        self.report_over_s = report_over_s
         self.worst = 0.0
+        self.worst_busy = 0.0   #: GUI-thread CPU seconds in the worst gap
+        self.worst_runq = 0.0   #: GUI-thread seconds waiting for a CPU in the worst gap
+        self.label = ""
+        #: (label, gap s, t_start, t_end, GUI-thread CPU s, run-queue wait s or nan) of
+        #: every gap over report_over_s
+        self.spans: list[tuple[str, float, float, float, float, float]] = []
+        self._sched = _sched_reader()
         self._last = time.perf_counter()
+        self._last_cpu = time.thread_time()
+        self._last_wait = self._sched()[1] if self._sched else math.nan
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
-        self.worst = max(self.worst, now - self._last)
-        self._last = now
+        now, cpu = time.perf_counter(), time.thread_time()
+        waited = self._sched()[1] if self._sched else math.nan
+        gap, busy = now - self._last, cpu - self._last_cpu
+        if gap > self.worst:
+            self.worst, self.worst_busy, self.worst_runq = gap, busy, waited - self._last_wait
+        if gap > self.report_over_s:
+            self.spans.append((self.label, gap, self._last, now, busy,
+                               waited - self._last_wait))
+        self._last, self._last_cpu, self._last_wait = now, cpu, waited
 
     def reset(self) -> None:
-        self.worst = 0.0
+        self.worst = self.worst_busy = self.worst_runq = 0.0
         self._last = time.perf_counter()
+        self._last_cpu = time.thread_time()
+        self._last_wait = self._sched()[1] if self._sched else math.nan
+
+
+class GcLog:
+    """Python's cyclic garbage collections (generation, start, seconds) while installed:
+    a gen-2 pass over a big heap stops every thread, the GUI thread included."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[int, float, float]] = []
+        self._t0 = 0.0
+
+    def __enter__(self) -> GcLog:
+        gc.callbacks.append(self._cb)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._cb)
+
+    def _cb(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._t0 = now
+        else:
+            self.passes.append((int(info.get("generation", -1)), self._t0, now - self._t0))
+
+    def within(self, t0: float, t1: float) -> list[tuple[int, float, float]]:
+        return [p for p in self.passes if p[1] < t1 and p[1] + p[2] > t0]
 
 
 def _set_zoom(view: Any, zoom: str, mode: str) -> None:
@@ -85,9 +161,11 @@ def _set_zoom(view: Any, zoom: str, mode: str) -> None:
     view.view.setRange(QRectF(cx - vw / 2, h / 2 - vh / 2, vw, vh), padding=0.0)
 
 
-def _cell(app: Any, win: Any, stall: StallMeter, seconds: float) -> dict[str, Any]:
+def _cell(app: Any, win: Any, stall: StallMeter, seconds: float, label: str
+          ) -> dict[str, Any]:
     live = win.live
     _pump(app, 0.6)  # settle: the budget follows the new target
+    stall.label = label
     t_fill = time.perf_counter()
     n_cam, n_enh = live.frames_shown, live.frames_enhanced
     live.latencies.clear()
@@ -109,6 +187,8 @@ def _cell(app: Any, win: Any, stall: StallMeter, seconds: float) -> dict[str, An
             "latency_median_ms": round(float(np.median(lat)), 1),
             "latency_p95_ms": round(float(np.percentile(lat, 95)), 1),
             "stall_ms": round(stall.worst * 1000.0, 1),
+            "stall_gui_work_ms": round(stall.worst_busy * 1000.0, 1),
+            "stall_cpu_wait_ms": round(stall.worst_runq * 1000.0, 1),
             "enhancing": enhancing, "fill_ms": fill, "tiles": n_tiles,
             "stale_dropped": live.stale_results, "abandoned": live.worker.abandoned}
 
@@ -116,9 +196,11 @@ def _cell(app: Any, win: Any, stall: StallMeter, seconds: float) -> dict[str, An
 def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
                model: str | None = None, modes: tuple[str, ...] = tuple(MODES),
                zooms: tuple[str, ...] = ZOOMS, window: tuple[int, int] = (1280, 960),
-               log: Any = print, threads: int | None = None, view_px: int = 900
-               ) -> dict[str, Any]:
-    """Figures per mode and zoom, plus ``summary``: one line per cell in the issue's form."""
+               log: Any = print, threads: int | None = None, view_px: int = 900,
+               explain: bool = False) -> dict[str, Any]:
+    """Figures per mode and zoom, plus ``summary``: one line per cell in the issue's form.
+    ``explain``: sample every thread's stack and say what each did in every stall over
+    50 ms (and which garbage collections fell in it)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
     tmp = tempfile.mkdtemp(prefix="thinkscope-bench-live-")
@@ -128,7 +210,9 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
     from hardware import open_microscope
     from thinkscope_gui.learn import Enhancer
 
+    from .bench_session import _cpu_waiting_s
     from .main_window import MainWindow
+    from .stall_sampler import StackSampler
 
     app = QApplication.instance() or QApplication([])
     device = "cuda" if gpu else "cpu"
@@ -144,6 +228,7 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
         enh = Enhancer.load(model, device=device)
         scope.set_objective(enh.lr_profile.label)
         win = MainWindow(scope, modal_errors=False, load_model=False)
+        win.freeze_heap = True   # as run_gui does
         win.resize(*window)
         win.show()
         win.set_live(True)
@@ -170,10 +255,14 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
         _pump(app, 60.0, lambda: win.live.worker.warmed.is_set() and _simulator_settled())
         out["model"] = str(enh.path)
         stall = StallMeter()
+        sampler = StackSampler().start() if explain else None
+        pressure0 = (time.perf_counter(), _cpu_waiting_s())
+        gclog = GcLog().__enter__()
         try:
             for short in modes:
                 mode = MODES[short]
                 for i, zoom in enumerate(zooms):
+                    stall.label = f"{short} {zoom} (switch and settle)"
                     if i == 0:  # switch into this mode while the last one works at fit
                         _set_zoom(win.view, zoom, short)
                         _pump(app, 0.5)
@@ -187,13 +276,15 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
                         out[f"{short} switch_ms"] = round(first, 1)
                     else:
                         _set_zoom(win.view, zoom, short)
-                    fig = _cell(app, win, stall, seconds)
+                    fig = _cell(app, win, stall, seconds, f"{short} {zoom}")
                     out[f"{short} {zoom}"] = fig
                     line = (f"live {short} {zoom}: camera {fig['camera_fps']:.1f} fps, "
                             f"enhanced {fig['enhanced_fps']:.1f} fps, latency p95 "
                             f"{fig['latency_p95_ms']:.0f} ms, stall {fig['stall_ms']:.0f} ms")
                     log(f"{line}  (median {fig['latency_median_ms']:.0f} ms, enhancing "
-                        f"{fig['enhancing']})")
+                        f"{fig['enhancing']}; worst stall: GUI-thread work "
+                        f"{fig['stall_gui_work_ms']:.0f} ms, waiting for a CPU "
+                        f"{fig['stall_cpu_wait_ms']:.0f} ms)")
                     summary.append(line)
                     fill = (f"live {short} {zoom} fill-in: visible region fully enhanced "
                             f"after {fig['fill_ms']} ms in {fig['tiles']} "
@@ -202,15 +293,48 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
                     summary.append(fill)
             win.set_enhancing(False)
         finally:
+            gclog.__exit__()
             stall.timer.stop()
+            if sampler is not None:
+                sampler.stop()
             win.live.shutdown()
             win.close()
             _pump(app, 0.2)
+    (t0, w0), t1, w1 = pressure0, time.perf_counter(), _cpu_waiting_s()
+    pressure = None if w0 is None or w1 is None else min(1.0, (w1 - w0) / max(t1 - t0, 1e-9))
+    out["load_average"] = round(os.getloadavg()[0], 1)
+    out["cpu_pressure_percent"] = None if pressure is None else round(100 * pressure, 1)
+    gen2 = [d for g, _, d in gclog.passes if g == 2]
+    out["gc"] = {"passes": len(gclog.passes), "gen2": len(gen2),
+                 "gen2_worst_ms": round(max(gen2, default=0.0) * 1000.0, 1)}
+    load = (f"live: load average {out['load_average']:.1f} on {os.cpu_count()} cores"
+            + ("" if pressure is None else f", CPU pressure {pressure * 100:.0f} %")
+            + f"; {len(gclog.passes)} garbage collections, {len(gen2)} of generation 2 "
+            f"(worst {out['gc']['gen2_worst_ms']:.0f} ms)")
+    if explain:
+        log(explain_stalls(stall, sampler, gclog))
+    log(load)
+    summary.append(load)
     out["summary"] = summary
     return out
+
+
+def explain_stalls(stall: StallMeter, sampler: Any, gclog: GcLog) -> str:
+    """One block per GUI-thread stall over the meter's threshold: its cell, length, the
+    GUI thread's own CPU time in it, garbage collections within it, and what every
+    thread was doing (the stack sampler)."""
+    out = []
+    for label, gap, t0, t1, busy, runq in stall.spans:
+        gcs = ", ".join(f"gen {g} {d * 1000:.0f} ms" for g, _, d in gclog.within(t0, t1))
+        out.append(f"stall {gap * 1000:.0f} ms ({label}; GUI thread: work {busy * 1000:.0f} "
+                   f"ms, waiting for a CPU {runq * 1000:.0f} ms, asleep (GIL) "
+                   f"{(gap - busy - runq) * 1000:.0f} ms; gc: {gcs or 'none'})"
+                   + ("" if sampler is None else f":\n{sampler.explain(t0, t1)}"))
+    return "\n".join(out) if out else "no stall over 50 ms"
 
 
 def bench_target(args: Any) -> dict[str, Any]:
     """``main.py bench live``: the options of the bench subcommand -> :func:`bench_live`."""
     return bench_live(size=args.size, seconds=min(args.seconds, 3.0), gpu=args.gpu,
-                      model=args.model, log=(lambda *_: None) if args.json else print)
+                      model=args.model, log=(lambda *_: None) if args.json else print,
+                      explain=bool(getattr(args, "explain", False)))

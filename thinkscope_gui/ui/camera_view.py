@@ -50,6 +50,35 @@ class FastImageItem(pg.ImageItem):
         super().render()
 
 
+def histogram(image: np.ndarray, target: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+    """The display histogram (left bin edges, counts) of every ``step``-th pixel, the same
+    bins and counts as pyqtgraph's ``ImageItem.getHistogram()`` at a fraction of its cost:
+    its integer bins are equal-width but given as edges, which sends ``np.histogram`` to
+    its sorting path (~5 ms per 1024² RGB frame on the GUI thread); here a bincount of
+    the bin indices does it. None for an empty or all-NaN image."""
+    if image.size == 0:
+        return None
+    sy = max(1, math.ceil(image.shape[0] / target))
+    sx = max(1, math.ceil(image.shape[1] / target)) if image.ndim > 1 else 1
+    data = np.ascontiguousarray(image[::sy, ::sx] if image.ndim > 1 else image[::sy])
+    if data.dtype.kind in "ui":
+        mn, mx = int(data.min()), int(data.max())
+        mx = mx + 1 if mx == mn else mx
+        step = math.ceil((mx - mn) / 500.0)
+        edges = np.arange(mn, mx + 1.01 * step, step, dtype=int)
+        wide = np.int32 if data.dtype.itemsize <= 2 else np.int64   # int32 divides fast
+        idx = (data.ravel().astype(wide) - wide(mn)) // wide(step)
+        counts = np.bincount(idx, minlength=len(edges) - 1)[:len(edges) - 1]
+        return edges[:-1], counts
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return None
+    lo, hi = float(data.min()), float(data.max())
+    hi = hi + 1 if hi == lo else hi
+    counts, edges = np.histogram(data, bins=499, range=(lo, hi))
+    return edges[:-1], counts
+
+
 def nice_scale_length(view_width_px: float, pixel_size_um: float) -> float:
     """A round length in µm close to a fifth of the visible width."""
     target = max(view_width_px, 1.0) * pixel_size_um / 5.0
@@ -199,7 +228,10 @@ class CameraView(QWidget):
             return
         if self.auto_levels:
             self.auto_contrast()
-        self.hist.imageChanged(autoLevel=False)
+        h = histogram(self.frame)   # = self.hist.imageChanged(autoLevel=False), cheaper
+        if h is not None:
+            self.hist.plot.setData(*h)
+            self.hist.region.setRegion(self.image_item.getLevels())
         self.check_saturation()
 
     def check_saturation(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -55,6 +56,13 @@ class MainWindow(QMainWindow):
     DEFERRED_PANELS = ("Training",)
 
     startupDone = Signal()
+    #: once start-up is over (the heavy imports) and after each model load, move every
+    #: object alive into the collector's permanent generation (gc.freeze): a full
+    #: collection then no longer walks the ~400k objects of Qt, torch and numpy, which
+    #: took 250 ms of the GUI thread (a stall) whenever one ran. run_gui and the live
+    #: bench turn it on; off for windows made in tests (a test process keeps every
+    #: window's objects)
+    freeze_heap = False
 
     def __init__(self, scope: Any, *, modal_errors: bool = True, load_model: bool = True,
                  defer_heavy: bool = False, parent: QWidget | None = None) -> None:
@@ -133,6 +141,7 @@ class MainWindow(QMainWindow):
                 self._load_pending = False
                 self.models.load(self._settings_model_path())
             self.ready = True
+            self._freeze_heap()
             self.startupDone.emit()
 
         self._warmup = start_worker(self, job, done, lambda _m: done())
@@ -546,6 +555,14 @@ class MainWindow(QMainWindow):
         self._startup_load = False
         self.live.set_enhancer(enhancer)
         self._objective_changed(self.scope.objective())
+        self._freeze_heap()
+
+    def _freeze_heap(self) -> None:
+        """gc.freeze() where ``freeze_heap`` asks for it (see there). No collection first:
+        that is the very stall this avoids; the little garbage frozen with the live
+        objects stays, once."""
+        if self.freeze_heap:
+            gc.freeze()
 
     def _model_failed(self, msg: str) -> None:
         if self._startup_load:
