@@ -24,7 +24,8 @@ def _radial_power(img: np.ndarray, d_um: float, bins: np.ndarray = BINS) -> np.n
     p = np.abs(np.fft.fft2(a * win)) ** 2
     fr = np.hypot(np.fft.fftfreq(a.shape[0], d=d_um)[:, None],
                   np.fft.fftfreq(a.shape[1], d=d_um)[None, :])
-    out = np.array([p[(fr >= lo) & (fr < hi)].mean() for lo, hi in zip(bins[:-1], bins[1:])])
+    out = np.array([p[(fr >= lo) & (fr < hi)].mean()
+                    for lo, hi in zip(bins[:-1], bins[1:], strict=True)])
     return out / out.sum()
 
 
@@ -99,7 +100,7 @@ def test_nuclei_differ_in_chromatin_spectrum() -> None:
     other = _nucleus_patches(1)
     assert len(other) == len(patches)
     assert all(abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.5
-               for a, b in zip(patches, other))
+               for a, b in zip(patches, other, strict=True))
 
 
 def test_renderer_texture_seed_is_deterministic_and_keeps_the_specimen() -> None:
