@@ -31,6 +31,10 @@ TEXEL_UM = 0.025
 PERIOD_UM = TILE_N * TEXEL_UM  # 25.6 µm
 _lock = threading.Lock()
 _level_locks: dict[tuple[str, int, int], threading.Lock] = {}
+_levels: dict[tuple[str, int, int], np.ndarray] = {}  # (kind, seed, d_nm) -> mip level
+MAX_LEVELS = 160
+"""About 20 levels are in use per seed and stand (7 tiles x 4-5 fine spacings, coarse ones
+small); with too few every objective change recomputed some on the camera thread."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,15 @@ def _raw(kind: str, seed: int = 0) -> np.ndarray:
     """Zero-prefilter tile in [0, 1] of one family and texture seed (mean 0.5)."""
     fam = _check(kind)
     rng = np.random.default_rng(_tile_seed(kind, seed))
-    noise = rng.standard_normal((TILE_N, TILE_N)).astype(np.float32)
+    # white noise drawn directly as its spectrum (one FFT fewer than transforming it)
+    noise = rng.standard_normal((2, TILE_N, TILE_N // 2 + 1), dtype=np.float32)
     fy = fft.fftfreq(TILE_N, d=TEXEL_UM).astype(np.float32)
     fx = fft.rfftfreq(TILE_N, d=TEXEL_UM).astype(np.float32)
     shape = fam.shape(np.hypot(fy[:, None], fx[None, :])).astype(np.float32)
-    g = fft.irfft2(fft.rfft2(noise, workers=2) * shape, s=(TILE_N, TILE_N), workers=2)
+    spec = np.empty(shape.shape, np.complex64)
+    spec.real = noise[0] * shape
+    spec.imag = noise[1] * shape
+    g = fft.irfft2(spec, s=(TILE_N, TILE_N), workers=2)
     g = (g - g.mean()) / g.std()
     t = fam.transfer(g)
     t = 0.5 + fam.contrast * (t - t.mean()) / t.std()
@@ -116,9 +124,6 @@ def level_of(d_um: float) -> int:
     return max(0, min(6, math.floor(math.log2(max(d_um, 1e-9) / (3 * TEXEL_UM)))))
 
 
-# About 20 levels are in use per seed (7 tiles x 4-5 fine spacings, coarse ones small);
-# with too few every objective change recomputed some on the camera thread
-@lru_cache(maxsize=160)
 def _mip(kind: str, seed: int, d_nm: int) -> np.ndarray:
     """Tile prefiltered with a Gaussian of sigma 0.4 * d for sampling spacing d, on the
     pyramid level of d (the band of the shared spectrum that level holds, one real
@@ -128,7 +133,9 @@ def _mip(kind: str, seed: int, d_nm: int) -> np.ndarray:
     sigma = 0.4 * d
     gy = np.exp(-2 * (np.pi * sigma * fft.fftfreq(n, d=PERIOD_UM / n)) ** 2)
     gx = np.exp(-2 * (np.pi * sigma * fft.rfftfreq(n, d=PERIOD_UM / n)) ** 2)
-    with _lock:  # computed once, whichever level asks first
+    with _lock:
+        spec_lock = _level_locks.setdefault((kind, seed, -1), threading.Lock())
+    with spec_lock:  # computed once, whichever level asks first
         raw = _raw_spectrum(kind, seed)
     if n < TILE_N:  # keep the band |f| < n/2 per axis (its Nyquist row from the negatives)
         h = n // 2
@@ -155,12 +162,22 @@ def tile(kind: str, d_um: float, seed: int = 0) -> np.ndarray:
     One lock per level: a thread needing a level waits only for that level, never for
     the background warm-up computing another (a live frame waited for it while the GUI
     was stopping live view)."""
-    _check(kind)
     key = (kind, int(seed), max(1, round(d_um * 1000)))
+    t = _levels.get(key)  # every nucleus asks: no lock once a level exists
+    if t is not None:
+        return t
+    _check(kind)
     with _lock:
         level_lock = _level_locks.setdefault(key, threading.Lock())
     with level_lock:
-        return _mip(*key)
+        t = _levels.get(key)
+        if t is None:
+            t = _mip(*key)
+            with _lock:
+                if len(_levels) >= MAX_LEVELS:  # a bound, not an LRU: rarely reached
+                    _levels.clear()
+                _levels[key] = t
+    return t
 
 
 def indices(x: np.ndarray, y: np.ndarray, d_um: float,
