@@ -32,9 +32,10 @@ PERIOD_UM = TILE_N * TEXEL_UM  # 25.6 µm
 _lock = threading.Lock()
 _level_locks: dict[tuple[str, int, int], threading.Lock] = {}
 _levels: dict[tuple[str, int, int], np.ndarray] = {}  # (kind, seed, d_nm) -> mip level
-MAX_LEVELS = 160
-"""About 20 levels are in use per seed and stand (7 tiles x 4-5 fine spacings, coarse ones
-small); with too few every objective change recomputed some on the camera thread."""
+MAX_LEVEL_BYTES = 400 << 20
+"""Bound on the cached levels: one stand warmed for every objective holds ~125 MB (7 tiles x
+4 fine 4 MB spacings, the coarse ones small); a process that renders several stands or
+texture seeds starts over when it passes this."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,8 @@ def tile(kind: str, d_um: float, seed: int = 0) -> np.ndarray:
         if t is None:
             t = _mip(*key)
             with _lock:
-                if len(_levels) >= MAX_LEVELS:  # a bound, not an LRU: rarely reached
-                    _levels.clear()
+                if sum(a.nbytes for a in _levels.values()) + t.nbytes > MAX_LEVEL_BYTES:
+                    _levels.clear()  # a bound, not an LRU: rarely reached
                 _levels[key] = t
     return t
 
