@@ -52,7 +52,8 @@ def test_texture_mip_is_the_gaussian_prefiltered_tile(kind: str, d_nm: int) -> N
     f = fft.fftfreq(texture.TILE_N, d=texture.TEXEL_UM)
     g = np.exp(-2 * (np.pi * sigma * f) ** 2)
     direct = fft.ifft2(fft.fft2(texture._raw(kind)) * (g[:, None] * g[None, :])).real
-    np.testing.assert_allclose(texture._mip(kind, d_nm), direct, atol=1e-6)
+    step = 2 ** texture.level_of(d_nm / 1000.0)  # coarse levels: every step-th texel
+    np.testing.assert_allclose(texture._mip(kind, 0, d_nm), direct[::step, ::step], atol=2e-5)
 
 
 def test_an_aborted_live_frame_raises_and_the_next_one_renders() -> None:

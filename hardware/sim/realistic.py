@@ -275,8 +275,9 @@ class RealisticRenderer(SimRenderer):
     step (Abbe sum) and the camera differ.
     """
 
-    def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
-        super().__init__(REALISTIC_OPTICS if optics is None else optics)
+    def __init__(self, optics: dict[str, SimOptics] | None = None,
+                 texture_seed: int = 0) -> None:
+        super().__init__(REALISTIC_OPTICS if optics is None else optics, texture_seed)
         self._raw_key: tuple[Any, ...] | None = None
         #: live: (demosaiced clean DN, demosaiced noise std DN)
         self._raw: tuple[np.ndarray, np.ndarray] | None = None

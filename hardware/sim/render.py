@@ -323,10 +323,16 @@ def _stop_background() -> None:
 
 
 class SimRenderer:
-    """Renders camera frames of the simulated slide; thread-safe (one lock)."""
+    """Renders camera frames of the simulated slide; thread-safe (one lock).
 
-    def __init__(self, optics: dict[str, SimOptics] | None = None) -> None:
+    ``texture_seed`` re-draws the slide's fine textures (texture.py: same spectra, new
+    realisation; the nuclei, fibres and regions stay); 0 is the default slide. It is fixed
+    for the renderer's life, as its caches hold the specimen it made."""
+
+    def __init__(self, optics: dict[str, SimOptics] | None = None,
+                 texture_seed: int = 0) -> None:
         self.optics = dict(DEFAULT_SIM_OPTICS if optics is None else optics)
+        self._texture_seed = int(texture_seed)
         self._lock = threading.RLock()
         self._spec = _LRU(6)  # exact path: (obj, x, y, h, w, margin) -> spectrum
         self._exact_img = _LRU(2)  # (spec key, dz) -> transmission (H, W, 3)
@@ -474,7 +480,8 @@ class SimRenderer:
             fine = self._frame_grid(x_um, y_um, shape, opt, lay, mh, mw)
             if self._pixel_sampled(opt, margin):
                 spec = self._spec.get_or(skey, lambda: defocused_spectrum(slide.Grid(
-                    fine.x0, fine.y0, opt.pixel_size_um, lay.nh, lay.nw, fine.theta)))
+                    fine.x0, fine.y0, opt.pixel_size_um, lay.nh, lay.nw, fine.theta,
+                    self._texture_seed)))
                 img = self._defocused_image(spec, opt, dz)
             else:
                 spec = self._spec.get_or(skey, lambda: self._object_spectrum(fine, lay, opt))
@@ -494,6 +501,11 @@ class SimRenderer:
             self._wanted, self._inflight = [], set()
             self._gen += 1
             self._settled = True
+
+    @property
+    def texture_seed(self) -> int:
+        """The realisation of the fine textures this renderer draws (0: default slide)."""
+        return self._texture_seed
 
     @property
     def live_settled(self) -> bool:
@@ -528,8 +540,7 @@ class SimRenderer:
         nh, nw = _even_fast(h + 2 * margin), _even_fast(w + 2 * margin)
         return _Layout(nh, nw, opt.pixel_size_um), (nh - h) // 2, (nw - w) // 2
 
-    @staticmethod
-    def _frame_grid(x: float, y: float, shape: tuple[int, int], opt: SimOptics,
+    def _frame_grid(self, x: float, y: float, shape: tuple[int, int], opt: SimOptics,
                     lay: _Layout, mh: int, mw: int) -> slide.Grid:
         """Fine grid whose every 2nd sample is a pixel centre of the padded frame."""
         h, w = shape
@@ -540,7 +551,7 @@ class SimRenderer:
         x0 = cx + math.cos(th) * u0 - math.sin(th) * v0
         y0 = cy + math.sin(th) * u0 + math.cos(th) * v0
         nr, nc = lay.fine
-        return slide.Grid(x0, y0, p / 2, nr, nc, th)
+        return slide.Grid(x0, y0, p / 2, nr, nc, th, self._texture_seed)
 
     # ------------------------------------------------------------------ live tiles
     def _live_anchor(self, x: float, y: float, objective: str,
@@ -682,7 +693,7 @@ class SimRenderer:
                              margin: int = MARGIN_PX) -> np.ndarray:
         lay = self._tile_layout(opt, margin)
         x0, y0, th = self._tile_origin(opt, ti, tj, margin)
-        grid = slide.Grid(x0, y0, opt.pixel_size_um / 2, *lay.fine, th)
+        grid = slide.Grid(x0, y0, opt.pixel_size_um / 2, *lay.fine, th, self._texture_seed)
         return self._object_spectrum(grid, lay, opt)
 
     def _ensure_spec(self, objective: str, opt: SimOptics, ti: int, tj: int) -> np.ndarray:
@@ -701,7 +712,7 @@ class SimRenderer:
                 x0, y0, th = self._tile_origin(opt, ti, tj, M)
                 spec = self._wide_spec.get_or((objective, ti, tj, M), lambda: (
                     defocused_spectrum(slide.Grid(x0, y0, opt.pixel_size_um, lay.nh, lay.nw,
-                                                  th))))
+                                                  th, self._texture_seed))))
                 img = self._defocused_image(spec, opt, dzq)
                 return np.ascontiguousarray(img[:, M : M + T, M : M + T].transpose(1, 2, 0))
             else:
@@ -721,7 +732,7 @@ class SimRenderer:
 
         def make_spec() -> np.ndarray:
             x0, y0, th = self._tile_origin(opt, ti, tj)
-            return _transmission_spectra(slide.Grid(x0, y0, d, nc, nc, th))
+            return _transmission_spectra(slide.Grid(x0, y0, d, nc, nc, th, self._texture_seed))
 
         def make() -> np.ndarray:
             spec = self._prev_spec.get_or((objective, ti, tj), make_spec)
@@ -745,7 +756,7 @@ class SimRenderer:
         def warm() -> None:
             if EXITING.wait(WARM_DELAY_S):  # not while the application is still starting
                 return
-            texture.warm(spacings, stop=EXITING.is_set)
+            texture.warm(spacings, stop=EXITING.is_set, seed=self._texture_seed)
 
         start_background(threading.Thread(target=warm, name="sim-texture-warm", daemon=True))
 

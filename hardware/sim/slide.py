@@ -104,7 +104,10 @@ def slide_surface_z(x_um: float, y_um: float) -> float:
 # --------------------------------------------------------------------------- sampling grids
 @dataclass(frozen=True)
 class Grid:
-    """Sampling lattice: sample (i, j) sits at origin + R(theta) @ (j*d, i*d) on the slide."""
+    """Sampling lattice: sample (i, j) sits at origin + R(theta) @ (j*d, i*d) on the slide.
+
+    ``texture_seed`` selects the realisation of the fine textures (texture.py) that the
+    specimen sampled on this grid carries; 0 is the default slide."""
 
     x0: float
     y0: float
@@ -112,6 +115,7 @@ class Grid:
     nr: int
     nc: int
     theta: float = 0.0
+    texture_seed: int = 0
 
     def point(self, i: float, j: float) -> tuple[float, float]:
         c, s = math.cos(self.theta), math.sin(self.theta)
@@ -338,6 +342,14 @@ class _NucleusKind:
     seed: int
 
 
+CHROMATIN_MIX = {
+    "epithelium": (0.35, 0.30, 0.10, 0.25),
+    "stroma": (0.30, 0.35, 0.15, 0.20),
+    "lymphoid": (0.35, 0.05, 0.45, 0.15),
+}
+"""Probability of each texture.CHROMATIN spectrum (clumpy, fine, coarse, reticular) per
+nucleus of a tissue; half the nuclei blend a second one drawn the same way."""
+
 NUCLEI = {
     "epithelium": _NucleusKind(9.0, 0.92, (3.0, 4.2), (2.2, 3.0), (0.45, 0.75), 0.7, 2, 101),
     "stroma": _NucleusKind(16.0, 0.55, (4.5, 7.0), (0.9, 1.4), (0.6, 0.9), 0.5, 0, 202),
@@ -367,7 +379,7 @@ def _tissue(grid: Grid, out: np.ndarray, bbox: tuple[float, float, float, float]
     xl, yl = grid.local_xy(xr, yr, rows, cols)
     w = aa_width(grid.d)
     # cytoplasm / stroma ground substance: eosin with granular texture
-    gran = texture.lookup("granular", xl, yl, grid.d)
+    gran = _granules(grid, co, f, xl, yl)
     eos = co.up(f["eosin"])
     out[1] = eos * (0.75 + 0.5 * gran)
     if float(f["stroma"].max()) > 0.0:
@@ -377,6 +389,45 @@ def _tissue(grid: Grid, out: np.ndarray, bbox: tuple[float, float, float, float]
         check_abort()
         if float(f[name].max()) > 0.0:
             _nuclei(grid, out, kind, name, bbox, w)
+
+
+GRANULE_MIX = {
+    "epithelium": ("granular", "granular_fine"),
+    "stroma": ("granular_fine", "granular_coarse"),
+    "lymphoid": ("granular", "granular_coarse"),
+}
+"""The two granule textures each tissue's ground substance blends, in patches of ~30 µm."""
+
+
+def _granules(grid: Grid, co: _Coarse, f: dict, xl: np.ndarray, yl: np.ndarray) -> np.ndarray:
+    """Granular texture of the cytoplasm / ground substance: per tissue a patchy blend of
+    two granule spectra (pure patches and mixtures, ~30 µm), weights on the coarse lattice
+    (they sum to 1 everywhere, so the mean is every spectrum's 0.5). Only the textures with
+    weight in this grid are looked up (two inside one tissue)."""
+    seed = grid.texture_seed
+    weights = {k: np.zeros_like(co.x) for k in texture.GRANULAR}
+    total = np.zeros_like(co.x)
+    for n, (name, (a, b)) in enumerate(GRANULE_MIX.items()):
+        ft = f[name]
+        if float(ft.max()) <= 0.0:
+            continue
+        mix = _smooth01(0.5 + 1.5 * fbm(co.x, co.y, 30.0, 701 + 37 * n + 10007 * seed, 2))
+        weights[a] += ft * (1.0 - mix)
+        weights[b] += ft * mix
+        total += ft
+    empty = total < 1e-6  # glass / lumen: no eosin there, any texture will do
+    weights["granular"][empty] = 1.0
+    total[empty] = 1.0
+    used = [k for k, wk in weights.items() if float(wk.max()) > 0.0]
+    idx = texture.indices(xl, yl, grid.d)
+    # the weights sum to 1: the first texture plus weighted differences to the others
+    gran = texture.sample(used[0], idx, grid.d, seed)
+    for k in used[1:]:
+        t = texture.sample(k, idx, grid.d, seed)
+        t -= gran if len(used) == 2 else texture.sample(used[0], idx, grid.d, seed)
+        t *= co.up(weights[k] / total)
+        gran += t
+    return gran
 
 
 def _ref_point(grid: Grid) -> tuple[float, float]:
@@ -410,7 +461,8 @@ def _fibres(grid: Grid, co: _Coarse, f: dict, xl: np.ndarray, yl: np.ndarray,
         phase = (xl * np.float32(c / lam) + yl * np.float32(s / lam)) + np.float32(ph0)
         phase += co.up(warp)
         # per-fibre brightness that varies along the fibre: anisotropic texture lookup
-        seg = texture.lookup("granular", along * np.float32(0.04), phase * np.float32(0.4), 0.1)
+        seg = texture.lookup("granular", along * np.float32(0.04), phase * np.float32(0.4), 0.1,
+                             grid.texture_seed)
         phase -= np.round(phase)
         phase *= np.float32(lam)
         sig = math.hypot(width, sig_aa)
@@ -433,7 +485,7 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
     ix = np.arange(math.floor((xmin - amax) / L), math.floor((xmax + amax) / L) + 1)
     iy = np.arange(math.floor((ymin - amax) / L), math.floor((ymax + amax) / L) + 1)
     IX, IY = (g.ravel() for g in np.meshgrid(ix, iy))
-    u = _uniforms(IX, IY, kind.seed, 10)
+    u = _uniforms(IX, IY, kind.seed, 7)
     cx = (IX + 0.15 + 0.7 * u[0]) * L
     cy = (IY + 0.15 + 0.7 * u[1]) * L
     weight = tissue_fields(cx, cy)[name]
@@ -450,7 +502,16 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
     else:
         psi = u[5] * math.pi
     od = kind.od[0] + (kind.od[1] - kind.od[0]) * u[6]
-    offx, offy = u[7] * texture.PERIOD_UM, u[8] * texture.PERIOD_UM
+    # chromatin: spectra, blend, contrast, texture rotation and offset per nucleus (hashed
+    # with the texture seed, so re-seeding re-draws them but keeps the nuclei)
+    tu = _uniforms(IX[keep], IY[keep], kind.seed + 31 + 7919 * grid.texture_seed, 8)
+    cdf = np.cumsum(CHROMATIN_MIX[name])
+    first = np.minimum(np.searchsorted(cdf, tu[0] * cdf[-1], side="right"), len(cdf) - 1)
+    second = np.minimum(np.searchsorted(cdf, tu[1] * cdf[-1], side="right"), len(cdf) - 1)
+    blend = np.where((tu[2] < 0.5) & (second != first), 0.2 + 0.6 * tu[3], 0.0)
+    contrast = kind.chromatin * (0.7 + 0.6 * tu[4])
+    rot = 2 * math.pi * tu[5]
+    offx, offy = tu[6] * texture.PERIOD_UM, tu[7] * texture.PERIOD_UM
     d = grid.d
     for n in range(cx.size):
         if n % 16 == 0:
@@ -467,8 +528,15 @@ def _nuclei(grid: Grid, out: np.ndarray, kind: _NucleusKind, name: str,
         fimp = up * up * ia2 + vp * vp * ib2 - 1.0
         grad = 2.0 * np.sqrt((up * ia2) ** 2 + (vp * ib2) ** 2) + 1e-6
         mask = 0.5 - 0.5 * np.tanh(fimp / grad / np.float32(2 * w))
-        chrom = texture.lookup("chromatin", up + np.float32(offx[n]), vp + np.float32(offy[n]), d)
-        amt = mask * np.float32(od[n]) * (1.0 + np.float32(kind.chromatin) * (chrom - 0.5))
+        idx = texture.indices(up, vp, d, (math.cos(rot[n]), math.sin(rot[n])),
+                              (offx[n], offy[n]))
+        chrom = texture.sample(texture.CHROMATIN[first[n]], idx, d, grid.texture_seed)
+        if blend[n] > 0.0:  # a second spectrum, at the same texels
+            other = texture.sample(texture.CHROMATIN[second[n]], idx, d, grid.texture_seed)
+            other -= chrom
+            other *= np.float32(blend[n])
+            chrom += other
+        amt = mask * np.float32(od[n]) * (1.0 + np.float32(contrast[n]) * (chrom - 0.5))
         for q in range(kind.nucleoli):
             uq = uq_all[q][:, n]
             if uq[0] > 0.7:

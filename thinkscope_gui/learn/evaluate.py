@@ -39,13 +39,17 @@ def _gained(img: np.ndarray, gain: float, div: float) -> np.ndarray:
 
 def evaluate_tissue(enh: Enhancer, tissue: str = "stroma", n: int = 6, tile: int = 96,
                     seed: int = 2024, rl_iterations: tuple[int, ...] = (2, 5, 10, 20),
-                    gain: float = 1.0, stand: str = "ideal") -> dict[str, float]:
+                    gain: float = 1.0, stand: str = "ideal",
+                    texture_seed: int = 0) -> dict[str, float]:
     """Mean PSNR/SSIM over n held-out pairs of one tissue. Inputs are noisy 40x frames;
     references are the noise-free 100x frames (`*_clean`) and the noisy 100x frames
     (`*_noisy`, whose shot noise caps every method near 44 dB). RL gets its best
-    iteration count (chosen on these very tiles, in its favour)."""
-    noisy = SimPairSource(n, tissues=[tissue], tile=tile, seed=seed, stand=stand)
-    clean = SimPairSource(n, tissues=[tissue], tile=tile, seed=seed, noise=False, stand=stand)
+    iteration count (chosen on these very tiles, in its favour). ``texture_seed`` draws
+    the slide's fine textures anew (same spectra): a model's gain should not depend on it."""
+    noisy = SimPairSource(n, tissues=[tissue], tile=tile, seed=seed, stand=stand,
+                          texture_seed=texture_seed)
+    clean = SimPairSource(n, tissues=[tissue], tile=tile, seed=seed, noise=False, stand=stand,
+                          texture_seed=texture_seed)
     acc: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:

@@ -31,24 +31,26 @@ def _has_realistic() -> bool:
 STANDS: tuple[str, ...] = ("ideal", "realistic") if _has_realistic() else ("ideal",)
 
 
-def ideal_renderer(lr: str = "40x", hr: str = "100x") -> Any:
-    """A SimRenderer whose objectives have no mechanical imperfections."""
+def ideal_renderer(lr: str = "40x", hr: str = "100x", texture_seed: int = 0) -> Any:
+    """A SimRenderer whose objectives have no mechanical imperfections (``texture_seed``:
+    the realisation of the slide's fine textures, 0 = the default slide)."""
     from hardware.sim.optics import DEFAULT_SIM_OPTICS
     from hardware.sim.render import SimRenderer
 
     optics = {k: dataclasses.replace(v, true_offset_xy_um=(0.0, 0.0), true_parfocal_z_um=0.0,
                                      true_rotation_deg=0.0)
               for k, v in DEFAULT_SIM_OPTICS.items() if k in (lr, hr)}
-    return SimRenderer(optics)
+    return SimRenderer(optics, texture_seed=texture_seed)
 
 
-def stand_renderer(stand: str = "ideal", lr: str = "40x", hr: str = "100x") -> Any:
+def stand_renderer(stand: str = "ideal", lr: str = "40x", hr: str = "100x",
+                   texture_seed: int = 0) -> Any:
     """Renderer of registered pairs on a simulated stand. "realistic": partially coherent
     optics with condenser, Bayer 12-bit camera with bias and fixed-pattern noise, with the
     mechanical truths (offsets, rotation, off-nominal pixels) removed so LR and HR see
     exactly the same field at the nominal scale (what registration would deliver)."""
     if stand == "ideal":
-        return ideal_renderer(lr, hr)
+        return ideal_renderer(lr, hr, texture_seed)
     if stand != "realistic":
         raise ValueError(f"unknown stand {stand!r}; choose one of {', '.join(STANDS)}")
     if "realistic" not in STANDS:
@@ -61,7 +63,7 @@ def stand_renderer(stand: str = "ideal", lr: str = "40x", hr: str = "100x") -> A
                                      true_rotation_deg=0.0,
                                      pixel_size_um=DEFAULT_SIM_OPTICS[k].pixel_size_um)
               for k, v in rs.REALISTIC_OPTICS.items() if k in (lr, hr)}
-    return rs.RealisticRenderer(optics)
+    return rs.RealisticRenderer(optics, texture_seed=texture_seed)
 
 
 def render_pair(renderer: Any, x_um: float, y_um: float, lr_shape: tuple[int, int],
@@ -108,7 +110,8 @@ class SimPairSource:
 
     def __init__(self, n: int, tissues: list[str] | tuple[str, ...] = DEFAULT_TISSUES,
                  tile: int = 128, seed: int = 0, bit_depth: int = 8, noise: bool = True,
-                 lr: str = "40x", hr: str = "100x", stand: str = "ideal") -> None:
+                 lr: str = "40x", hr: str = "100x", stand: str = "ideal",
+                 texture_seed: int = 0) -> None:
         profiles = load_profiles()
         self.lr_profile: ObjectiveProfile = profiles[lr]
         self.hr_profile: ObjectiveProfile = profiles[hr]
@@ -121,8 +124,11 @@ class SimPairSource:
         self.tissues = list(tissues)
         self.positions = region_positions(self.tissues, int(n), self.seed)
         prefix = "sim" if stand == "ideal" else f"sim-{stand}"
+        self.texture_seed = int(texture_seed)
         self.name = f"{prefix}:{','.join(self.tissues)}:{n}x{tile}:seed{seed}"
-        self._renderer = stand_renderer(stand, lr, hr)
+        if self.texture_seed:
+            self.name += f":texture{self.texture_seed}"
+        self._renderer = stand_renderer(stand, lr, hr, self.texture_seed)
         self._labels = (lr, hr)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -153,4 +159,6 @@ class SimPairSource:
                   "noise": self.noise, "seed": self.seed, "objectives": self._labels}
         if self.stand != "ideal":
             recipe["stand"] = self.stand
+        if self.texture_seed:
+            recipe["texture_seed"] = self.texture_seed
         return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()
