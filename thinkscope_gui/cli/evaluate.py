@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=6, help="held-out tiles per stand")
     p.add_argument("--tile", type=int, default=96, help="LR tile side of held-out tiles")
     p.add_argument("--seed", type=int, default=2024, help="seed of the held-out positions")
+    p.add_argument("--texture-seed", type=int, default=0,
+                   help="re-draw the simulator's fine textures (chromatin, granules) with "
+                   "this seed: a model that learned the textures rather than the optics "
+                   "scores differently (default 0: the slide's own)")
     p.add_argument("--gains", default="0.9,1,1.1", help="exposure factors to test")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--threads", type=int, default=2)
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         except ModelFileError as e:
             print(f"evaluate: {e}", file=sys.stderr)
             return 2
-        report = evaluate_model(enh, args.tissue, args.n, args.tile, args.seed, stands, gains)
+        report = evaluate_model(enh, args.tissue, args.n, args.tile, args.seed, stands, gains,
+                                texture_seed=args.texture_seed)
         if sig.cancelled:
             return sig.exit_code
         for line in summary_lines(report):
@@ -86,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             from thinkscope_gui.learn.tta import SelfEnsemble
 
             tta = evaluate_model(SelfEnsemble(enh), args.tissue, args.n,  # type: ignore[arg-type]
-                                 args.tile, args.seed, stands, gains)
+                                 args.tile, args.seed, stands, gains,
+                                 texture_seed=args.texture_seed)
             if sig.cancelled:
                 return sig.exit_code
             report["tta"] = tta

@@ -112,19 +112,21 @@ def evaluate_model(enh: Enhancer, tissue: str = "stroma", n: int = 6, tile: int 
                    seed: int = 2024, stands: tuple[str, ...] = ("ideal",),
                    gains: tuple[float, ...] = (0.9, 1.0, 1.1),
                    rl_iterations: tuple[int, ...] = (2, 5, 10, 20),
-                   periods_um: tuple[float, ...] = (0.36, 0.40)) -> dict[str, Any]:
+                   periods_um: tuple[float, ...] = (0.36, 0.40),
+                   texture_seed: int = 0) -> dict[str, Any]:
     """The full report of `main.py evaluate`: per stand and exposure gain, PSNR/SSIM of the
     model, bicubic and RL (true PSF) against the clean and the noisy 100x reference; and
     bar contrast per period, with the fraction of the 100x contrast each method recovers."""
     report: dict[str, Any] = {"model": str(enh.path) if getattr(enh, "path", None) else "",
                               "arch": enh.meta.arch, "tissue": tissue, "n": n, "tile": tile,
-                              "seed": seed, "stands": {}}
+                              "seed": seed, "texture_seed": texture_seed, "stands": {}}
     for stand in stands:
         per_gain = {}
         for g in gains:
             its = rl_iterations if g == 1.0 else tuple(sorted({rl_iterations[0],
                                                                rl_iterations[-1]}))
-            per_gain[f"{g:g}"] = evaluate_tissue(enh, tissue, n, tile, seed, its, g, stand)
+            per_gain[f"{g:g}"] = evaluate_tissue(enh, tissue, n, tile, seed, its, g, stand,
+                                                 texture_seed=texture_seed)
         report["stands"][stand] = per_gain
     bars = evaluate_bars(enh, periods_um, rl_iterations=tuple(
         it for it in (10, 20, 40) if it <= 2 * max(rl_iterations)) or (10,))
@@ -142,7 +144,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """The human-readable table of an evaluate_model() report."""
     lines = [f"model {report['model'] or '(default)'} ({report['arch']}): held-out "
              f"{report['tissue']}, {report['n']} tiles of {report['tile']} px, seed "
-             f"{report['seed']}"]
+             f"{report['seed']}" + (f", texture seed {report['texture_seed']}"
+                                    if report.get("texture_seed") else "")]
     for stand, per_gain in report["stands"].items():
         for g, m in per_gain.items():
             lines.append(
