@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 20, "
                    "quality 50)")
-    p.add_argument("--pairs", type=int, default=None,
-                   help="pairs per stand, the same on every stand (default: 72 ideal, "
-                   "24 realistic)")
+    p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
+                   help="pairs per stand: one number for every stand, or per stand as "
+                   "ideal=72,realistic=24 (the default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
@@ -37,11 +37,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
                    help="augmentation recipe (default: the recipe's; off is for ablations "
                    "only)")
+    p.add_argument("--fft-weight", type=float, default=None, metavar="W",
+                   help="weight of the amplitude-spectrum L1 loss term, which keeps fine "
+                   "periods (the bar target) from being damped (default: the recipe's, 0)")
+    p.add_argument("--device", default=None,
+                   help="torch device to train on, e.g. cuda (default cpu; the evaluation "
+                   "always runs on the CPU)")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep a rebuild that fails the acceptance rule as "
                    "default_ARCH.rejected.safetensors (to inspect it)")
     p.add_argument("--force", action="store_true",
                    help="replace existing models even when the rebuild scores worse")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as given (options that differ from their defaults), for the metadata:
+    with the commit it names, the command reproduces the model's recipe."""
+    import shlex
+
+    words = ["main.py", "rebuild-models"]
+    for opt in ("arch", "minutes", "pairs", "threads", "init", "lr", "augment", "fft_weight",
+                "device"):
+        value = getattr(args, opt, None)
+        if value is not None and not (opt == "arch" and value == "fast,quality") \
+                and not (opt == "init" and value == "none"):
+            words += [f"--{opt.replace('_', '-')}", str(value)]
+    words += [f"--{flag.replace('_', '-')}" for flag in ("tiny", "force", "keep_rejected")
+              if getattr(args, flag, False)]
+    return shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +89,18 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             recipe = replace(recipe, minutes={a: args.minutes for a in archs})
         if args.pairs is not None:
-            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs), stand_pairs={})
+            try:
+                if "=" in args.pairs:
+                    per = {k.strip(): max(2, int(v)) for k, v in
+                           (item.split("=", 1) for item in args.pairs.split(",") if item)}
+                    recipe = replace(recipe, stand_pairs=per)
+                else:
+                    recipe = replace(recipe, pairs_per_stand=max(2, int(args.pairs)),
+                                     stand_pairs={})
+            except ValueError:
+                print(f"rebuild-models: --pairs takes N or STAND=N,..., got {args.pairs!r}",
+                      file=sys.stderr)
+                return 2
         if args.threads is not None:
             recipe = replace(recipe, threads=max(1, args.threads))
         if args.init not in ("shipped", "none"):
@@ -84,12 +118,21 @@ def run(args: argparse.Namespace) -> int:
                 print("rebuild-models: --lr must be > 0", file=sys.stderr)
                 return 2
             recipe = replace(recipe, lr=args.lr, init_lr=args.lr)
+        if args.fft_weight is not None:
+            if args.fft_weight < 0:
+                print("rebuild-models: --fft-weight must be >= 0", file=sys.stderr)
+                return 2
+            recipe = replace(recipe, fft_weight=args.fft_weight)
+        if args.device is not None:
+            recipe = replace(recipe, device=args.device)
         out_dir = args.out_dir or str(MODELS_DIR)
         from thinkscope_gui.cli.interrupt import run_job
         from thinkscope_gui.jobs import FinishReason, FunctionJob, JobControl
 
+        command = _command_line(args)  # recorded in the model metadata
+
         def body(control: JobControl) -> dict:
-            return rebuild_models(out_dir, recipe, archs, force=args.force,
+            return rebuild_models(out_dir, recipe, archs, force=args.force, command=command,
                                   keep_rejected=args.keep_rejected,
                                   log=lambda m: print(m, flush=True),
                                   cancel=lambda: control.cancel_requested)

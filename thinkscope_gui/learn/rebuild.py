@@ -77,11 +77,13 @@ class RebuildRecipe:
     patch: int = 48
     lr: float = 3e-3
     loss: str = "mse"
+    fft_weight: float = 0.0                #: TrainConfig.fft_weight (amplitude-spectrum L1)
     eval_n: int = 6
     eval_tile: int = 96
     eval_gains: tuple[float, ...] = (0.9, 1.0, 1.1)
     eval_rl_iterations: tuple[int, ...] = (2, 5, 10, 20)
     threads: int = 2
+    device: str = "cpu"                    #: torch device of the training ("cuda": a GPU)
     init: str = "none"                     #: "shipped", a model file, or "none" (scratch)
     init_lr: float = 3e-4                  #: peak learning rate of a fine-tune (init set)
     augment: str = "mild"                  #: TrainConfig.augment ("off": ablations only)
@@ -237,8 +239,9 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
         cfg = TrainConfig(arch=arch, epochs=recipe.epochs, minutes=minutes,
                           steps_per_epoch=recipe.steps_per_epoch, batch_size=recipe.batch_size,
                           patch=recipe.patch, lr=recipe.init_lr if warm else recipe.lr,
-                          loss=recipe.loss, warm_start=warm, augment=recipe.augment,
-                          threads=recipe.threads, seed=recipe.seed, out=str(tmp),
+                          loss=recipe.loss, fft_weight=recipe.fft_weight, warm_start=warm,
+                          augment=recipe.augment, threads=recipe.threads, seed=recipe.seed,
+                          device=recipe.device, out=str(tmp),
                           checkpoint=str(tmp) + ".ckpt", command=f"{command} ({arch})")
         budget = f"{minutes:g} min" if minutes else f"{recipe.epochs} epochs"
         start = f" from {init} (sha256 {init_info['sha256'][:12]})" if init_info else ""
