@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 20, "
-                   "quality 50)")
+                   "quality 25)")
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
                    "ideal=72,realistic=24 (default: that for fast, 84/12 for quality)")

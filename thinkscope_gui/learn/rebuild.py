@@ -72,7 +72,7 @@ class RebuildRecipe:
         default_factory=lambda: {"ideal": 72, "realistic": 24})
     tile: int = 128
     seed: int = 11
-    minutes: dict[str, float] = field(default_factory=lambda: {"fast": 20.0, "quality": 50.0})
+    minutes: dict[str, float] = field(default_factory=lambda: {"fast": 20.0, "quality": 25.0})
     epochs: int = 20                       #: only when minutes is empty (tests)
     steps_per_epoch: int = 200
     batch_size: int = 16
