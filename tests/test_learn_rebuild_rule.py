@@ -74,3 +74,58 @@ def test_mild_recipe_degrades_few_lr_patches_and_keeps_hr() -> None:
         changed[name] = np.mean([not np.allclose(x, lr, atol=1e-6) for x, _ in outs])
     assert changed["robust"] > 0.95          # noise on every patch
     assert 0.2 < changed["mild"] < 0.5       # noise 25 %, JPEG 5 %, Bayer 5 %
+
+
+def test_fft_loss_charges_damped_fine_periods_not_phase() -> None:
+    """The amplitude-spectrum term (rebuild --fft-weight) exists to stop a pixel loss from
+    damping fine periods: half the contrast of a near-cutoff grating costs it, a shifted
+    grating of full contrast does not (a pixel loss charges the shift far more)."""
+    import torch
+    import torch.nn.functional as F
+
+    from thinkscope_gui.learn.metrics import fft_loss
+
+    x = torch.arange(64, dtype=torch.float32)
+    period = 64 / 22                                  # 2.9 px, like the 0.36 µm bars
+    bars = lambda amp, shift=0.0: (0.5 + amp * torch.cos(  # noqa: E731
+        2 * torch.pi * (x - shift) / period)).expand(1, 1, 64, 64)
+    target, damped, shifted = bars(0.2), bars(0.1), bars(0.2, period / 2)
+    assert float(fft_loss(target, target)) == 0.0
+    assert float(fft_loss(damped, target)) > 1e-3
+    assert float(fft_loss(shifted, target)) < 1e-3 * float(fft_loss(damped, target))
+    assert float(F.mse_loss(shifted, target)) > 10 * float(F.mse_loss(damped, target))
+
+
+def test_the_recorded_command_reproduces_the_recipe() -> None:
+    """The model metadata's command names every option that differs from the default, so
+    with the recorded commit it rebuilds the same recipe."""
+    import main
+    from thinkscope_gui.cli.rebuild_models import _command_line
+
+    args = main.build_parser().parse_args(
+        ["rebuild-models", "--arch", "quality", "--init", "shipped", "--augment", "off",
+         "--fft-weight", "0.1", "--pairs", "ideal=84,realistic=12", "--out-dir", "/tmp/x"])
+    assert _command_line(args) == ("main.py rebuild-models --arch quality --pairs "
+                                   "ideal=84,realistic=12 --init shipped --augment off "
+                                   "--fft-weight 0.1")
+
+
+def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -> None:
+    """`main.py rebuild-models` trains the quality model as the shipped one was built
+    (exposure + orientations, fft term, 84/12 pairs) and the fast one with the mild recipe;
+    an option given on the command line applies to both."""
+    import main
+    from thinkscope_gui.cli.rebuild_models import _recipe_from_args
+
+    q = RebuildRecipe().for_arch("quality")
+    assert (q.augment, q.fft_weight, q.stand_pairs) == ("off", 0.1,
+                                                       {"ideal": 84, "realistic": 12})
+    f = RebuildRecipe().for_arch("fast")
+    assert (f.augment, f.fft_weight, f.stand_pairs) == ("mild", 0.0,
+                                                       {"ideal": 72, "realistic": 24})
+    args = main.build_parser().parse_args(["rebuild-models", "--augment", "mild",
+                                           "--pairs", "ideal=60,realistic=36"])
+    r = _recipe_from_args(args).for_arch("quality")
+    assert (r.augment, r.fft_weight, r.stand_pairs) == ("mild", 0.1,
+                                                       {"ideal": 60, "realistic": 36})
+    assert RebuildRecipe.tiny().for_arch("quality").stand_pairs == {}

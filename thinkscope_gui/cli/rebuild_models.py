@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thinkscope_gui.learn.rebuild import RebuildRecipe
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rebuild-models", help="rebuild the shipped default models (long)",
                        description="Renders registered 40x/100x pairs of epithelium and "
-                       "lymphoid on every simulated stand, trains the fast and the quality "
-                       "model with the mild augmentation recipe, evaluates them on held-out "
+                       "lymphoid on every simulated stand, trains the fast model with the mild "
+                       "augmentation recipe and the quality one with exposure jitter, "
+                       "orientations and an amplitude-spectrum loss term (72/24 and 84/12 "
+                       "ideal/realistic pairs; options below override both), evaluates them "
+                       "on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
                        "metrics). `make models` runs it. The full recipe takes about an hour "
                        "on 2 CPU threads.")
@@ -22,10 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 20, "
-                   "quality 50)")
-    p.add_argument("--pairs", type=int, default=None,
-                   help="pairs per stand, the same on every stand (default: 72 ideal, "
-                   "24 realistic)")
+                   "quality 25)")
+    p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
+                   help="pairs per stand: one number for every stand, or per stand as "
+                   "ideal=72,realistic=24 (default: that for fast, 84/12 for quality)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
@@ -35,8 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
     p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
-                   help="augmentation recipe (default: the recipe's; off is for ablations "
-                   "only)")
+                   help="augmentation recipe (default: mild for fast, off for quality: its "
+                   "camera degradations flatten the quality model's bar target)")
+    p.add_argument("--fft-weight", type=float, default=None, metavar="W",
+                   help="weight of the amplitude-spectrum L1 loss term, which keeps fine "
+                   "periods (the bar target) from being damped (default: 0 for fast, 0.1 for "
+                   "quality)")
+    p.add_argument("--device", default=None,
+                   help="torch device to train on, e.g. cuda (default cpu; the evaluation "
+                   "always runs on the CPU)")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep a rebuild that fails the acceptance rule as "
                    "default_ARCH.rejected.safetensors (to inspect it)")
@@ -44,14 +58,77 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="replace existing models even when the rebuild scores worse")
 
 
-def run(args: argparse.Namespace) -> int:
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as given (options that differ from their defaults), for the metadata:
+    with the commit it names, the command reproduces the model's recipe."""
+    import shlex
+
+    words = ["main.py", "rebuild-models"]
+    for opt in ("arch", "minutes", "pairs", "threads", "init", "lr", "augment", "fft_weight",
+                "device"):
+        value = getattr(args, opt, None)
+        if value is not None and not (opt == "arch" and value == "fast,quality") \
+                and not (opt == "init" and value == "none"):
+            words += [f"--{opt.replace('_', '-')}", str(value)]
+    words += [f"--{flag.replace('_', '-')}" for flag in ("tiny", "force", "keep_rejected")
+              if getattr(args, flag, False)]
+    return shlex.join(words)
+
+
+def _recipe_from_args(args: argparse.Namespace) -> RebuildRecipe:
+    """The rebuild recipe the options describe (ValueError: a bad option, in words)."""
     from dataclasses import replace
 
+    from thinkscope_gui.learn.rebuild import RebuildRecipe
+
+    archs = tuple(a for a in args.arch.split(",") if a)
+    recipe = RebuildRecipe.tiny() if args.tiny else RebuildRecipe()
+    if args.minutes is not None:
+        if args.minutes <= 0:
+            raise ValueError("--minutes must be > 0")
+        recipe = replace(recipe, minutes={a: args.minutes for a in archs})
+    if args.pairs is not None:
+        try:
+            if "=" in args.pairs:
+                per = {k.strip(): max(2, int(v)) for k, v in
+                       (item.split("=", 1) for item in args.pairs.split(",") if item)}
+                recipe = replace(recipe, stand_pairs=per)
+                recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
+            else:
+                recipe = replace(recipe, pairs_per_stand=max(2, int(args.pairs)),
+                                 stand_pairs={})
+                recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
+        except ValueError as e:
+            raise ValueError(f"--pairs takes N or STAND=N,..., got {args.pairs!r}") from e
+    if args.threads is not None:
+        recipe = replace(recipe, threads=max(1, args.threads))
+    if args.init not in ("shipped", "none"):
+        from pathlib import Path
+
+        if not Path(args.init).is_file():
+            raise ValueError(f"--init {args.init}: no such model file")
+    recipe = replace(recipe, init=args.init)
+    if args.augment is not None:
+        recipe = replace(recipe, augment=args.augment).without_override("augment")
+    if args.lr is not None:
+        if args.lr <= 0:
+            raise ValueError("--lr must be > 0")
+        recipe = replace(recipe, lr=args.lr, init_lr=args.lr)
+    if args.fft_weight is not None:
+        if args.fft_weight < 0:
+            raise ValueError("--fft-weight must be >= 0")
+        recipe = replace(recipe, fft_weight=args.fft_weight).without_override("fft_weight")
+    if args.device is not None:
+        recipe = replace(recipe, device=args.device)
+    return recipe
+
+
+def run(args: argparse.Namespace) -> int:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
     with SignalCancel() as sig:
         from thinkscope_gui.learn.modelfile import MODELS_DIR
-        from thinkscope_gui.learn.rebuild import RebuildRecipe, rebuild_models
+        from thinkscope_gui.learn.rebuild import rebuild_models
 
         archs = tuple(a for a in args.arch.split(",") if a)
         bad = [a for a in archs if a not in ("fast", "quality")]
@@ -59,37 +136,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"rebuild-models: --arch takes fast and/or quality, got {args.arch!r}",
                   file=sys.stderr)
             return 2
-        recipe = RebuildRecipe.tiny() if args.tiny else RebuildRecipe()
-        if args.minutes is not None:
-            if args.minutes <= 0:
-                print("rebuild-models: --minutes must be > 0", file=sys.stderr)
-                return 2
-            recipe = replace(recipe, minutes={a: args.minutes for a in archs})
-        if args.pairs is not None:
-            recipe = replace(recipe, pairs_per_stand=max(2, args.pairs), stand_pairs={})
-        if args.threads is not None:
-            recipe = replace(recipe, threads=max(1, args.threads))
-        if args.init not in ("shipped", "none"):
-            from pathlib import Path
-
-            if not Path(args.init).is_file():
-                print(f"rebuild-models: --init {args.init}: no such model file",
-                      file=sys.stderr)
-                return 2
-        recipe = replace(recipe, init=args.init)
-        if args.augment is not None:
-            recipe = replace(recipe, augment=args.augment)
-        if args.lr is not None:
-            if args.lr <= 0:
-                print("rebuild-models: --lr must be > 0", file=sys.stderr)
-                return 2
-            recipe = replace(recipe, lr=args.lr, init_lr=args.lr)
+        try:
+            recipe = _recipe_from_args(args)
+        except ValueError as e:
+            print(f"rebuild-models: {e}", file=sys.stderr)
+            return 2
         out_dir = args.out_dir or str(MODELS_DIR)
         from thinkscope_gui.cli.interrupt import run_job
         from thinkscope_gui.jobs import FinishReason, FunctionJob, JobControl
 
+        command = _command_line(args)  # recorded in the model metadata
+
         def body(control: JobControl) -> dict:
-            return rebuild_models(out_dir, recipe, archs, force=args.force,
+            return rebuild_models(out_dir, recipe, archs, force=args.force, command=command,
                                   keep_rejected=args.keep_rejected,
                                   log=lambda m: print(m, flush=True),
                                   cancel=lambda: control.cancel_requested)

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=["l1", "mse"], default="l1")
     p.add_argument("--ssim-weight", type=float, default=0.0)
     p.add_argument("--grad-weight", type=float, default=0.0)
+    p.add_argument("--fft-weight", type=float, default=0.0,
+                   help="weight of the amplitude-spectrum L1 term (keeps fine periods from "
+                   "being damped; the shipped quality model used 0.1); 0 = off")
     p.add_argument("--jitter", type=float, default=0.5,
                    help="per-channel affine intensity (exposure) augmentation strength; "
                    "0 = off (default 0.5: without it models break on another exposure)")
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs, minutes=args.minutes, augment=args.augment,
         steps_per_epoch=args.steps, batch_size=args.batch,
         patch=args.patch, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
-        ssim_weight=args.ssim_weight, grad_weight=args.grad_weight,
+        ssim_weight=args.ssim_weight, grad_weight=args.grad_weight, fft_weight=args.fft_weight,
         intensity_jitter=args.jitter, schedule=args.schedule, patience=args.patience,
         min_delta_db=args.min_delta_db, match_illumination=not args.no_illumination_match,
         val_fraction=args.val_fraction, max_val_tiles=args.max_val_tiles, seed=args.seed,

@@ -47,7 +47,7 @@ from .distributed import (
 )
 from .errors import TrainingError
 from .meta import ModelMeta, Normalisation
-from .metrics import gradient_loss, psnr, ssim
+from .metrics import fft_loss, gradient_loss, psnr, ssim
 from .modelfile import load_model, save_model
 from .models import bicubic, build_model
 from .normalise import bits_divisor
@@ -107,6 +107,9 @@ class TrainConfig(BaseModel):
     """Weight of the (1 - SSIM) term added to the pixel loss; 0 = off."""
     grad_weight: float = Field(0.0, ge=0)
     """Weight of the image-gradient loss term; 0 = off."""
+    fft_weight: float = Field(0.0, ge=0)
+    """Weight of the amplitude-spectrum L1 term (metrics.fft_loss), which keeps fine
+    periods from being damped; 0 = off."""
     intensity_jitter: float = Field(0.5, ge=0)
     """Strength of the per-channel affine intensity (exposure) augmentation; 0 = off.
     On by default: without it a 5 % brightness change makes a model worse than bicubic."""
@@ -527,6 +530,8 @@ class Trainer:
                                                       denormalise(y, norm)))
         if cfg.grad_weight:
             loss = loss + cfg.grad_weight * gradient_loss(pred, y)
+        if cfg.fft_weight:
+            loss = loss + cfg.fft_weight * fft_loss(pred, y)
         loss_sum, stops = all_sum([float(loss.detach()), self._cancel.is_set()], ctx, device)
         if stops:
             return float("nan"), True
