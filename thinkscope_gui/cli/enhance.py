@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
 
     if src.is_dir():
         bad: list[str] = []
-        planned: set[Path] = set()
+        outs = _plan_outputs(files, dst, output_name)
         written = 0
 
         def batch(control: JobControl) -> None:
@@ -134,12 +134,8 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
                 for i, f in enumerate(files):
                     control.checkpoint()
                     control.progress(done=i, total=len(files), message=f.name)
-                    out = output_name(f, dst)
-                    if out in planned:  # a.jpg beside a.png: both would be a.png
-                        out = dst / f"{f.name}.png"
-                    planned.add(out)
                     try:
-                        one(f, out, f.name, lambda: control.cancel_requested)
+                        one(f, outs[f], f.name, lambda: control.cancel_requested)
                         written += 1
                     except (ImageFileError, ModelMismatchError, ValueError) as e:
                         bad.append(str(e).splitlines()[0])
@@ -179,6 +175,20 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     print(f"{src} -> {out} (x{enh.scale:g})")
     _print_engine(enh)
     return 0
+
+
+def _plan_outputs(files: list[Path], dst: Path,
+                  output_name: Callable[[Path, Path], Path]) -> dict[Path, Path]:
+    """Each input's output in ``dst``; a JPEG whose PNG name another input already has
+    (a.jpg beside a.png) becomes a.jpg.png, so no output overwrites another."""
+    outs = {f: output_name(f, dst) for f in files if f.suffix.lower() not in (".jpg", ".jpeg")}
+    taken = set(outs.values())
+    for f in files:
+        if f not in outs:
+            out = output_name(f, dst)
+            outs[f] = dst / f"{f.name}.png" if out in taken else out
+            taken.add(outs[f])
+    return outs
 
 
 def _print_engine(enh: object) -> None:

@@ -61,6 +61,8 @@ def read_input(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(_missing(path))
+    if path.stat().st_size == 0:
+        raise ImageFileError(f"{path}: empty file (0 bytes)")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             a = _read_tiff(path)
