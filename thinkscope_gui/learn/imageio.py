@@ -143,11 +143,23 @@ def _read_tiff(path: Path) -> np.ndarray:
     return a
 
 
+def _check_png_depth(path: Path) -> None:
+    """PIL reads 16-bit colour PNGs as 8-bit: refused, rather than silently enhanced and
+    written back at 8 bits."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6):
+        raise ImageFileError(f"{path}: 16-bit colour PNG, which this reader would cut to 8 "
+                             "bits; save it as a 16-bit TIFF (or convert it to 8-bit first)")
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         _too_big(path, im.height, im.width)
+        if im.format == "PNG":
+            _check_png_depth(path)
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
             raise ImageFileError(f"{path}: animated/multi-frame image ({frames} frames) - "
