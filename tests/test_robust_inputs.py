@@ -315,3 +315,12 @@ def test_snap_refuses_bad_outputs_in_one_line(tmp_path, monkeypatch, capsys, ro_
 def test_enhancer_names_what_is_wrong_with_a_frame(enh, frame, words) -> None:
     with pytest.raises(ValueError, match=words):
         enh.enhance(frame)
+
+
+def test_files_are_read_by_content_not_by_their_suffix(tmp_path) -> None:
+    rgb = _rgb(10, 14)
+    Image.fromarray(rgb).save(tmp_path / "png_named.tif", format="PNG")
+    tifffile.imwrite(tmp_path / "tiff_named.png", rgb, photometric="rgb")
+    for name in ("png_named.tif", "tiff_named.png"):
+        a, _ = read_input(tmp_path / name)
+        assert np.array_equal(a, rgb), name

@@ -64,7 +64,9 @@ def read_input(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.stat().st_size == 0:
         raise ImageFileError(f"{path}: empty file (0 bytes)")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] in (b"II", b"MM"):  # by content: a TIFF named .png (or v.v.) still reads
             a = _read_tiff(path)
         else:
             a = _read_pil(path)
@@ -85,7 +87,8 @@ def read_input(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if a.dtype == np.float64:
         a = a.astype(np.float32)
     if a.dtype.kind == "i" and a.size and a.min() >= 0 and a.max() <= 65535:
-        a = a.astype(np.uint16)  # signed TIFFs of camera counts (never negative here)
+        # signed TIFFs of camera counts (never negative here)
+        a = a.astype(np.uint8 if a.dtype.itemsize == 1 else np.uint16)
     if a.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageFileError(f"{path}: unsupported sample type {a.dtype} (8/16-bit integer "
                              "or 32-bit float in 0..1)")
