@@ -324,3 +324,25 @@ def test_files_are_read_by_content_not_by_their_suffix(tmp_path) -> None:
     for name in ("png_named.tif", "tiff_named.png"):
         a, _ = read_input(tmp_path / name)
         assert np.array_equal(a, rgb), name
+
+
+def test_a_16_bit_tiff_that_states_its_bit_depth_is_scaled_by_it(tmp_path, enh) -> None:
+    from thinkscope_gui.learn.imageio import file_bit_depth
+    from thinkscope_gui.tiff import write_tiff
+
+    px = enh.meta.lr_pixel_size_um
+    counts = np.random.default_rng(3).integers(0, 4096, (16, 16, 3)).astype(np.uint16)
+    write_tiff(tmp_path / "said12.tif", counts, px, {"bit_depth": 12})
+    write_tiff(tmp_path / "plain.tif", counts, px)
+    assert file_bit_depth(tmp_path / "said12.tif", counts) == 12
+    assert file_bit_depth(tmp_path / "plain.tif", counts) is None
+    a = tifffile.imread(enhance_file(enh, tmp_path / "said12.tif", tmp_path / "a.tif"))
+    b = tifffile.imread(enhance_file(enh, tmp_path / "plain.tif", tmp_path / "b.tif",
+                                     bit_depth=12))
+    c = tifffile.imread(enhance_file(enh, tmp_path / "plain.tif", tmp_path / "c.tif"))
+    assert a.dtype == np.uint16 and np.array_equal(a, b) and a.max() <= 4095
+    assert not np.array_equal(a, c)
+    # a claim its pixels contradict is ignored rather than clipping real data
+    counts[0, 0, 0] = 40000
+    write_tiff(tmp_path / "lies.tif", counts, px, {"bit_depth": 12})
+    assert file_bit_depth(tmp_path / "lies.tif", counts) is None

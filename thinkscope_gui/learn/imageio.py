@@ -156,6 +156,40 @@ def _check_png_depth(path: Path) -> None:
                              "bits; save it as a 16-bit TIFF (or convert it to 8-bit first)")
 
 
+def file_bit_depth(path: str | Path, img: np.ndarray) -> int | None:
+    """Significant bits a 16-bit TIFF says it has: ThinkScope's own metadata (`snap`, the
+    GUI's *Save TIFF*) or Micro-Manager's ``BitDepth``. None when it says nothing, or when
+    its pixels exceed what it claims (wrong metadata must not clip real data)."""
+    if img.dtype != np.uint16 or not img.size:
+        return None
+    import tifffile
+
+    from thinkscope_gui.tiff import read_tiff_meta
+
+    claims: list[Any] = []
+    try:
+        claims.append(read_tiff_meta(path).get("bit_depth"))
+        with tifffile.TiffFile(str(path)) as tf:
+            mm = tf.micromanager_metadata or {}
+            summary = mm.get("Summary") if isinstance(mm, dict) else None
+            if isinstance(summary, dict):
+                claims.append(summary.get("BitDepth"))
+            tag = tf.pages[0].tags.get(51123)  # Micro-Manager's per-image JSON
+            if tag is not None and isinstance(tag.value, dict):
+                claims.append(tag.value.get("BitDepth"))
+    except Exception:  # noqa: BLE001 - no readable hint is the same as no hint
+        return None
+    top = int(img.max())
+    for c in claims:
+        try:
+            b = int(c)
+        except (TypeError, ValueError):
+            continue
+        if 8 < b <= 16 and top <= 2**b - 1:
+            return b
+    return None
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
@@ -213,6 +247,8 @@ def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
             f"images at {want:g} µm/px (objective {enh.lr_profile.label}, "
             f"NA {enh.lr_profile.na:g})")
     img, alpha = read_input(src)
+    if bit_depth is None:  # a 12-bit camera's uint16 TIFF that says so is scaled as 12-bit
+        bit_depth = file_bit_depth(src, img)
     if alpha is not None and alpha.dtype != img.dtype:
         alpha = alpha.astype(img.dtype) if img.dtype.kind == alpha.dtype.kind else None
     extra = {"enhanced_by": "ThinkScope", "model": str(enh.path), "source": str(src),
