@@ -127,11 +127,21 @@ def test_ome_single_plane_is_read_and_an_ome_stack_refused(tmp_path) -> None:
         read_input(tmp_path / "z.ome.tif")
 
 
-def test_signed_integer_tiff_of_counts_is_16_bit_and_negatives_are_refused(tmp_path) -> None:
+def test_other_integer_bool_and_half_tiffs_come_in_and_negatives_are_refused(tmp_path) -> None:
     counts = np.arange(256, dtype=np.int16).reshape(16, 16) * 100
     tifffile.imwrite(tmp_path / "s.tif", counts)
     a, _ = read_input(tmp_path / "s.tif")
     assert a.dtype == np.uint16 and np.array_equal(a, counts)
+    for dtype in (np.uint32, np.int32):
+        tifffile.imwrite(tmp_path / "w.tif", counts.astype(dtype))
+        a, _ = read_input(tmp_path / "w.tif")
+        assert a.dtype == np.uint16 and np.array_equal(a, counts)
+    tifffile.imwrite(tmp_path / "b.tif", counts > 9000)
+    a, _ = read_input(tmp_path / "b.tif")
+    assert a.dtype == np.uint8 and np.array_equal(a, np.where(counts > 9000, 255, 0))
+    tifffile.imwrite(tmp_path / "h.tif", (counts / 30000).astype(np.float16))
+    a, _ = read_input(tmp_path / "h.tif")
+    assert a.dtype == np.float32 and np.allclose(a, counts / 30000, atol=1e-3)
     tifffile.imwrite(tmp_path / "neg.tif", counts - 50)
     with pytest.raises(ImageFileError, match=r"neg\.tif: unsupported sample type int16"):
         read_input(tmp_path / "neg.tif")

@@ -84,10 +84,13 @@ def read_input(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (2, 3, 4)):
         raise ImageFileError(f"{path}: unsupported image layout {a.shape} (expected grey, "
                              "grey+alpha, RGB or RGBA)")
-    if a.dtype == np.float64:
+    if a.dtype in (np.float64, np.float16):
         a = a.astype(np.float32)
-    if a.dtype.kind == "i" and a.size and a.min() >= 0 and a.max() <= 65535:
-        # signed TIFFs of camera counts (never negative here)
+    elif a.dtype == np.bool_:  # bilevel TIFF: black and white
+        a = a.astype(np.uint8) * np.uint8(255)
+    elif (a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16) and a.size
+          and a.min() >= 0 and a.max() <= 65535):
+        # signed or 32-bit TIFFs of camera counts (never negative, within 16 bits here)
         a = a.astype(np.uint8 if a.dtype.itemsize == 1 else np.uint16)
     if a.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageFileError(f"{path}: unsupported sample type {a.dtype} (8/16-bit integer "
