@@ -1,5 +1,5 @@
-"""`main.py enhance IN OUT [--model fast|quality|PATH]`: enhance PNG/TIFF files or whole
-folders; stills default to the shipped quality model."""
+"""`main.py enhance IN OUT [--model fast|quality|PATH]`: enhance PNG/TIFF/JPEG files or
+whole folders into PNG/TIFF; stills default to the shipped quality model."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
-IMAGE_EXTS = (".png", ".tif", ".tiff")
 #: stills and whole fields get the quality model (the live view keeps the fast one)
 STILLS_MODEL = "quality"
 log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("enhance", help="enhance 40x images (PNG/TIFF file or folder)",
+    p = sub.add_parser("enhance", help="enhance 40x images (PNG/TIFF/JPEG file or folder)",
                        description="Large images are enhanced band by band and streamed into "
-                       "the output file. In a folder, unreadable images are skipped and named "
-                       "at the end (exit code 1). SIGINT/SIGTERM stop after the current band; "
-                       "finished images stay, the partial one is removed (exit 130/143).")
+                       "the output file. JPEG inputs are written as PNG; the input is never "
+                       "overwritten. In a folder (hidden files ignored), unreadable images are "
+                       "skipped and named at the end (exit code 1). Exit code 2: nothing "
+                       "could be done (bad input, model or output). SIGINT/SIGTERM stop after "
+                       "the current band; finished images stay, the partial one is removed "
+                       "(exit 130/143).")
     p.add_argument("input", help="image file or folder of images")
     p.add_argument("output", help="output file, or folder when the input is a folder")
     p.add_argument("--model", default=STILLS_MODEL, metavar="fast|quality|PATH",
@@ -53,15 +55,43 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     from thinkscope_gui.cli.interrupt import run_job
     from thinkscope_gui.jobs import Cancelled, FinishReason, FunctionJob, JobControl
     from thinkscope_gui.learn.errors import ModelFileError, ModelMismatchError
-    from thinkscope_gui.learn.imageio import ImageFileError, enhance_file
+    from thinkscope_gui.learn.imageio import (
+        INPUT_EXTS,
+        ImageFileError,
+        enhance_file,
+        output_name,
+        same_file,
+    )
     from thinkscope_gui.learn.infer import Enhancer
 
     src, dst = Path(args.input), Path(args.output)
     quiet = bool(getattr(args, "quiet", False))
-    if not src.exists():
+    if not src.exists() and not src.is_symlink():  # a dangling link: read_input says so
         print(f"error: {src} does not exist")
         log.error("enhance: %s does not exist", src)
         return 2
+    if src.is_dir():
+        entries = [p for p in src.iterdir() if not p.name.startswith(".")]
+        files = sorted(p for p in entries if p.suffix.lower() in INPUT_EXTS)
+        ignored = len(entries) - len(files)
+        problem = None
+        if dst.exists() and not dst.is_dir():
+            problem = f"{dst} is a file; give a folder for a folder input"
+        elif same_file(src, dst):
+            problem = f"{dst} is the input folder; give another output folder (enhance " \
+                      "never overwrites its inputs)"
+        elif not files:
+            problem = f"no PNG/TIFF/JPEG images in {src}" + (
+                f" ({ignored} other file(s))" if ignored else "")
+        if problem is None:
+            try:
+                dst.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                problem = f"{dst}: cannot create the output folder: {e.strerror or e}"
+        if problem is not None:
+            print(f"error: {problem}")
+            log.error("enhance: %s", problem)
+            return 2
     try:
         enh = Enhancer.load(args.model, device=args.device)
     except ModelFileError as e:
@@ -92,12 +122,8 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
                 bar.close()
 
     if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        if dst.exists() and not dst.is_dir():
-            print(f"error: {dst} is a file; give a folder for a folder input")
-            return 2
-        dst.mkdir(parents=True, exist_ok=True)
         bad: list[str] = []
+        outs = _plan_outputs(files, dst, output_name)
         written = 0
 
         def batch(control: JobControl) -> None:
@@ -109,7 +135,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
                     control.checkpoint()
                     control.progress(done=i, total=len(files), message=f.name)
                     try:
-                        one(f, dst / f.name, f.name, lambda: control.cancel_requested)
+                        one(f, outs[f], f.name, lambda: control.cancel_requested)
                         written += 1
                     except (ImageFileError, ModelMismatchError, ValueError) as e:
                         bad.append(str(e).splitlines()[0])
@@ -126,7 +152,8 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
             print(f"error: {status.message}")
             log.error("enhance: %s", status.message)
             return 2
-        print(f"enhanced {written} of {len(files)} images into {dst}")
+        print(f"enhanced {written} of {len(files)} images into {dst}"
+              + (f" ({ignored} non-image file(s) ignored)" if ignored else ""))
         _print_engine(enh)
         if bad:
             print(f"skipped {len(bad)} bad image(s):")
@@ -135,7 +162,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
             return 1
         return 0
     if dst.is_dir():  # an existing folder as output: keep the input's name inside it
-        dst = dst / src.name
+        dst = output_name(src, dst)
     try:
         out = one(src, dst, None, lambda: sig.cancelled)
     except Cancelled:
@@ -148,6 +175,20 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     print(f"{src} -> {out} (x{enh.scale:g})")
     _print_engine(enh)
     return 0
+
+
+def _plan_outputs(files: list[Path], dst: Path,
+                  output_name: Callable[[Path, Path], Path]) -> dict[Path, Path]:
+    """Each input's output in ``dst``; a JPEG whose PNG name another input already has
+    (a.jpg beside a.png) becomes a.jpg.png, so no output overwrites another."""
+    outs = {f: output_name(f, dst) for f in files if f.suffix.lower() not in (".jpg", ".jpeg")}
+    taken = set(outs.values())
+    for f in files:
+        if f not in outs:
+            out = output_name(f, dst)
+            outs[f] = dst / f"{f.name}.png" if out in taken else out
+            taken.add(outs[f])
+    return outs
 
 
 def _print_engine(enh: object) -> None:

@@ -7,6 +7,8 @@ The pixel size and the stand's state go in by the one convention of
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     """Open the microscope, position it, snap, save; exit code 0 on success."""
     from hardware import MicroscopeError, open_microscope
 
+    out = Path(args.out)
+    problem = _output_problem(out)
+    if problem:
+        print(f"snap: {problem}", file=sys.stderr)
+        return 2
     source = args.snap_source or getattr(args, "source", None) or "sim"
     sensor = tuple(args.sensor) if args.sensor else None
     try:
@@ -69,7 +76,28 @@ def run(args: argparse.Namespace) -> int:
     except MicroscopeError as e:
         print(f"snap: {e}", file=sys.stderr)
         return 2
-    write_tiff(args.out, image, ps, meta)
-    print(f"saved {args.out} {image.shape[1]}x{image.shape[0]} {image.dtype} "
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:  # under a temporary name, renamed when complete: never a half TIFF
+        write_tiff(tmp, image, ps, meta)
+        os.replace(tmp, out)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        print(f"snap: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(f"saved {out} {image.shape[1]}x{image.shape[0]} {image.dtype} "
           f"{ps:g} µm/px at {meta['objective']}")
     return 0
+
+
+def _output_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take the TIFF, checked before the microscope opens (None: fine)."""
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        return f"{out}: snap writes a calibrated TIFF; give a .tif or .tiff name"
+    if out.is_dir():
+        return f"{out}: is a folder; give a .tif file name"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{out}: cannot create its folder: {e.strerror or e}"
+    return None

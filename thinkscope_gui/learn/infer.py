@@ -123,6 +123,11 @@ class Enhancer:
         a = np.asarray(frame)
         if a.ndim not in (2, 3):
             raise ValueError(f"expected (H, W) or (H, W, C) frame, got shape {a.shape}")
+        if a.size == 0:
+            raise ValueError(f"empty frame (shape {a.shape})")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError("frame has NaN/infinite pixels; they would spread over the "
+                             "network's receptive field (replace them first)")
         divisor = self.divisor(a.dtype, bit_depth)
         x = to_unit(a, divisor)
         x = x[..., None] if x.ndim == 2 else x
@@ -134,7 +139,13 @@ class Enhancer:
         elif c_model == 1:                 # mono model: each channel on its own
             y = np.concatenate([self._run(x[..., i:i + 1]) for i in range(c_in)], axis=-1)
         else:
-            raise ValueError(f"model has {c_model} channels, frame has {c_in}")
+            hint = ""
+            if c_in in (2, 4):
+                hint = " (an alpha channel? enhance the colour channels; " \
+                       "learn.imageio.read_input splits alpha off)"
+            elif a.ndim == 3 and a.shape[0] in (1, 3, 4):
+                hint = f" (shape {a.shape} looks channels-first; frames are (H, W, C))"
+            raise ValueError(f"model has {c_model} channels, frame has {c_in}{hint}")
         y = y[..., 0] if a.ndim == 2 else y
         return from_unit(y, a.dtype, divisor)
 
