@@ -8,6 +8,7 @@ dock scrolls instead of pushing the window past a small screen.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -75,9 +76,18 @@ def install_wheel_guard(app: QApplication) -> WheelGuard:
     if _guard is None:
         _guard = WheelGuard(app)
         app.installEventFilter(_guard)
-    for w in app.allWidgets():  # widgets polished before the guard existed
-        if isinstance(w, (QAbstractSpinBox, QComboBox)):
-            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # wheel no longer grabs focus
+    # widgets polished before the guard existed. allWidgets() hands back raw pointers: a
+    # garbage collection while their wrappers are made could delete a dead window's
+    # widgets under them (a segfault seen in the test suite), so none runs meanwhile
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for w in app.allWidgets():
+            if isinstance(w, (QAbstractSpinBox, QComboBox)):
+                w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # wheel no longer grabs focus
+    finally:
+        if enabled:
+            gc.enable()
     return _guard
 
 
