@@ -34,11 +34,18 @@ def _conv_same(xp: torch.Tensor, k: torch.Tensor, pad: int) -> torch.Tensor:
     """Depthwise correlation of a padded (1,C,H+2p,W+2p) tensor with (C,1,K,K) kernels,
     valid part only. Why FFT: a 21² kernel on a 2560² HR frame is ~9 GFLOP directly but
     a few FFTs; the padded border absorbs the circular wrap, so the result equals conv2d."""
+    from scipy.fft import next_fast_len
+
     c = xp.shape[1]
     if xp.shape[-1] * xp.shape[-2] < 96 * 96:
         return F.conv2d(xp, k, groups=c)
     hp, wp = xp.shape[-2:]
-    y = torch.fft.irfft2(torch.fft.rfft2(xp[0]) * _kernel_fft(k, hp, wp), s=(hp, wp))
+    # an FFT of a size with large prime factors (a 230 px live crop gives 595 = 5·7·17)
+    # is several times slower: zero-fill to a fast size; the valid part is unchanged
+    # because no output there reaches past the padded frame
+    fh, fw = next_fast_len(int(hp), real=True), next_fast_len(int(wp), real=True)
+    x = xp[0] if (fh, fw) == (hp, wp) else F.pad(xp[0], (0, fw - wp, 0, fh - hp))
+    y = torch.fft.irfft2(torch.fft.rfft2(x) * _kernel_fft(k, fh, fw), s=(fh, fw))
     return y[None, :, pad:hp - pad, pad:wp - pad]
 
 
