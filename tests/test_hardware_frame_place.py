@@ -152,7 +152,7 @@ def test_demo_adapters_the_frame_in_flight_at_a_move_is_marked_moving(
     def camera_number() -> int:
         return int(scope.core.getLastImageAndMD()[1]["ImageNumber"])
 
-    seen_moving = 0
+    seen_moving = by_number = 0
     with open_microscope(str(DEMO_CFG)) as scope:
         scope.set_exposure(40.0)
         scope.start_live()
@@ -169,13 +169,19 @@ def test_demo_adapters_the_frame_in_flight_at_a_move_is_marked_moving(
                     if number <= before + 1:      # exposing while the stage moved
                         assert last.moving, (i, number, before)
                     seen_moving += last.moving
-                    if number >= after + 2:       # begun once the move was over
+                    # begun once the move was over. When the live reader had emptied
+                    # the buffer as the move ended, the facade cannot know the camera's
+                    # newest number and, by design, counts two frames instead
+                    # (_SETTLE_FRESH): then this frame may still be marked
+                    if number >= after + 2 and (not last.moving or not scope._count_settle):
                         assert not last.moving, (i, number, after)
                         assert last.xy == pytest.approx((10.0 * i, 0.0), abs=0.05)
+                        by_number += not scope._count_settle
                         break
         finally:
             scope.stop_live()
     assert seen_moving >= 3   # frames 40 ms apart: the one in flight is nearly always seen
+    assert by_number >= 2     # most moves end with the camera's number known
 
 
 def test_a_stage_reporting_where_it_stands_is_no_move() -> None:
