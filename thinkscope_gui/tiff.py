@@ -14,7 +14,9 @@ Pixel size in µm, readable by ImageJ/Fiji and tifffile alike:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,9 @@ def tiff_kwargs(dtype: np.dtype[Any] | type, channels: int, has_alpha: bool,
 
 def write_tiff(path: str | Path, img: np.ndarray, pixel_size_um: float | None,
                extra: dict[str, Any] | None = None) -> Path:
-    """Write one image (H,W), (H,W,3) or (H,W,4 with alpha) with its pixel size."""
+    """Write one image (H,W), (H,W,3) or (H,W,4 with alpha) with its pixel size, under
+    :func:`partial_path` and renamed when complete: a full disk or a signal never leaves a
+    half TIFF under the real name (the partial file is removed)."""
     import tifffile
 
     path = Path(path)
@@ -60,8 +64,20 @@ def write_tiff(path: str | Path, img: np.ndarray, pixel_size_um: float | None,
         a = a.astype(np.float32)
     channels = a.shape[2] if a.ndim == 3 else 1
     kw = tiff_kwargs(a.dtype, channels, channels in (2, 4), pixel_size_um, extra)
-    tifffile.imwrite(str(path), a, **kw)
+    tmp = partial_path(path)
+    try:
+        tifffile.imwrite(str(tmp), a, **kw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a read-only folder refuses the unlink too
+            tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def partial_path(dst: Path) -> Path:
+    """Where an output is written before it is complete (renamed into place at the end)."""
+    return dst.with_name(f".{dst.stem}.partial{dst.suffix}")
 
 
 def read_pixel_size_um(path: str | Path) -> float | None:

@@ -7,8 +7,6 @@ The pixel size and the stand's state go in by the one convention of
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -76,13 +74,9 @@ def run(args: argparse.Namespace) -> int:
     except MicroscopeError as e:
         print(f"snap: {e}", file=sys.stderr)
         return 2
-    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-    try:  # under a temporary name, renamed when complete: never a half TIFF
-        write_tiff(tmp, image, ps, meta)
-        os.replace(tmp, out)
+    try:  # write_tiff writes under a temporary name: never a half TIFF
+        write_tiff(out, image, ps, meta)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         print(f"snap: cannot write {out}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"saved {out} {image.shape[1]}x{image.shape[0]} {image.dtype} "

@@ -229,14 +229,9 @@ def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
     written under a temporary name and renamed when complete: a failure or a cancel never
     leaves a half image. Alpha passes through (resampled to the output grid, values kept).
     ``progress(done, total)`` is called per band; ``cancel()`` True stops between bands."""
-    from .tiled import (
-        PngStream,
-        enhance_bands,
-        finish,
-        n_bands,
-        partial_path,
-        write_tiff_stream,
-    )
+    from thinkscope_gui.tiff import partial_path
+
+    from .tiled import PngStream, enhance_bands, finish, n_bands, write_tiff_stream
 
     src, dst = Path(src), Path(dst)
     try:

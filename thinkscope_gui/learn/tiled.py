@@ -184,11 +184,6 @@ def write_tiff_stream(path: Path, blocks: Iterator[np.ndarray], shape: tuple[int
                      rowsperstrip=rps, **tiff_kw)
 
 
-def partial_path(dst: Path) -> Path:
-    """Where an output is written before it is complete (renamed into place at the end)."""
-    return dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-
-
 def finish(tmp: Path, dst: Path) -> Path:
     os.replace(tmp, dst)
     return dst
