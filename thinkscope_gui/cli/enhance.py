@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
 
     if src.is_dir():
         bad: list[str] = []
-        outs = _plan_outputs(files, dst, output_name)
+        outs = _plan_outputs(files, dst)
         written = 0
 
         def batch(control: JobControl) -> None:
@@ -177,10 +177,11 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     return 0
 
 
-def _plan_outputs(files: list[Path], dst: Path,
-                  output_name: Callable[[Path, Path], Path]) -> dict[Path, Path]:
+def _plan_outputs(files: list[Path], dst: Path) -> dict[Path, Path]:
     """Each input's output in ``dst``; a JPEG whose PNG name another input already has
     (a.jpg beside a.png) becomes a.jpg.png, so no output overwrites another."""
+    from thinkscope_gui.learn.imageio import output_name
+
     outs = {f: output_name(f, dst) for f in files if f.suffix.lower() not in (".jpg", ".jpeg")}
     taken = set(outs.values())
     for f in files:

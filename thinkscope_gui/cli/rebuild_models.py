@@ -93,13 +93,12 @@ def _recipe_from_args(args: argparse.Namespace) -> RebuildRecipe:
                 per = {k.strip(): max(2, int(v)) for k, v in
                        (item.split("=", 1) for item in args.pairs.split(",") if item)}
                 recipe = replace(recipe, stand_pairs=per)
-                recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
             else:
                 recipe = replace(recipe, pairs_per_stand=max(2, int(args.pairs)),
                                  stand_pairs={})
-                recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
         except ValueError as e:
             raise ValueError(f"--pairs takes N or STAND=N,..., got {args.pairs!r}") from e
+        recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
     if args.threads is not None:
         recipe = replace(recipe, threads=max(1, args.threads))
     if args.init not in ("shipped", "none"):

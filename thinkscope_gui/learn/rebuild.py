@@ -101,10 +101,8 @@ class RebuildRecipe:
     def tiny(cls) -> RebuildRecipe:
         """Seconds, not hours: for tests of the command itself."""
         return cls(pairs_per_stand=4, stand_pairs={}, arch_overrides={}, tile=64, minutes={},
-                   epochs=1,
-                   steps_per_epoch=4, batch_size=4, patch=32, eval_n=1, eval_tile=48,
-                   eval_gains=(1.0,),
-                   eval_rl_iterations=(2,), threads=1)
+                   epochs=1, steps_per_epoch=4, batch_size=4, patch=32, eval_n=1,
+                   eval_tile=48, eval_gains=(1.0,), eval_rl_iterations=(2,), threads=1)
 
     def resolved(self) -> RebuildRecipe:
         from .sim_source import STANDS
