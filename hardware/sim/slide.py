@@ -421,10 +421,11 @@ def _granules(grid: Grid, co: _Coarse, f: dict, xl: np.ndarray, yl: np.ndarray) 
     used = [k for k, wk in weights.items() if float(wk.max()) > 0.0]
     idx = texture.indices(xl, yl, grid.d)
     # the weights sum to 1: the first texture plus weighted differences to the others
-    gran = texture.sample(used[0], idx, grid.d, seed)
+    base = texture.sample(used[0], idx, grid.d, seed)
+    gran = base.copy() if len(used) > 1 else base
     for k in used[1:]:
         t = texture.sample(k, idx, grid.d, seed)
-        t -= gran if len(used) == 2 else texture.sample(used[0], idx, grid.d, seed)
+        t -= base
         t *= co.up(weights[k] / total)
         gran += t
     return gran
