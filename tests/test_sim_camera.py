@@ -111,3 +111,23 @@ def test_bar_groups_lie_in_the_target_region() -> None:
         assert ymin < y - g.size_um / 2 and y + g.size_um / 2 < ymax
         assert slide.tissue_at(x, y) == "bar_target"
     assert abs(slide.slide_surface_z(1000.0, 0.0) - slide.slide_surface_z(0.0, 0.0)) > 0.1
+
+
+def test_still_live_frames_keep_independent_noise(renderer: SimRenderer) -> None:
+    """A still live field recycles a few noisy frames (the simulated camera's CPU): any two
+    consecutive frames still differ by the full noise, the temporal mean converges on the
+    clean frame, and a moved stage gets new frames at once."""
+    frames = [renderer.render(*TISSUE, 0.0, "40x", SHAPE, bit_depth=16, live=True)
+              .astype(float) for _ in range(40)]
+    e = renderer.render_clean(*TISSUE, 0.0, "40x", SHAPE, live=True)
+    sigma_dn = np.sqrt(e + READ_NOISE_E**2) * 65535 / FULL_WELL_E
+    for a, b in zip(frames[:-1], frames[1:], strict=True):
+        z = (a - b) / (np.sqrt(2) * sigma_dn)
+        assert 0.9 < z.std() < 1.1
+    # distinct realisations: the mean of 40 frames is closer to the clean frame than one
+    mean = np.mean(frames, axis=0)
+    clean_dn = e * 65535 / FULL_WELL_E
+    assert np.std(mean - clean_dn) < 0.45 * np.std(frames[0] - clean_dn)
+    moved = renderer.render(TISSUE[0] + 40.0, TISSUE[1], 0.0, "40x", SHAPE, bit_depth=16,
+                            live=True)
+    assert np.abs(moved.astype(float) - frames[-1]).mean() > 3 * sigma_dn.mean()

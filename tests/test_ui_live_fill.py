@@ -133,3 +133,32 @@ def test_the_consistency_map_fills_in_too(qtbot: Any, big_window: Any) -> None:
     heat = view.heat_item.image           # its colours, opaque wherever it is drawn
     assert heat.ndim == 3 and heat.shape[2] == 4 and (heat[..., 3] > 0).all()
     assert "enhancing 1024² of 1024² in 4 tiles" in live.heads_up()
+
+
+def test_a_mosaic_cut_for_the_wrong_cost_is_cut_again_without_blanking(
+        qtbot: Any, big_window: Any) -> None:
+    """Tiles cut for a job budget the worker no longer measures (here the budget drops
+    4x after the first tiles, as when the first cut rested on one fast preview) are cut
+    again into smaller ones; the canvas carries over, so coverage never falls back."""
+    w = big_window
+    view, live = w.view, w.live
+    seen: list[tuple[int, float]] = []
+
+    def on_enhanced(_n: int) -> None:
+        if live._mosaic is not None:
+            seen.append((len(live._mosaic[2]), live.coverage[0]))
+
+    live.enhancedShown.connect(on_enhanced)
+    w.set_overlay_mode(OverlayMode.BLEND)
+    w.set_enhancing(True)
+    qtbot.waitUntil(lambda: live.coverage[1] == 4 and live.coverage[0] >= 0.74, timeout=60000)
+    gen4 = live._mosaic[1]
+    before = live.coverage[0]
+    live.max_job_px = TILE_PX // 4     # the measured cost now says: 4x smaller jobs
+    qtbot.waitUntil(lambda: live._mosaic is not None and live._mosaic[1] != gen4
+                    and len(live._mosaic[2]) == 16 and live.coverage[0] >= 0.999,
+                    timeout=60000)
+    after = [c for n, c in seen if n == 16]
+    assert after and min(after) >= before - 1e-6, (before, after[:4])
+    tiles = live._mosaic[2]
+    assert min(_tile_correlations(view, view.frame.copy(), tiles)) > 0.8

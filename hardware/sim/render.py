@@ -266,6 +266,14 @@ def _vignette(h: int, w: int) -> np.ndarray:
     return (1.0 - VIGNETTING * rho2).astype(np.float32)[:, :, None]
 
 
+#: a still live field recycles this many noisy frames (within LIVE_NOISY_BYTES): why:
+#: scaling and quantising fresh noise for a 1024² RGB frame took 10-14 ms of a core
+#: (0.6 of one at 50 fps) in the live bench, CPU a real camera never takes from the host;
+#: served in random order, never the same twice in a row, temporal statistics hold
+LIVE_NOISY_FRAMES = 8
+LIVE_NOISY_BYTES = 64 * 2**20
+
+
 @lru_cache(maxsize=2)
 def _noise_bank(n: int) -> np.ndarray:
     return np.random.default_rng(777).standard_normal(n, dtype=np.float32)
@@ -343,6 +351,10 @@ class SimRenderer:
         self._prev_img = _LRU(96)  # preview: (obj, ti, tj, dz_q) -> (T, T, 3)
         self._live_key: tuple[Any, ...] | None = None
         self._live: tuple[np.ndarray, np.ndarray] | None = None  # (clean_dn, std_dn)
+        #: noisy frames of the still, settled live field (LIVE_NOISY_FRAMES), served in
+        #: random order once there are enough; and the index served last
+        self._live_noisy: list[np.ndarray] = []
+        self._live_pick = 0
         self._rng = np.random.default_rng()
         # live motion state and the background tile worker (all guarded by self._lock)
         #: (objective, shape, anchor, time) of the last live frame
@@ -399,10 +411,21 @@ class SimRenderer:
                     # a frame with preview tiles is re-assembled next time (it will refine)
                     self._live_key = key if self._settled else None
                     self._live = (clean_dn, std_dn)
+                    self._live_noisy = []
                 else:
                     self._note_live_frame(objective, shape, key[1:3])
                 assert self._live is not None  # set above, or kept from the last frame
                 clean_dn, std_dn = self._live
+                still = noise and key == self._live_key
+                kept = self._live_noisy
+                if still and kept and len(kept) >= min(LIVE_NOISY_FRAMES,
+                                                       LIVE_NOISY_BYTES // kept[0].nbytes):
+                    # a still, settled field: one of the kept noisy frames, never the one
+                    # just served, so consecutive frames differ by independent noise
+                    i = (self._live_pick + 1 + int(self._rng.integers(0, len(kept) - 1))) \
+                        % len(kept)
+                    self._live_pick = i
+                    return kept[i].copy()
                 if not noise:
                     out = clean_dn.copy()
                 else:
@@ -410,6 +433,13 @@ class SimRenderer:
                     o = int(self._rng.integers(0, 65536))
                     out = bank[o : o + 3 * h * w].reshape(h, w, 3) * std_dn
                     out += clean_dn
+                    if still:
+                        np.clip(out, 0.0, maxdn + 0.49, out=out)
+                        frame = out.astype(dtype)
+                        if frame.nbytes * 3 <= LIVE_NOISY_BYTES:
+                            kept.append(frame)
+                            self._live_pick = len(kept) - 1
+                        return frame.copy()
             else:
                 e = self.render_clean(x_um, y_um, z_um, objective, shape, exposure_ms, lamp_on,
                                       roi=roi)
@@ -498,6 +528,7 @@ class SimRenderer:
                       self._prev_spec, self._prev_img):
                 c.clear()
             self._live_key = self._live = self._last = None
+            self._live_noisy = []
             self._wanted, self._inflight = [], set()
             self._gen += 1
             self._settled = True

@@ -272,6 +272,20 @@ class _Mosaic:
     def coverage(self) -> float:
         return float(self.covered.mean())
 
+    def inherit(self, old: _Mosaic) -> None:
+        """Keep ``old``'s canvas when this is the same view cut into other tiles (the
+        controller re-cuts a mosaic whose tiles miss their time budget): same mode, stage
+        position, region and display size, so every painted pixel is still right here."""
+        same = (old.key[2:] == self.key[2:] and old.rect == self.rect
+                and old.shape == self.shape and old.d == self.d)
+        if not same:
+            return
+        self.raw = old.raw
+        self.rgba = old.rgba
+        self.covered = old.covered
+        self.sigma = old.sigma
+        self.levels = old.levels
+
 
 class LiveEnhanceWorker(QThread):
     """Enhances the newest job with the current enhancer; stale jobs are dropped."""
@@ -487,7 +501,10 @@ class LiveEnhanceWorker(QThread):
         mo = self._mosaic
         if mo is None or mo.key != (job.mosaic, job.tiles, job.mode, job.position,
                                     job.consistency):
-            mo = self._mosaic = _Mosaic(job, s)
+            new = _Mosaic(job, s)
+            if mo is not None:
+                new.inherit(mo)
+            mo = self._mosaic = new
         i = mo.next % len(mo.tiles)
         tile = mo.tiles[i]
         y0, y1, x0, x1 = mo.canvas_box(tile)

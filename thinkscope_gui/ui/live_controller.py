@@ -37,6 +37,10 @@ FIRST_BUDGET_PX = 256 * 256
 #: re-imaging and the noise maps; measured 4-6x): the first guess for a consistency
 #: preview once plain jobs have been timed
 CONSISTENCY_COST = 5.0
+#: a mosaic is cut again when the job budget has moved this factor either way from the
+#: one it was cut for, once it has shown RECUT_AFTER tiles (measured costs, not a guess)
+RECUT_DRIFT = 1.6
+RECUT_AFTER = 3
 
 
 def position_key(frame: Any) -> tuple[Any, ...] | None:
@@ -86,6 +90,8 @@ class LiveController(QObject):
         #: ms from its start until the visible region was fully enhanced (None: not yet)
         self._mosaic: tuple[tuple[Any, ...], int, tuple[tuple[int, int, int, int], ...]] | None
         self._mosaic = None
+        self._mosaic_budget = 1.0   #: the job budget (LR px) the mosaic was cut for
+        self._mosaic_results = 0    #: its results shown so far
         self._mosaic_t0 = 0.0
         self._generations = 0
         self.fill_ms: float | None = None
@@ -219,8 +225,18 @@ class LiveController(QObject):
         """The mosaic for this view: kept while mode, stage position, visible region and
         display scale stay put (so the tiles fill in), else cut anew for the budget now."""
         key = (mode, position, rect, round(display_scale, 4))
-        if self._mosaic is not None and self._mosaic[0] == key:
-            return self._mosaic[2], self._mosaic[1]
+        recut = self._mosaic is not None and self._mosaic[0] == key
+        if recut:
+            # kept unless the tiles were cut for a cost the worker no longer measures (the
+            # first cut of a mode rests on one preview job; the machine's load changes):
+            # tiles far over their time budget hold the frame rate and latency down. The
+            # worker carries the canvas over to the new cut (same view), so nothing blinks
+            assert self._mosaic is not None
+            drift = budget / max(self._mosaic_budget, 1.0)
+            if (self._mosaic_results < RECUT_AFTER
+                    or 1.0 / RECUT_DRIFT <= drift <= RECUT_DRIFT or len(self._mosaic[2]) < 2
+                    and drift > 1.0):
+                return self._mosaic[2], self._mosaic[1]
         if self.progressive and mode != OverlayMode.LENS:
             tiles = mosaic_tiles(rect, budget, q)
         else:
@@ -228,9 +244,12 @@ class LiveController(QObject):
         self._generations += 1   # never reused: a preview clears _mosaic, not the count
         gen = self._generations
         self._mosaic = (key, gen, tiles)
-        self._mosaic_t0 = time.perf_counter()
-        self.fill_ms = None
-        self.coverage = (0.0, len(tiles))
+        self._mosaic_budget = float(budget)
+        self._mosaic_results = 0
+        if not recut:   # a re-cut goes on filling the same view: its fill time runs on
+            self._mosaic_t0 = time.perf_counter()
+            self.fill_ms = None
+            self.coverage = (0.0, len(tiles))
         return tiles, gen
 
     def _on_result(self, res: EnhanceResult) -> None:
@@ -252,6 +271,7 @@ class LiveController(QObject):
         ms = (now - res.t_received) * 1000.0
         current = self._mosaic is not None and res.mosaic == self._mosaic[1]
         if current:
+            self._mosaic_results += 1
             self.coverage = (res.coverage, res.n_tiles)
             if self.fill_ms is None and res.coverage >= 0.999:
                 self.fill_ms = (now - self._mosaic_t0) * 1000.0
