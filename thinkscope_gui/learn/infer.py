@@ -21,7 +21,7 @@ from .errors import ModelFileError, ModelMismatchError
 from .meta import ModelMeta
 from .modelfile import DEFAULT_MODELS, load_model
 from .models import is_exact, out_size, receptive_radius, scale_fraction
-from .normalise import divisor_for, from_unit, to_unit
+from .normalise import denormalise, divisor_for, from_unit, normalise, to_unit
 
 PIXEL_TOLERANCE = 0.02  #: relative pixel-size mismatch accepted (calibration jitter)
 #: LR px a tile of the compiled engine owns (plus Enhancer.overlap of context each side).
@@ -157,27 +157,17 @@ class Enhancer:
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         if self.half:
             t = t.half().contiguous(memory_format=torch.channels_last)
-        mean, std = self._norm_tensors(t)
-        t = (t - mean) / std  # not in place: t may view the caller's array
+        norm = self.meta.normalisation
+        t = normalise(t, norm)  # not in place: t may view the caller's array
         y = self.model(t, phase) if (phase[0] or phase[1]) else self.model(t)
-        y = y.mul_(std).add_(mean).clamp_(0, 1)   # in place: saves a full-size copy each
+        y = denormalise(y, norm, inplace=True).clamp_(0, 1)
         return y[0].float().permute(1, 2, 0).cpu().numpy()
 
     def _forward_engine(self, x: np.ndarray, engine: engines.OpenVinoTile) -> np.ndarray:
-        """As _forward, through the compiled engine (numpy in and out)."""
-        n = self.meta.normalisation
-        mean, std = np.asarray(n.mean, np.float32), np.asarray(n.std, np.float32)
-        y = engine((x - mean) / std)
-        return np.clip(y * std + mean, 0, 1, out=y)
-
-    def _norm_tensors(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (t.dtype, t.device)
-        if getattr(self, "_norm_key", None) != key:
-            n = self.meta.normalisation
-            self._norm = (torch.tensor(n.mean, dtype=t.dtype, device=t.device).view(1, -1, 1, 1),
-                          torch.tensor(n.std, dtype=t.dtype, device=t.device).view(1, -1, 1, 1))
-            self._norm_key = key
-        return self._norm
+        """As _forward, through the compiled engine (numpy in and out, channels last)."""
+        norm = self.meta.normalisation
+        y = denormalise(engine(normalise(x, norm)), norm, inplace=True)
+        return np.clip(y, 0, 1, out=y)
 
     def enhance_tta(self, frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
         """Stills only: :meth:`enhance` averaged over the 8 rotations/flips (learn/tta.py),

@@ -83,6 +83,9 @@ def from_unit(x: np.ndarray, dtype: Any, divisor: float) -> np.ndarray:
 
 
 def _stats(norm: Any, x: Any) -> tuple[Any, Any]:
+    if isinstance(x, np.ndarray):   # channels-last (..., C): a compiled engine's layout
+        dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+        return np.asarray(norm.mean, dt), np.asarray(norm.std, dt)
     import torch
 
     m = torch.tensor(norm.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -91,12 +94,20 @@ def _stats(norm: Any, x: Any) -> tuple[Any, Any]:
 
 
 def normalise(x: Any, norm: Any) -> Any:
-    """(N, C, H, W) tensor in [0, 1] -> network space, with a model's Normalisation."""
+    """[0, 1] -> network space, with a model's Normalisation: an (N, C, H, W) tensor (torch)
+    or an (..., C) channels-last array (numpy, as compiled engines take it)."""
     m, s = _stats(norm, x)
     return (x - m) / s
 
 
-def denormalise(x: Any, norm: Any) -> Any:
-    """Network space -> [0, 1] (not clipped)."""
+def denormalise(x: Any, norm: Any, inplace: bool = False) -> Any:
+    """Network space -> [0, 1] (not clipped); same layouts as :func:`normalise`.
+    ``inplace``: overwrite ``x`` (a full-size output: saves a copy per frame)."""
     m, s = _stats(norm, x)
-    return x * s + m
+    if not inplace:
+        return x * s + m
+    if isinstance(x, np.ndarray):
+        x *= s
+        x += m
+        return x
+    return x.mul_(s).add_(m)

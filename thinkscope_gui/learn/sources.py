@@ -16,6 +16,8 @@ import numpy as np
 
 from hardware.profiles import ObjectiveProfile, load_profiles
 
+from .imageio import read_input
+
 IMAGE_EXTS = (".png", ".tif", ".tiff")
 
 
@@ -45,26 +47,6 @@ def split_key(meta: dict[str, Any], i: int) -> tuple:
     if xy is not None:
         return ("xy", round(float(xy[0])), round(float(xy[1])))
     return ("id", i)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """PNG/TIFF -> (H,W) or (H,W,C) array in its stored dtype (alpha dropped)."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        a = tifffile.imread(str(path))
-    else:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            a = np.asarray(im)
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3, 4):
-        a = np.moveaxis(a, 0, -1)  # planar TIFF
-    if a.ndim == 3 and a.shape[-1] == 4:
-        a = a[..., :3]
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    return np.ascontiguousarray(a)
 
 
 class FolderPairSource:
@@ -105,10 +87,10 @@ class FolderPairSource:
         return list(range(len(self._names)))
 
     def lr(self, i: int) -> np.ndarray:
-        return read_image(self.root / "lr" / self._names[i])
+        return read_input(self.root / "lr" / self._names[i])[0]
 
     def hr(self, i: int) -> np.ndarray:
-        return read_image(self.root / "hr" / self._names[i])
+        return read_input(self.root / "hr" / self._names[i])[0]
 
     def meta(self, i: int) -> dict[str, Any]:
         return {"name": self._names[i], **self._tiles.get(self._names[i], {})}
