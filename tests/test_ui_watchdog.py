@@ -27,6 +27,7 @@ import pytest
 
 from tests.test_ui_support import make_model
 from thinkscope_gui.ui import bench_session as session
+from thinkscope_gui.ui.stall_watchdog import StallWatchdog
 
 pytest_plugins = ["tests.test_ui_support"]
 
@@ -65,7 +66,7 @@ def test_no_gui_stall_through_a_session(qtbot: Any, window: Any, ui_env: Path,
 
     qtbot.waitUntil(lambda: window.ready, timeout=60000)  # start-up is over
     model = make_model(ui_env / "home" / "models" / "m40.safetensors", window.scope)
-    dog = session.SampledWatchdog(window)
+    dog = StallWatchdog(window)
     session.run_session(window, model, ui_env, dog)  # raises SessionError naming a failed step
     print("\n" + format_stalls(stack_sampler, dog.spans))
     print(session.stall_line(dog))

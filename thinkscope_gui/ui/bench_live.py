@@ -21,14 +21,16 @@ was doing (stall_sampler.StackSampler).
 from __future__ import annotations
 
 import gc
-import math
 import os
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .stall_watchdog import StallWatchdog
 
 MODES = {"lens": "enhancement lens", "side": "side by side", "wipe": "split wipe",
          "blend": "blend", "consistency": "consistency map"}
@@ -51,71 +53,6 @@ def _simulator_settled() -> bool:
     computes in its "sim-texture-warm" thread a few seconds after its first frame, two
     FFT workers long). A real camera has none, so the cells do not measure it."""
     return not any(t.name == "sim-texture-warm" for t in threading.enumerate())
-
-
-def _sched_reader() -> Any:
-    """A function giving the calling thread's (seconds on a CPU, seconds waiting in the
-    run queue for one) from Linux schedstat; None where the kernel does not say."""
-    try:
-        fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
-    except OSError:
-        return None
-
-    def read() -> tuple[float, float]:
-        run, wait = os.pread(fd, 128, 0).split()[:2]
-        return int(run) / 1e9, int(wait) / 1e9
-
-    try:
-        read()
-    except (OSError, ValueError):
-        return None
-    return read
-
-
-class StallMeter:
-    """The longest gap between ticks of a fast timer on the GUI thread, and for every gap
-    over ``report_over_s`` when it began and ended, the cell it happened in and how it
-    splits: the GUI thread's own CPU time, its wait for a CPU (run queue: a loaded
-    machine), and the rest, where it slept (mostly waiting for the GIL held by another
-    thread; the bench's own 1 ms naps between event batches also count there)."""
-
-    def __init__(self, interval_ms: int = 2, report_over_s: float = 0.05) -> None:
-        from qtpy.QtCore import QTimer
-
-        self.interval = interval_ms / 1000.0
-        self.report_over_s = report_over_s
-        self.worst = 0.0
-        self.worst_busy = 0.0   #: GUI-thread CPU seconds in the worst gap
-        self.worst_runq = 0.0   #: GUI-thread seconds waiting for a CPU in the worst gap
-        self.label = ""
-        #: (label, gap s, t_start, t_end, GUI-thread CPU s, run-queue wait s or nan) of
-        #: every gap over report_over_s
-        self.spans: list[tuple[str, float, float, float, float, float]] = []
-        self._sched = _sched_reader()
-        self._last = time.perf_counter()
-        self._last_cpu = time.thread_time()
-        self._last_wait = self._sched()[1] if self._sched else math.nan
-        self.timer = QTimer()
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
-        waited = self._sched()[1] if self._sched else math.nan
-        gap, busy = now - self._last, cpu - self._last_cpu
-        if gap > self.worst:
-            self.worst, self.worst_busy, self.worst_runq = gap, busy, waited - self._last_wait
-        if gap > self.report_over_s:
-            self.spans.append((self.label, gap, self._last, now, busy,
-                               waited - self._last_wait))
-        self._last, self._last_cpu, self._last_wait = now, cpu, waited
-
-    def reset(self) -> None:
-        self.worst = self.worst_busy = self.worst_runq = 0.0
-        self._last = time.perf_counter()
-        self._last_cpu = time.thread_time()
-        self._last_wait = self._sched()[1] if self._sched else math.nan
 
 
 class GcLog:
@@ -161,7 +98,7 @@ def _set_zoom(view: Any, zoom: str, mode: str) -> None:
     view.view.setRange(QRectF(cx - vw / 2, h / 2 - vh / 2, vw, vh), padding=0.0)
 
 
-def _cell(app: Any, win: Any, stall: StallMeter, seconds: float, label: str
+def _cell(app: Any, win: Any, stall: StallWatchdog, seconds: float, label: str
           ) -> dict[str, Any]:
     live = win.live
     _pump(app, 0.6)  # settle: the budget follows the new target
@@ -186,9 +123,9 @@ def _cell(app: Any, win: Any, stall: StallMeter, seconds: float, label: str
             "enhanced_fps": round((live.frames_enhanced - n_enh) / dt, 1),
             "latency_median_ms": round(float(np.median(lat)), 1),
             "latency_p95_ms": round(float(np.percentile(lat, 95)), 1),
-            "stall_ms": round(stall.worst * 1000.0, 1),
-            "stall_gui_work_ms": round(stall.worst_busy * 1000.0, 1),
-            "stall_cpu_wait_ms": round(stall.worst_runq * 1000.0, 1),
+            "stall_ms": round(stall.worst_s * 1000.0, 1),
+            "stall_gui_work_ms": round(stall.worst_split[0] * 1000.0, 1),
+            "stall_cpu_wait_ms": round(stall.worst_split[1] * 1000.0, 1),
             "enhancing": enhancing, "fill_ms": fill, "tiles": n_tiles,
             "stale_dropped": live.stale_results, "abandoned": live.worker.abandoned}
 
@@ -210,9 +147,9 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
     from hardware import open_microscope
     from thinkscope_gui.learn import Enhancer
 
-    from .bench_session import _cpu_waiting_s
     from .main_window import MainWindow
     from .stall_sampler import StackSampler
+    from .stall_watchdog import StallWatchdog
 
     app = QApplication.instance() or QApplication([])
     device = "cuda" if gpu else "cpu"
@@ -254,9 +191,8 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
         # the application's
         _pump(app, 60.0, lambda: win.live.worker.warmed.is_set() and _simulator_settled())
         out["model"] = str(enh.path)
-        stall = StallMeter()
+        stall = StallWatchdog(interval_ms=2).start()
         sampler = StackSampler().start() if explain else None
-        pressure0 = (time.perf_counter(), _cpu_waiting_s())
         gclog = GcLog().__enter__()
         try:
             for short in modes:
@@ -294,14 +230,13 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
             win.set_enhancing(False)
         finally:
             gclog.__exit__()
-            stall.timer.stop()
+            stall.stop()
             if sampler is not None:
                 sampler.stop()
             win.live.shutdown()
             win.close()
             _pump(app, 0.2)
-    (t0, w0), t1, w1 = pressure0, time.perf_counter(), _cpu_waiting_s()
-    pressure = None if w0 is None or w1 is None else min(1.0, (w1 - w0) / max(t1 - t0, 1e-9))
+    pressure = stall.cpu_pressure()
     out["load_average"] = round(os.getloadavg()[0], 1)
     out["cpu_pressure_percent"] = None if pressure is None else round(100 * pressure, 1)
     gen2 = [d for g, _, d in gclog.passes if g == 2]
@@ -319,7 +254,7 @@ def bench_live(size: int = 1024, seconds: float = 3.0, gpu: bool = False,
     return out
 
 
-def explain_stalls(stall: StallMeter, sampler: Any, gclog: GcLog) -> str:
+def explain_stalls(stall: StallWatchdog, sampler: Any, gclog: GcLog) -> str:
     """One block per GUI-thread stall over the meter's threshold: its cell, length, the
     GUI thread's own CPU time in it, garbage collections within it, and what every
     thread was doing (the stack sampler)."""

@@ -23,57 +23,11 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import QApplication, QMessageBox, QPushButton, QToolBar, QWidget
 
-from .widgets import StallWatchdog
+from .stall_watchdog import StallWatchdog
 
 
 class SessionError(RuntimeError):
     """A step of the session did not do what it should (the message names it)."""
-
-
-class SampledWatchdog(StallWatchdog):
-    """The window's StallWatchdog, plus when each stall began and ended and the GUI
-    thread's CPU time in it, so a stack sampler can say what every thread was doing."""
-
-    def __init__(self, parent: Any) -> None:
-        super().__init__(parent)
-        self.spans: list[tuple[str, float, float, float]] = []  # (label, s, t0, t1)
-        self._pressure: list[tuple[float, float | None]] = []
-
-    def start(self) -> None:
-        self._pressure = [(time.perf_counter(), _cpu_waiting_s())]
-        super().start()
-
-    def stop(self) -> None:
-        super().stop()
-        self._pressure.append((time.perf_counter(), _cpu_waiting_s()))
-
-    def cpu_pressure(self) -> float | None:
-        """Share of the watched time in which some task of the machine was waiting for
-        a CPU (Linux PSI "some"); None where the kernel does not say."""
-        if len(self._pressure) != 2:
-            return None
-        (t0, w0), (t1, w1) = self._pressure
-        if w0 is None or w1 is None:
-            return None
-        return min(1.0, (w1 - w0) / max(t1 - t0, 1e-9))
-
-    def _tick(self) -> None:
-        now, last, cpu = time.perf_counter(), self._last, time.thread_time()
-        busy = cpu - self._last_cpu
-        super()._tick()
-        if last is not None and now - last - self.interval_s > self.report_over_s:
-            label = f"{self.label}; GUI-thread work {busy * 1000:.0f} ms"
-            self.spans.append((label, now - last - self.interval_s, last, now))
-
-
-def _cpu_waiting_s() -> float | None:
-    """Seconds some task has waited for a CPU since boot (/proc/pressure/cpu)."""
-    try:
-        with open("/proc/pressure/cpu", encoding="ascii") as f:
-            some = f.readline().split()
-        return float(dict(kv.split("=") for kv in some[1:])["total"]) / 1e6
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> None:
@@ -222,7 +176,7 @@ def run_session(window: Any, model: Path, out_dir: Path, dog: StallWatchdog) -> 
     dog.stop()
 
 
-def stall_line(dog: SampledWatchdog) -> str:
+def stall_line(dog: StallWatchdog) -> str:
     """The figures in one line, with the load they were taken under."""
     stalls = ", ".join(f"{s * 1000:.0f} ms ({label})" for label, s in dog.stalls)
     pressure = dog.cpu_pressure()
@@ -255,7 +209,7 @@ def bench_session(size: int = 256, explain: bool = False, log: Any = print) -> d
         win.set_live(True)
         try:
             wait_until(lambda: win.ready, 120, "start-up")
-            dog = SampledWatchdog(win)
+            dog = StallWatchdog(win)
             run_session(win, MODELS_DIR / "default_fast.safetensors", tmp, dog)
         finally:
             if sampler is not None:

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
+from typing import Any
 
 #: frames from these path fragments are "ours" (preferred when summarising a stack)
 OUR_CODE = ("thinkscope_gui", "hardware", "main.py", "/tests/")
@@ -108,11 +109,13 @@ def _busy(stack: str) -> bool:
     return not any(w in head for w in idle)
 
 
-def format_stalls(sampler: StackSampler, stalls: Iterable[tuple[str, float, float, float]],
+def format_stalls(sampler: StackSampler, stalls: Iterable[tuple[Any, ...]],
                   over_s: float = 0.05) -> str:
-    """One block per stall over ``over_s``: (label, seconds, t_start, t_end)."""
+    """One block per stall over ``over_s``: (label, seconds, t_start, t_end[, GUI-thread
+    CPU seconds, ...]), as the watchdog's spans are."""
     out = []
-    for label, s, t0, t1 in stalls:
+    for label, s, t0, t1, *rest in stalls:
         if s > over_s:
-            out.append(f"stall {s * 1000:.0f} ms ({label}):\n{sampler.explain(t0, t1)}")
+            work = f"; GUI-thread work {rest[0] * 1000:.0f} ms" if rest else ""
+            out.append(f"stall {s * 1000:.0f} ms ({label}{work}):\n{sampler.explain(t0, t1)}")
     return "\n".join(out)

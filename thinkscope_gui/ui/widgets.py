@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from pathlib import Path
 
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -119,52 +118,3 @@ def unique_path(path: str | Path) -> Path:
         n += 1
         candidate = path.with_name(f"{stem}_{n}{suffix}")
     return candidate
-
-
-class StallWatchdog(QObject):
-    """Measures how long the GUI event loop goes without running a short timer.
-
-    A 10 ms timer that fires 250 ms late means the GUI thread was busy (or blocked) for
-    about 240 ms: the window could not repaint or take clicks during that time. ``worst_s``
-    and ``stalls`` (the ``label`` set by the caller, length) tell where it happened.
-
-    ``worst_busy_s`` is the most CPU time the GUI thread itself used within one gap: the
-    part of a stall caused by work done on the GUI thread, as opposed to waiting for the
-    CPU or for a lock (which an overloaded machine adds to ``worst_s``).
-    """
-
-    def __init__(self, parent: QObject | None = None, interval_ms: int = 10,
-                 report_over_s: float = 0.05) -> None:
-        super().__init__(parent)
-        self.interval_s = interval_ms / 1000.0
-        self.report_over_s = report_over_s
-        self.worst_s = 0.0
-        self.worst_busy_s = 0.0
-        self.stalls: list[tuple[str, float]] = []  # (label at the time, seconds)
-        self.label = ""
-        self._last: float | None = None
-        self._last_cpu = 0.0
-        self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._last_cpu = time.thread_time()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-        self._last = None
-
-    def _tick(self) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
-        if self._last is not None:
-            self.worst_busy_s = max(self.worst_busy_s, cpu - self._last_cpu)
-            stall = now - self._last - self.interval_s
-            if stall > self.worst_s:
-                self.worst_s = stall
-            if stall > self.report_over_s:
-                self.stalls.append((self.label, stall))
-                log.info("GUI stall %.0f ms (%s)", stall * 1000, self.label)
-        self._last, self._last_cpu = now, cpu
