@@ -46,6 +46,33 @@ def test_zoom_buttons_and_mode_change_keeps_zoom(qtbot: Any, enhancing: Any) -> 
     assert view.zoom_factor() == pytest.approx(fit, rel=0.02)
 
 
+def test_one_to_one_stays_one_to_one_when_the_colour_bar_appears(qtbot: Any,
+                                                                 enhancing: Any) -> None:
+    """The consistency map's colour bar takes width from the view: a 1:1 zoom stays 1:1
+    (about the same centre) rather than shrinking with the view, so a zoomed-in view
+    keeps its zoomed-in enhancement budget too."""
+    w, view = enhancing, enhancing.view
+    w.set_overlay_mode(OverlayMode.BLEND)
+    w.set_enhancing(True)
+    click_action(qtbot, w, w.act_one)
+    (x0, x1), (y0, y1) = view.view.viewRange()
+    width = view.view.width()
+    w.mode_combo.setCurrentText(OverlayMode.CONSISTENCY.value)
+    qtbot.waitUntil(lambda: view.heat_bar.isVisible() and view.view.width() < width - 5,
+                    timeout=5000)
+    qtbot.wait(50)
+    assert view.zoom_factor() == pytest.approx(1.0, rel=0.005)
+    (a0, a1), (b0, b1) = view.view.viewRange()
+    assert ((a0 + a1) / 2, (b0 + b1) / 2) == pytest.approx(((x0 + x1) / 2, (y0 + y1) / 2),
+                                                           abs=1.0)
+    click_action(qtbot, w, w.act_zoom_in)   # a zoom of the user's own is held the same way
+    held = view.zoom_factor()
+    w.mode_combo.setCurrentText(OverlayMode.BLEND.value)
+    qtbot.waitUntil(lambda: not view.heat_bar.isVisible(), timeout=5000)
+    qtbot.wait(50)
+    assert view.zoom_factor() == pytest.approx(held, rel=0.005)
+
+
 def test_lens_magnifies(qtbot: Any, enhancing: Any) -> None:
     w, view = enhancing, enhancing.view
     w.lens_size.setValue(64)

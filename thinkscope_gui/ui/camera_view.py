@@ -158,6 +158,10 @@ class CameraView(QWidget):
         self.saturated_fraction = 0.0
         self.lens_magnification = 2.0  # the lens shows a 1/m crop, enhanced, m times larger
         self._user_range = False  # the user zoomed: frames and mode changes keep the view
+        #: the zoom (screen px per camera px) the user chose: kept when the view's size
+        #: changes (the consistency colour bar appears, the window is resized), so 1:1
+        #: stays 1:1 and the enhancement budget of a zoomed view stays its own
+        self._zoom_hold: float | None = None
 
         self.frame: np.ndarray | None = None
         self.pixel_size_um = 1.0
@@ -180,7 +184,8 @@ class CameraView(QWidget):
         self._last_shape: tuple[int, ...] | None = None
         self.hist.sigLevelsChanged.connect(self._levels_from_histogram)
         self.view.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
-        self.view.sigRangeChangedManually.connect(lambda *_: setattr(self, "_user_range", True))
+        self.view.sigRangeChangedManually.connect(lambda *_: self._user_zoomed())
+        self.view.sigResized.connect(lambda *_: self._keep_zoom())
         self.divider.sigPositionChanged.connect(lambda *_: self._refresh_overlay())
         self._glw.scene().sigMouseMoved.connect(self._mouse_moved)
         self._apply_mode_visibility()
@@ -309,21 +314,36 @@ class CameraView(QWidget):
     def fit(self) -> None:
         """Whole frame in the window (and frames follow it again)."""
         self._user_range = False
+        self._zoom_hold = None
         self._fit_view()
 
     def zoom(self, factor: float) -> None:
         """Zoom in (factor > 1) or out about the centre of the view; the zoom is kept."""
-        self._user_range = True
         self.view.scaleBy((1.0 / factor, 1.0 / factor))
+        self._user_zoomed()
 
     def one_to_one(self) -> None:
         """One camera pixel per screen pixel, centred where the view is now."""
-        self._user_range = True
+        self._set_zoom(1.0)
+        self._user_zoomed()
+
+    def _set_zoom(self, factor: float) -> None:
         (x0, x1), (y0, y1) = self.view.viewRange()
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         ratio = self.devicePixelRatioF() or 1.0
-        w, h = self.view.width() * ratio, self.view.height() * ratio
+        w, h = self.view.width() * ratio / factor, self.view.height() * ratio / factor
         self.view.setRange(QRectF(cx - w / 2, cy - h / 2, w, h), padding=0.0)
+
+    def _user_zoomed(self) -> None:
+        self._user_range = True
+        self._zoom_hold = self.zoom_factor()
+
+    def _keep_zoom(self) -> None:
+        """The view changed size: a zoom the user chose stays that zoom (about the same
+        centre); a fitted view is re-fitted by resizeEvent."""
+        hold = self._zoom_hold
+        if self._user_range and hold and abs(self.zoom_factor() / hold - 1.0) > 1e-3:
+            self._set_zoom(hold)
 
     def zoom_factor(self) -> float:
         """Screen pixels per camera pixel now (1.0 at 1:1)."""
