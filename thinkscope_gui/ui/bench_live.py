@@ -83,19 +83,12 @@ class GcLog:
 
 def _set_zoom(view: Any, zoom: str, mode: str) -> None:
     """Fit, one camera pixel per screen pixel, or 4 screen pixels per camera pixel, centred
-    on the frame (on the enhanced panel side by side)."""
-    from qtpy.QtCore import QRectF
-
+    on the frame (on the enhanced panel side by side), as the view's zoom buttons do."""
     view.fit()
     if zoom == "fit":
         return
     h, w = view.frame.shape[:2]
-    cx = 1.5 * w if mode == "side" else w / 2
-    f = 1.0 if zoom == "1:1" else 4.0
-    ratio = view.devicePixelRatioF() or 1.0
-    vw, vh = view.view.width() * ratio / f, view.view.height() * ratio / f
-    view._user_range = True
-    view.view.setRange(QRectF(cx - vw / 2, h / 2 - vh / 2, vw, vh), padding=0.0)
+    view.zoom_to(1.0 if zoom == "1:1" else 4.0, (1.5 * w if mode == "side" else w / 2, h / 2))
 
 
 def _cell(app: Any, win: Any, stall: StallWatchdog, seconds: float, label: str

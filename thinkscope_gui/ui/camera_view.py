@@ -324,12 +324,17 @@ class CameraView(QWidget):
 
     def one_to_one(self) -> None:
         """One camera pixel per screen pixel, centred where the view is now."""
-        self._set_zoom(1.0)
+        self.zoom_to(1.0)
+
+    def zoom_to(self, factor: float, centre: tuple[float, float] | None = None) -> None:
+        """``factor`` screen pixels per camera pixel about ``centre`` (x, y in camera
+        pixels; default: where the view is now); held like any zoom the user chose."""
+        self._set_zoom(factor, centre)
         self._user_zoomed()
 
-    def _set_zoom(self, factor: float) -> None:
+    def _set_zoom(self, factor: float, centre: tuple[float, float] | None = None) -> None:
         (x0, x1), (y0, y1) = self.view.viewRange()
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        cx, cy = centre if centre is not None else ((x0 + x1) / 2, (y0 + y1) / 2)
         ratio = self.devicePixelRatioF() or 1.0
         w, h = self.view.width() * ratio / factor, self.view.height() * ratio / factor
         self.view.setRange(QRectF(cx - w / 2, cy - h / 2, w, h), padding=0.0)
