@@ -266,21 +266,17 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
         budget = f"{minutes:g} min" if minutes else f"{recipe.epochs} epochs"
         start = f" from {init} (sha256 {init_info['sha256'][:12]})" if init_info else ""
         log(f"{arch}: training on {', '.join(s.name for s in sources)} for {budget}{start}")
-        trainer = Trainer(cfg, sources=sources)
-        thread = trainer.start()
-        last_epoch = 0
-        while thread.is_alive():
-            thread.join(1.0)
-            if cancel and cancel():
-                trainer.cancel()
-            st = trainer.status
-            if st.history and st.history[-1]["epoch"] != last_epoch:
+        logged = [0]   # the last epoch logged
+
+        def progress(st: Any, arch: str = arch, logged: list[int] = logged) -> None:
+            if st.history and st.history[-1]["epoch"] != logged[0]:
                 h = st.history[-1]
-                last_epoch = int(h["epoch"])
-                log(f"{arch}: epoch {last_epoch} val gain {h.get('gain_db', float('nan')):+.2f}"
+                logged[0] = int(h["epoch"])
+                log(f"{arch}: epoch {logged[0]} val gain {h.get('gain_db', float('nan')):+.2f}"
                     f" dB, robust min {h.get('robust_min_gain_db', float('nan')):+.2f} dB, "
                     f"lr {st.lr:.2e}")
-        status = trainer.status
+
+        status = Trainer(cfg, sources=sources).run_polled(cancel, progress, poll_s=1.0)
         if warm:
             Path(warm).unlink(missing_ok=True)
         if cfg.checkpoint:

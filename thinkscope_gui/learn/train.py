@@ -291,6 +291,22 @@ class Trainer:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def run_polled(self, cancel: Callable[[], bool] | None = None,
+                   on_poll: Callable[[TrainStatus], None] | None = None,
+                   poll_s: float = 0.5) -> TrainStatus:
+        """Train in the background while this thread polls: ``cancel()`` true cancels the
+        run, ``on_poll(status)`` sees its progress (a headless command's log); returns the
+        final status. Why not :meth:`run`: a long run on this thread could not be
+        cancelled by a signal handler's flag until it ended."""
+        thread = self.start()
+        while thread.is_alive():
+            thread.join(poll_s)
+            if cancel is not None and cancel():
+                self.cancel()
+            if on_poll is not None:
+                on_poll(self._status)
+        return self._status
+
     def job_status(self) -> JobStatus:
         """The runner's generic snapshot: steps done of all steps, ETA, how it ended."""
         st = self._status

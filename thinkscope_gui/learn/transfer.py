@@ -57,13 +57,7 @@ def _train(base: Path | None, arch: str, recipe: TransferRecipe, out: Path,
                       val_fraction=0.0, seed=recipe.seed, threads=recipe.threads,
                       warm_start=str(base) if base else None, out=str(out),
                       checkpoint=str(out) + ".ckpt", command="transfer check")
-    trainer = Trainer(cfg, sources=[src])
-    thread = trainer.start()
-    while thread.is_alive():
-        thread.join(0.5)
-        if cancel and cancel():
-            trainer.cancel()
-    status = trainer.status
+    status = Trainer(cfg, sources=[src]).run_polled(cancel)
     Path(cfg.checkpoint or "").unlink(missing_ok=True)
     if status.state == "cancelled":
         raise Cancelled("transfer check cancelled")
