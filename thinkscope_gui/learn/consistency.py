@@ -129,6 +129,8 @@ def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
     mu = gaussian_filter(x.mean(-1), 1.5)
     r = _highpass(x)   # at full resolution: a pixel's deviation from its own neighbours
     step = max(1, int(np.ceil(np.sqrt(mu.size / max(sample, 1)))))
+    step += step > 1 and step % 2 == 0   # odd: an even step sees one phase of a colour
+    # camera's 2x2 Bayer pattern only (interpolated pixels: a fraction of the noise)
     if step > 1:
         r, ms = r[::step, ::step], mu[::step, ::step]
     else:
