@@ -152,6 +152,45 @@ def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
     return np.maximum(var, max(floor, 1e-12)).astype(np.float32)
 
 
+def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
+                             floor: float = 0.0) -> np.ndarray:
+    """(H, W) per-pixel noise variance of a [0, 1] frame from two frames of the same still
+    field (the live camera's newest and the one before): half the variance of their
+    difference, in bins of brightness. Why besides :func:`noise_variance`: a colour
+    camera's demosaicing spreads each pixel's noise over its neighbours, so a spatial
+    high-pass reads it several times too low (a bilinear-demosaiced flat field: 7x);
+    two exposures differ by the noise alone, however it is correlated in space. The
+    mean square (clipped at 3 sigma, which drops what moved between them) rather than a
+    median: interpolated pixels carry a fraction of the noise, and the map compares
+    every pixel."""
+    from scipy.ndimage import gaussian_filter
+
+    a = a01 if a01.ndim == 3 else a01[..., None]
+    b = b01 if b01.ndim == 3 else b01[..., None]
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
+    d = (a - b).astype(np.float32)
+    mu = gaussian_filter(0.5 * (a + b).mean(-1), 1.5)
+    edges = np.quantile(mu, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, mu, side="right") - 1, 0, bins - 1)
+    centres, variances = [], []
+    for k in range(bins):
+        sel = idx == k
+        if sel.sum() < 16:
+            continue
+        db = d[sel].ravel()
+        ms = float(np.mean(db * db))
+        for _ in range(3):   # 3-sigma clip: moving or changing pixels are not noise
+            keep = db * db < 9.0 * ms
+            ms = float(np.mean(db[keep] ** 2)) / 0.9733 if keep.any() else ms
+        centres.append(float(mu[sel].mean()))
+        variances.append(ms / 2.0)
+    if not centres:
+        return np.full(mu.shape, max(floor, 1e-12), np.float32)
+    var = np.interp(mu, centres, variances)
+    return np.maximum(var, max(floor, 1e-12)).astype(np.float32)
+
+
 def consistency_sigma(lr_frame: np.ndarray, enhanced: np.ndarray, na: float,
                       lr_pixel_um: float, hr_pixel_um: float, smooth_px: float = 2.0,
                       divisor: float | None = None, bit_depth: int | None = None,
@@ -160,7 +199,8 @@ def consistency_sigma(lr_frame: np.ndarray, enhanced: np.ndarray, na: float,
     of the frame's own noise σ. Camera noise alone reads about 1; a faithful enhancement
     stays below 2 almost everywhere; invented or lost detail reads many σ.
     ``noise_var``: per-pixel noise variance in [0, 1]² units (from the camera's gain and
-    read noise); None: estimated from the frame (:func:`noise_variance`)."""
+    read noise, or two frames: :func:`noise_variance_from_pair`); None: estimated from
+    the frame itself (:func:`noise_variance`)."""
     from scipy.ndimage import gaussian_filter
 
     if divisor is None:

@@ -188,14 +188,18 @@ class Enhancer:
                                divisor=self.divisor(np.asarray(frame).dtype, bit_depth))
 
     def consistency_sigma(self, frame: np.ndarray, enhanced: np.ndarray,
-                          bit_depth: int | None = None) -> np.ndarray:
+                          bit_depth: int | None = None,
+                          noise_var: np.ndarray | float | None = None) -> np.ndarray:
         """Like :meth:`consistency` but in units of the frame's own noise σ (see
-        consistency.consistency_sigma): noise reads ~1, invented detail many σ."""
+        consistency.consistency_sigma): noise reads ~1, invented detail many σ.
+        ``noise_var``: the frame's noise variance in [0, 1]² units (e.g. from two live
+        frames); None: estimated from the frame."""
         from .consistency import consistency_sigma
 
         return consistency_sigma(frame, enhanced, self.lr_profile.na,
                                  self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um,
-                                 divisor=self.divisor(np.asarray(frame).dtype, bit_depth))
+                                 divisor=self.divisor(np.asarray(frame).dtype, bit_depth),
+                                 noise_var=noise_var)
 
     def engine(self, h: int, w: int) -> engines.OpenVinoTile | str:
         """The compiled engine for an (h, w) frame, or why torch runs it. A frame (or a

@@ -110,6 +110,8 @@ class LiveController(QObject):
         #: mode switch re-targets the worker at once instead of at the next camera frame
         self._last_input: tuple[np.ndarray, int, int | None, tuple[Any, ...] | None] | None
         self._last_input = None
+        #: (frame number, the frame before it of the same still field) or None
+        self._prev_image: tuple[int, np.ndarray] | None = None
         self.worker = LiveEnhanceWorker(self)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self.failed)
@@ -151,6 +153,13 @@ class LiveController(QObject):
         self.camera_rate.tick()
         self.frames_shown += 1
         self.frameShown.emit(number)
+        last = self._last_input
+        # the frame before, of the same still field: the consistency map's noise comes
+        # from the two (consistency.noise_variance_from_pair)
+        same = (last is not None and position is not None and last[3] == position
+                and number >= 0 and last[1] >= 0 and last[1] != number
+                and last[0].shape == image.shape and last[0].dtype == image.dtype)
+        self._prev_image = (number, last[0]) if same and last is not None else None
         if moving:
             self._last_input = None
             return
@@ -216,7 +225,9 @@ class LiveController(QObject):
                          position=position, levels=view._levels,
                          heat_lut=view.heat_lut if consistency else None,
                          heat_range=(CONSISTENCY_FLOOR, CONSISTENCY_TOP), visible=visible,
-                         tiles=tiles if len(tiles) > 1 else None, mosaic=gen)
+                         tiles=tiles if len(tiles) > 1 else None, mosaic=gen,
+                         prev_image=(self._prev_image[1] if consistency and self._prev_image
+                                     and self._prev_image[0] == number else None))
         self.worker.submit(job)
 
     def _tiles(self, rect: tuple[int, int, int, int], display_scale: float,
