@@ -114,6 +114,14 @@ def _highpass(x: np.ndarray) -> np.ndarray:
     return x - 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
 
 
+def _odd_step(n: int, sample: int) -> int:
+    """The step of a regular sub-grid of about ``sample`` of ``n`` pixels: odd, because an
+    even step sees one phase of a colour camera's 2x2 Bayer pattern only (whose
+    interpolated pixels carry a fraction of the noise)."""
+    step = max(1, int(np.ceil(np.sqrt(n / max(sample, 1)))))
+    return step + 1 if step > 1 and step % 2 == 0 else step
+
+
 def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
                    sample: int = 16_000) -> np.ndarray:
     """(H, W) per-pixel noise variance of a [0, 1] frame (per channel), estimated from the
@@ -128,9 +136,7 @@ def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
     x = lr01 if lr01.ndim == 3 else lr01[..., None]
     mu = gaussian_filter(x.mean(-1), 1.5)
     r = _highpass(x)   # at full resolution: a pixel's deviation from its own neighbours
-    step = max(1, int(np.ceil(np.sqrt(mu.size / max(sample, 1)))))
-    step += step > 1 and step % 2 == 0   # odd: an even step sees one phase of a colour
-    # camera's 2x2 Bayer pattern only (interpolated pixels: a fraction of the noise)
+    step = _odd_step(mu.size, sample)
     if step > 1:
         r, ms = r[::step, ::step], mu[::step, ::step]
     else:
@@ -153,7 +159,7 @@ def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
 
 
 def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
-                             floor: float = 0.0) -> np.ndarray:
+                             floor: float = 0.0, sample: int = 16_000) -> np.ndarray:
     """(H, W) per-pixel noise variance of a [0, 1] frame from two frames of the same still
     field (the live camera's newest and the one before): half the variance of their
     difference, in bins of brightness. Why besides :func:`noise_variance`: a colour
@@ -162,17 +168,20 @@ def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
     two exposures differ by the noise alone, however it is correlated in space. The
     mean square (clipped at 3 sigma, which drops what moved between them) rather than a
     median: interpolated pixels carry a fraction of the noise, and the map compares
-    every pixel."""
+    every pixel. The bins' statistics come from an odd-step sub-grid of about ``sample``
+    pixels, as in :func:`noise_variance`."""
     from scipy.ndimage import gaussian_filter
 
     a = a01 if a01.ndim == 3 else a01[..., None]
     b = b01 if b01.ndim == 3 else b01[..., None]
     if a.shape != b.shape:
         raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
-    d = (a - b).astype(np.float32)
     mu = gaussian_filter(0.5 * (a + b).mean(-1), 1.5)
-    edges = np.quantile(mu, np.linspace(0, 1, bins + 1))
-    idx = np.clip(np.searchsorted(edges, mu, side="right") - 1, 0, bins - 1)
+    step = _odd_step(mu.size, sample)
+    d = (a[::step, ::step] - b[::step, ::step]).astype(np.float32)
+    ms_ = mu[::step, ::step]
+    edges = np.quantile(ms_, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, ms_, side="right") - 1, 0, bins - 1)
     centres, variances = [], []
     for k in range(bins):
         sel = idx == k
@@ -183,7 +192,7 @@ def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
         for _ in range(3):   # 3-sigma clip: moving or changing pixels are not noise
             keep = db * db < 9.0 * ms
             ms = float(np.mean(db[keep] ** 2)) / 0.9733 if keep.any() else ms
-        centres.append(float(mu[sel].mean()))
+        centres.append(float(ms_[sel].mean()))
         variances.append(ms / 2.0)
     if not centres:
         return np.full(mu.shape, max(floor, 1e-12), np.float32)
