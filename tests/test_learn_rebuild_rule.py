@@ -129,3 +129,17 @@ def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -
     assert (r.augment, r.fft_weight, r.stand_pairs) == ("mild", 0.1,
                                                        {"ideal": 60, "realistic": 36})
     assert RebuildRecipe.tiny().for_arch("quality").stand_pairs == {}
+
+
+def test_loss_option_sets_the_pixel_loss_of_every_model_and_is_recorded() -> None:
+    """`--loss l1` replaces the recipe's MSE pixel loss for each architecture built, and the
+    recorded command names it (so the metadata reproduces the run)."""
+    import main
+    from thinkscope_gui.cli.rebuild_models import _command_line, _recipe_from_args
+
+    assert RebuildRecipe().for_arch("quality").loss == "mse"
+    args = main.build_parser().parse_args(["rebuild-models", "--arch", "quality",
+                                           "--loss", "l1"])
+    r = _recipe_from_args(args)
+    assert {r.for_arch(a).loss for a in ("fast", "quality")} == {"l1"}
+    assert _command_line(args) == "main.py rebuild-models --arch quality --loss l1"

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="weight of the amplitude-spectrum L1 loss term, which keeps fine "
                    "periods (the bar target) from being damped (default: 0 for fast, 0.1 for "
                    "quality)")
+    p.add_argument("--loss", choices=("mse", "l1"), default=None,
+                   help="pixel loss (default mse; l1 is less dominated by the few large "
+                   "errors of noisy targets)")
     p.add_argument("--device", default=None,
                    help="torch device to train on, e.g. cuda (default cpu; the evaluation "
                    "always runs on the CPU)")
@@ -65,7 +68,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
     words = ["main.py", "rebuild-models"]
     for opt in ("arch", "minutes", "pairs", "threads", "init", "lr", "augment", "fft_weight",
-                "device"):
+                "loss", "device"):
         value = getattr(args, opt, None)
         if value is not None and not (opt == "arch" and value == "fast,quality") \
                 and not (opt == "init" and value == "none"):
@@ -117,6 +120,8 @@ def _recipe_from_args(args: argparse.Namespace) -> RebuildRecipe:
         if args.fft_weight < 0:
             raise ValueError("--fft-weight must be >= 0")
         recipe = replace(recipe, fft_weight=args.fft_weight).without_override("fft_weight")
+    if args.loss is not None:
+        recipe = replace(recipe, loss=args.loss).without_override("loss")
     if args.device is not None:
         recipe = replace(recipe, device=args.device)
     return recipe

@@ -92,7 +92,10 @@ class RebuildRecipe:
     #: per-architecture overrides of the fields above: the quality model keeps the bar
     #: target only without the camera degradations, with the amplitude-spectrum term and
     #: the ideal stand weighted 7:1 (measured, 25 min each: mild 72/24 flattens the 0.36 µm
-    #: bars to 0.09; off + fft 0.1, 72/24: 0.15, ideal +3.23 dB; 84/12: 0.18, +3.62 dB)
+    #: bars to 0.09; off + fft 0.1, 72/24: 0.15, ideal +3.23 dB; 84/12: 0.18, +3.62 dB).
+    #: Longer budgets buy the realistic stand but flatten the 0.36 µm v bars below bicubic
+    #: (off + fft 0.1: 45 min 72/36 +3.11/+2.86 dB ideal/realistic, bars 0.11; 38 min 96/24
+    #: +3.26/+2.80 dB, bars 0.12), so the rule refuses them (README "Rebuilds").
     arch_overrides: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "quality": {"augment": "off", "fft_weight": 0.1,
                     "stand_pairs": {"ideal": 84, "realistic": 12}}})
