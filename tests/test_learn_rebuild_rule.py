@@ -112,7 +112,8 @@ def test_the_recorded_command_reproduces_the_recipe() -> None:
 
 def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -> None:
     """`main.py rebuild-models` trains the quality model as the shipped one was built
-    (exposure + orientations, fft term, 84/12 pairs) and the fast one with the mild recipe;
+    (exposure + orientations, fft term, 84/12 pairs) and the fast one as the shipped one too
+    (exposure + orientations, 60/36 pairs);
     an option given on the command line applies to both."""
     import main
     from thinkscope_gui.cli.rebuild_models import _recipe_from_args
@@ -121,13 +122,15 @@ def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -
     assert (q.augment, q.fft_weight, q.stand_pairs) == ("off", 0.1,
                                                        {"ideal": 84, "realistic": 12})
     f = RebuildRecipe().for_arch("fast")
-    assert (f.augment, f.fft_weight, f.stand_pairs) == ("mild", 0.0,
-                                                       {"ideal": 72, "realistic": 24})
+    assert (f.augment, f.fft_weight, f.stand_pairs) == ("off", 0.0,
+                                                       {"ideal": 60, "realistic": 36})
     args = main.build_parser().parse_args(["rebuild-models", "--augment", "mild",
                                            "--pairs", "ideal=60,realistic=36"])
     r = _recipe_from_args(args).for_arch("quality")
     assert (r.augment, r.fft_weight, r.stand_pairs) == ("mild", 0.1,
                                                        {"ideal": 60, "realistic": 36})
+    f = _recipe_from_args(args).for_arch("fast")
+    assert (f.augment, f.stand_pairs) == ("mild", {"ideal": 60, "realistic": 36})
     assert RebuildRecipe.tiny().for_arch("quality").stand_pairs == {}
 
 

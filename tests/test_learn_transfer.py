@@ -19,11 +19,14 @@ pytestmark = pytest.mark.skipif("realistic" not in STANDS, reason="no realistic 
 def test_fine_tuning_the_default_model_beats_it_and_the_same_pairs_from_scratch() -> None:
     from thinkscope_gui.learn.transfer import TransferRecipe, transfer_check
 
-    # 16 realistic-stand pairs, 20 steps each; measured margins at this size over 3 seeds:
-    # fine-tune over the model as is +0.14..+0.20 dB, over scratch +1.0..+1.9 dB
+    # 16 realistic-stand pairs, 20 steps each, at the rebuild's fine-tune rate (3e-4): the
+    # shipped fast model already gains +1.56 dB here (36 realistic pairs in its recipe), and
+    # 20 steps at 1e-3 of the robust recipe undo more than they add (-0.03/-0.16 dB, seeds
+    # 3/4). Measured margins at 3e-4: over the model as is +0.04/+0.08 dB, over scratch
+    # +1.3/+1.5 dB (the first session's ideal-only model: +0.14..+0.20 at 1e-3)
     rep = transfer_check(DEFAULT_MODELS["fast"], TransferRecipe(
         pairs=16, tile=64, steps=20, batch_size=8, patch=32, eval_n=2, eval_tile=48,
-        threads=1))
+        threads=1, lr_finetune=3e-4))
     g = {k: rep[k]["gain_db_clean"] for k in ("base", "finetuned", "scratch")}
     assert g["finetuned"] > g["base"] > g["scratch"], g
     assert rep["holds"]

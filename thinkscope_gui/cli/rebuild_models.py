@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rebuild-models", help="rebuild the shipped default models (long)",
                        description="Renders registered 40x/100x pairs of epithelium and "
-                       "lymphoid on every simulated stand, trains the fast model with the mild "
-                       "augmentation recipe and the quality one with exposure jitter, "
-                       "orientations and an amplitude-spectrum loss term (72/24 and 84/12 "
+                       "lymphoid on every simulated stand, trains the fast model with exposure "
+                       "jitter and orientations and the quality one with those and an "
+                       "amplitude-spectrum loss term (60/36 and 84/12 "
                        "ideal/realistic pairs; options below override both), evaluates them "
                        "on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "quality 25)")
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
-                   "ideal=72,realistic=24 (default: that for fast, 84/12 for quality)")
+                   "ideal=60,realistic=36 (default: that for fast, 84/12 for quality)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
     p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
-                   help="augmentation recipe (default: mild for fast, off for quality: its "
-                   "camera degradations flatten the quality model's bar target)")
+                   help="augmentation recipe (default: off, exposure jitter and orientations: "
+                   "mild's camera degradations flatten the bar target)")
     p.add_argument("--fft-weight", type=float, default=None, metavar="W",
                    help="weight of the amplitude-spectrum L1 loss term, which keeps fine "
                    "periods (the bar target) from being damped (default: 0 for fast, 0.1 for "
