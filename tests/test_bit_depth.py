@@ -19,6 +19,7 @@ import pytest
 import tifffile
 import torch
 
+from tests.test_ui_support import worker_result
 from thinkscope_gui.learn.infer import Enhancer
 from thinkscope_gui.learn.metrics import image_psnr_ssim
 from thinkscope_gui.learn.modelfile import read_meta
@@ -95,19 +96,10 @@ def test_model_file_records_the_bit_depth(model12) -> None:
 
 def _live(qtbot: Any, enh: Enhancer, frame: np.ndarray, bit_depth: int | None,
           consistency: bool = False) -> Any:
-    from thinkscope_gui.ui.enhance_worker import EnhanceJob, LiveEnhanceWorker
+    from thinkscope_gui.ui.enhance_worker import EnhanceJob
 
-    worker = LiveEnhanceWorker()
-    results: list[Any] = []
-    worker.result.connect(results.append)
-    worker.set_enhancer(enh)
-    worker.start()
-    try:
-        worker.submit(EnhanceJob(frame, 1, bit_depth=bit_depth, consistency=consistency))
-        qtbot.waitUntil(lambda: bool(results), timeout=20000)
-    finally:
-        worker.stop()
-    return results[0]
+    return worker_result(qtbot, enh, EnhanceJob(frame, 1, bit_depth=bit_depth,
+                                                consistency=consistency))
 
 
 def test_12bit_frame_enhances_the_same_live_cli_and_api(model12, qtbot: Any,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tests.test_learn_consistency_sigma import _bilinear_demosaic
-from tests.test_ui_support import make_model
+from tests.test_ui_support import make_model, worker_result
 from thinkscope_gui.learn.infer import Enhancer
 from thinkscope_gui.ui.camera_view import OverlayMode
 
@@ -25,19 +25,10 @@ def _glass(rng: np.random.Generator, size: int = 96) -> np.ndarray:
 
 
 def _map(qtbot: Any, enh: Enhancer, frame: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-    from thinkscope_gui.ui.enhance_worker import EnhanceJob, LiveEnhanceWorker
+    from thinkscope_gui.ui.enhance_worker import EnhanceJob
 
-    worker = LiveEnhanceWorker()
-    results: list[Any] = []
-    worker.result.connect(results.append)
-    worker.set_enhancer(enh)
-    worker.start()
-    try:
-        worker.submit(EnhanceJob(frame, 2, consistency=True, prev_image=prev))
-        qtbot.waitUntil(lambda: bool(results), timeout=20000)
-    finally:
-        worker.stop()
-    return results[0].heat_sigma
+    job = EnhanceJob(frame, 2, consistency=True, prev_image=prev)
+    return worker_result(qtbot, enh, job).heat_sigma
 
 
 def test_the_live_map_of_a_colour_camera_keeps_glass_dark(qtbot: Any, tmp_path: Path) -> None:

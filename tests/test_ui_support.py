@@ -33,6 +33,23 @@ def make_model(path: Path, scope: Any, lr: str = "40x", hr: str = "100x") -> Pat
     return path
 
 
+def worker_result(qtbot: Any, enhancer: Any, job: Any) -> Any:
+    """The result of one job on a real live-enhancement worker thread."""
+    from thinkscope_gui.ui.enhance_worker import LiveEnhanceWorker
+
+    worker = LiveEnhanceWorker()
+    results: list[Any] = []
+    worker.result.connect(results.append)
+    worker.set_enhancer(enhancer)
+    worker.start()
+    try:
+        worker.submit(job)
+        qtbot.waitUntil(lambda: bool(results), timeout=20000)
+    finally:
+        worker.stop()
+    return results[0]
+
+
 @pytest.fixture
 def ui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Settings, profiles and models in a temp dir so tests never touch the user's."""

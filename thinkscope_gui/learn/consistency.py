@@ -13,6 +13,7 @@ about 1 σ whatever the exposure and invented detail stands out on a fixed scale
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,25 +123,15 @@ def _odd_step(n: int, sample: int) -> int:
     return step + 1 if step > 1 and step % 2 == 0 else step
 
 
-def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
-                   sample: int = 16_000) -> np.ndarray:
-    """(H, W) per-pixel noise variance of a [0, 1] frame (per channel), estimated from the
-    frame itself: a robust (median-absolute-deviation) spread of the high-passed frame in
-    bins of local brightness, so shot noise (variance rising with signal) is followed and
-    edges, a minority in each bin, do not inflate it. ``floor``: a lower bound (e.g. the
-    quantisation step²/12). The bins' statistics come from a regular sub-grid of about
-    ``sample`` pixels: thousands of values per bin pin a MAD to a few per cent, and the
-    medians over every pixel were most of a live consistency job's noise estimate."""
-    from scipy.ndimage import gaussian_filter
-
-    x = lr01 if lr01.ndim == 3 else lr01[..., None]
-    mu = gaussian_filter(x.mean(-1), 1.5)
-    r = _highpass(x)   # at full resolution: a pixel's deviation from its own neighbours
+def _by_brightness(mu: np.ndarray, values: np.ndarray, spread: Any, bins: int,
+                   floor: float, sample: int) -> np.ndarray:
+    """(H, W) noise variance: ``spread(values in one bin)`` in bins of the local brightness
+    ``mu`` (so shot noise, rising with the signal, is followed), interpolated to every
+    pixel by its brightness. The bins' statistics come from a regular sub-grid of about
+    ``sample`` pixels (:func:`_odd_step`): thousands of values per bin pin a spread to a
+    few per cent, and statistics over every pixel were most of a live job's estimate."""
     step = _odd_step(mu.size, sample)
-    if step > 1:
-        r, ms = r[::step, ::step], mu[::step, ::step]
-    else:
-        ms = mu
+    v, ms = values[::step, ::step], mu[::step, ::step]
     edges = np.quantile(ms, np.linspace(0, 1, bins + 1))
     idx = np.clip(np.searchsorted(edges, ms, side="right") - 1, 0, bins - 1)
     centres, variances = [], []
@@ -148,14 +139,43 @@ def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
         sel = idx == b
         if sel.sum() < 16:
             continue
-        rb = r[sel]
-        mad = np.median(np.abs(rb - np.median(rb)))
         centres.append(float(ms[sel].mean()))
-        variances.append((1.4826 * mad) ** 2 / 1.25)
+        variances.append(float(spread(v[sel].ravel())))
     if not centres:
         return np.full(mu.shape, max(floor, 1e-12), np.float32)
     var = np.interp(mu, centres, variances)
     return np.maximum(var, max(floor, 1e-12)).astype(np.float32)
+
+
+def _mad_variance(r: np.ndarray) -> float:
+    """Noise variance from high-passed values (variance 1.25 σ², see _highpass), by their
+    median absolute deviation: edges, a minority in each bin, do not inflate it."""
+    mad = np.median(np.abs(r - np.median(r)))
+    return float((1.4826 * mad) ** 2 / 1.25)
+
+
+def _clipped_half_mean_square(d: np.ndarray) -> float:
+    """Noise variance from differences of two exposures (variance 2 σ²): their mean square
+    clipped at 3 σ, which drops what moved or changed between them."""
+    ms = float(np.mean(d * d))
+    for _ in range(3):
+        keep = d * d < 9.0 * ms
+        ms = float(np.mean(d[keep] ** 2)) / 0.9733 if keep.any() else ms
+    return ms / 2.0
+
+
+def noise_variance(lr01: np.ndarray, bins: int = 8, floor: float = 0.0,
+                   sample: int = 16_000) -> np.ndarray:
+    """(H, W) per-pixel noise variance of a [0, 1] frame (per channel), estimated from the
+    frame itself: a robust (median-absolute-deviation) spread of the high-passed frame in
+    bins of local brightness (:func:`_by_brightness`). ``floor``: a lower bound (e.g. the
+    quantisation step²/12)."""
+    from scipy.ndimage import gaussian_filter
+
+    x = lr01 if lr01.ndim == 3 else lr01[..., None]
+    mu = gaussian_filter(x.mean(-1), 1.5)
+    # high-passed at full resolution: a pixel's deviation from its own neighbours
+    return _by_brightness(mu, _highpass(x), _mad_variance, bins, floor, sample)
 
 
 def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
@@ -165,11 +185,9 @@ def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
     difference, in bins of brightness. Why besides :func:`noise_variance`: a colour
     camera's demosaicing spreads each pixel's noise over its neighbours, so a spatial
     high-pass reads it several times too low (a bilinear-demosaiced flat field: 7x);
-    two exposures differ by the noise alone, however it is correlated in space. The
-    mean square (clipped at 3 sigma, which drops what moved between them) rather than a
-    median: interpolated pixels carry a fraction of the noise, and the map compares
-    every pixel. The bins' statistics come from an odd-step sub-grid of about ``sample``
-    pixels, as in :func:`noise_variance`."""
+    two exposures differ by the noise alone, however it is correlated in space. A
+    clipped mean square rather than a median: interpolated pixels carry a fraction of the
+    noise, and the map compares every pixel."""
     from scipy.ndimage import gaussian_filter
 
     a = a01 if a01.ndim == 3 else a01[..., None]
@@ -177,27 +195,8 @@ def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
     if a.shape != b.shape:
         raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
     mu = gaussian_filter(0.5 * (a + b).mean(-1), 1.5)
-    step = _odd_step(mu.size, sample)
-    d = (a[::step, ::step] - b[::step, ::step]).astype(np.float32)
-    ms_ = mu[::step, ::step]
-    edges = np.quantile(ms_, np.linspace(0, 1, bins + 1))
-    idx = np.clip(np.searchsorted(edges, ms_, side="right") - 1, 0, bins - 1)
-    centres, variances = [], []
-    for k in range(bins):
-        sel = idx == k
-        if sel.sum() < 16:
-            continue
-        db = d[sel].ravel()
-        ms = float(np.mean(db * db))
-        for _ in range(3):   # 3-sigma clip: moving or changing pixels are not noise
-            keep = db * db < 9.0 * ms
-            ms = float(np.mean(db[keep] ** 2)) / 0.9733 if keep.any() else ms
-        centres.append(float(ms_[sel].mean()))
-        variances.append(ms / 2.0)
-    if not centres:
-        return np.full(mu.shape, max(floor, 1e-12), np.float32)
-    var = np.interp(mu, centres, variances)
-    return np.maximum(var, max(floor, 1e-12)).astype(np.float32)
+    return _by_brightness(mu, (a - b).astype(np.float32), _clipped_half_mean_square, bins,
+                          floor, sample)
 
 
 def consistency_sigma(lr_frame: np.ndarray, enhanced: np.ndarray, na: float,
