@@ -592,5 +592,10 @@ class SimCamera(_SimPart, CameraDevice):
                 remaining = self._exposure / 1000.0 - (time.perf_counter() - t0)
                 if remaining > 0:
                     time.sleep(remaining)
+                if world.sequence_stop.is_set():
+                    # stopped during this exposure (the stop does not wait for the camera
+                    # thread): the frame is dropped, as a camera aborts it, never delivered
+                    # after the stop returned (a recycled still frame takes no time to make)
+                    return
             yield meta
             count += 1
