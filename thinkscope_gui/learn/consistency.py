@@ -12,8 +12,8 @@ about 1 σ whatever the exposure and invented detail stands out on a fixed scale
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
@@ -123,7 +123,8 @@ def _odd_step(n: int, sample: int) -> int:
     return step + 1 if step > 1 and step % 2 == 0 else step
 
 
-def _by_brightness(mu: np.ndarray, values: np.ndarray, spread: Any, bins: int,
+def _by_brightness(mu: np.ndarray, values: np.ndarray,
+                   spread: Callable[[np.ndarray], float], bins: int,
                    floor: float, sample: int) -> np.ndarray:
     """(H, W) noise variance: ``spread(values in one bin)`` in bins of the local brightness
     ``mu`` (so shot noise, rising with the signal, is followed), interpolated to every
@@ -202,13 +203,15 @@ def noise_variance_from_pair(a01: np.ndarray, b01: np.ndarray, bins: int = 8,
 def consistency_sigma(lr_frame: np.ndarray, enhanced: np.ndarray, na: float,
                       lr_pixel_um: float, hr_pixel_um: float, smooth_px: float = 2.0,
                       divisor: float | None = None, bit_depth: int | None = None,
-                      noise_var: np.ndarray | float | None = None) -> np.ndarray:
+                      noise_var: np.ndarray | float | None = None,
+                      prev_frame: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float32 on the LR grid: local RMS of (measured - re-imaged enhanced) in units
     of the frame's own noise σ. Camera noise alone reads about 1; a faithful enhancement
     stays below 2 almost everywhere; invented or lost detail reads many σ.
     ``noise_var``: per-pixel noise variance in [0, 1]² units (from the camera's gain and
-    read noise, or two frames: :func:`noise_variance_from_pair`); None: estimated from
-    the frame itself (:func:`noise_variance`)."""
+    read noise); else from ``prev_frame``, the camera's frame before ``lr_frame`` of the
+    same still field (:func:`noise_variance_from_pair`); else estimated from the frame
+    itself (:func:`noise_variance`)."""
     from scipy.ndimage import gaussian_filter
 
     if divisor is None:
@@ -217,6 +220,10 @@ def consistency_sigma(lr_frame: np.ndarray, enhanced: np.ndarray, na: float,
     back = reimage(enhanced, lr01.shape[:2], na, lr_pixel_um, hr_pixel_um, divisor)
     if noise_var is None:
         q = 1.0 / divisor if np.asarray(lr_frame).dtype.kind in "ui" else 0.0
-        noise_var = noise_variance(lr01, floor=q * q / 12.0)
+        if prev_frame is not None:
+            prev01 = to_tensor01(prev_frame, divisor)[0].permute(1, 2, 0).numpy()
+            noise_var = noise_variance_from_pair(lr01, prev01, floor=q * q / 12.0)
+        else:
+            noise_var = noise_variance(lr01, floor=q * q / 12.0)
     d2 = ((back - lr01) ** 2).mean(-1) / noise_var
     return np.sqrt(gaussian_filter(d2, smooth_px)).astype(np.float32)

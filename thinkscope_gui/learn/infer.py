@@ -189,17 +189,17 @@ class Enhancer:
 
     def consistency_sigma(self, frame: np.ndarray, enhanced: np.ndarray,
                           bit_depth: int | None = None,
-                          noise_var: np.ndarray | float | None = None) -> np.ndarray:
+                          prev_frame: np.ndarray | None = None) -> np.ndarray:
         """Like :meth:`consistency` but in units of the frame's own noise σ (see
         consistency.consistency_sigma): noise reads ~1, invented detail many σ.
-        ``noise_var``: the frame's noise variance in [0, 1]² units (e.g. from two live
-        frames); None: estimated from the frame."""
+        ``prev_frame``: the camera's frame before ``frame``, of the same still field (the
+        noise comes from the two); None: estimated from the frame."""
         from .consistency import consistency_sigma
 
         return consistency_sigma(frame, enhanced, self.lr_profile.na,
                                  self.meta.lr_pixel_size_um, self.meta.hr_pixel_size_um,
                                  divisor=self.divisor(np.asarray(frame).dtype, bit_depth),
-                                 noise_var=noise_var)
+                                 prev_frame=prev_frame)
 
     def engine(self, h: int, w: int) -> engines.OpenVinoTile | str:
         """The compiled engine for an (h, w) frame, or why torch runs it. A frame (or a

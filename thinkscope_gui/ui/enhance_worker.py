@@ -555,18 +555,6 @@ class LiveEnhanceWorker(QThread):
                              coverage=mo.coverage(), computed_px=res.computed_px)
 
     @staticmethod
-    def _pair_noise(crop: np.ndarray, prev: np.ndarray, enhancer: Any,
-                    bit_depth: int | None) -> np.ndarray:
-        """Per-pixel noise variance of ``crop`` from it and the same crop of the frame
-        before (consistency.noise_variance_from_pair), in the enhancer's [0, 1] units."""
-        from thinkscope_gui.learn.consistency import noise_variance_from_pair
-        from thinkscope_gui.learn.normalise import to_unit
-
-        div = float(enhancer.divisor(crop.dtype, bit_depth))
-        floor = (1.0 / div) ** 2 / 12.0 if crop.dtype.kind in "ui" else 0.0
-        return noise_variance_from_pair(to_unit(crop, div), to_unit(prev, div), floor=floor)
-
-    @staticmethod
     def _paint(mo: _Mosaic, raw: np.ndarray, covered: np.ndarray, ys: slice, xs: slice,
                levels: tuple[float, float] | None) -> None:
         """Raw pixels -> the RGBA display canvas (alpha 0 where nothing is enhanced yet,
@@ -606,10 +594,8 @@ class LiveEnhanceWorker(QThread):
             out = self._enhance(crop, job, enhancer)
             if self._should_abandon(job, enhancer):
                 raise Abandoned()
-            if job.prev_image is not None:
-                kw["noise_var"] = self._pair_noise(crop, job.prev_image[a0:a1, b0:b1],
-                                                   enhancer, job.bit_depth)
-            sig = enhancer.consistency_sigma(crop, out, **kw)
+            prev = None if job.prev_image is None else job.prev_image[a0:a1, b0:b1]
+            sig = enhancer.consistency_sigma(crop, out, prev_frame=prev, **kw)
             heat_sigma = np.ascontiguousarray(sig[lr0 - a0:lr0 - a0 + h, lc0 - b0:lc0 - b0 + w])
             d = 1.0 if job.display_scale is None else min(1.0, float(job.display_scale))
             shown = heat_sigma

@@ -245,8 +245,8 @@ class LiveController(QObject):
             assert self._mosaic is not None
             drift = budget / max(self._mosaic_budget, 1.0)
             if (self._mosaic_results < RECUT_AFTER
-                    or 1.0 / RECUT_DRIFT <= drift <= RECUT_DRIFT or len(self._mosaic[2]) < 2
-                    and drift > 1.0):
+                    or 1.0 / RECUT_DRIFT <= drift <= RECUT_DRIFT
+                    or (len(self._mosaic[2]) == 1 and drift > 1.0)):   # it covers all already
                 return self._mosaic[2], self._mosaic[1]
         if self.progressive and mode != OverlayMode.LENS:
             tiles = mosaic_tiles(rect, budget, q)
