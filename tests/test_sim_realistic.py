@@ -22,6 +22,7 @@ from hardware.microscope import Microscope
 from hardware.sim import slide
 from hardware.sim.optics import DEFAULT_SIM_OPTICS
 from hardware.sim.realistic import (
+    ACHROMAT_OPTICS,
     BIAS_DN,
     REALISTIC_OPTICS,
     RealisticRenderer,
@@ -87,6 +88,29 @@ def test_condenser_na_sets_the_resolution_limit() -> None:
     assert np.all(_bar_modulation(incoherent, "40x", 0.36)[1:] > 0.05)
     # coarse bars are resolved whatever the condenser
     assert np.all(_bar_modulation(narrow, "40x", 1.0) > 0.3)
+
+
+def test_the_achromat_stand_resolves_less_and_no_default_model_trains_on_it() -> None:
+    # 0.40 µm bars (2.5 cycles/µm) under the 40x: the realistic stand's Köhler cutoff
+    # (0.95 + 0.65)/λ passes them in every channel; the achromat's (0.75 + 0.45)/λ not in
+    # red or green (1.97, 2.18 cycles/µm), just in blue (2.55)
+    real = _bar_modulation(RealisticRenderer({"40x": REALISTIC_OPTICS["40x"]}), "40x", 0.40)
+    achro = _bar_modulation(RealisticRenderer({"40x": ACHROMAT_OPTICS["40x"]}), "40x", 0.40)
+    assert np.all(real > 0.05), real
+    assert np.all(achro[:2] < 0.005) and achro[2] > 0.005, achro
+    # the 100x/1.25 still resolves them: the pairs carry what a model must learn
+    assert np.all(_bar_modulation(RealisticRenderer({"100x": ACHROMAT_OPTICS["100x"]}),
+                                  "100x", 0.40) > 0.1)
+
+    from thinkscope_gui.learn.rebuild import RebuildRecipe
+    from thinkscope_gui.learn.sim_source import ALL_STANDS, STANDS, SimPairSource
+
+    assert "achromat" in ALL_STANDS and "achromat" not in STANDS
+    assert "achromat" not in RebuildRecipe().resolved().for_arch("quality").stands
+    src = SimPairSource(1, tile=32, stand="achromat")
+    assert src.lr(0).dtype == np.uint16 and src.bit_depth == 12 and src.hr(0).shape == (80, 80, 3)
+    with pytest.raises(ValueError, match="achromat"):
+        SimPairSource(1, tile=32, stand="nope")
 
 
 def test_abbe_glass_is_uniform_and_source_fills_the_disc(real: RealisticRenderer) -> None:

@@ -46,6 +46,7 @@ from hardware.sim.render import (
 )
 
 __all__ = [
+    "ACHROMAT_OPTICS",
     "BIAS_DN",
     "REALISTIC_OPTICS",
     "RealisticRenderer",
@@ -68,6 +69,19 @@ def _realistic(label: str, base: SimOptics) -> SimOptics:
 REALISTIC_OPTICS: dict[str, SimOptics] = {
     k: _realistic(k, v) for k, v in DEFAULT_SIM_OPTICS.items()}
 """Physical truth of the realistic stand (calibration must discover pixel size and rotation)."""
+
+#: (objective NA, condenser NA) per objective of the second realistic stand
+_ACHROMAT = {"10x": (0.25, 0.15), "40x": (0.75, 0.45), "100x": (1.25, 0.55)}
+
+ACHROMAT_OPTICS: dict[str, SimOptics] = {
+    k: dataclasses.replace(v, na=_ACHROMAT[k][0], condenser_na=_ACHROMAT[k][1])
+    for k, v in REALISTIC_OPTICS.items()}
+"""A second realistic stand that no default model trains on (the transfer check's new
+stand): plan-achromat objectives (40x/0.75, 100x/1.25 oil) with the aperture diaphragm
+closed to about 0.45-0.6 of the objective NA, as users set it for contrast, on the same
+Bayer camera. Lower NA moves both cutoffs; the closed condenser makes the light more
+coherent (edge ringing, a lower Köhler cutoff), so a model trained on the other two stands
+has to learn its optics from a few pairs."""
 
 BIAS_DN = 100.0
 """Camera offset at 12 bits (scaled with the bit depth): a dark frame reads this, not 0."""

@@ -22,8 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "stand; and the bar-target contrast each recovers, per period.")
     p.add_argument("model", nargs="?", default="quality", metavar="fast|quality|PATH",
                    help="a shipped model or a model file (default: quality)")
-    p.add_argument("--stand", default="all", help="ideal, realistic or all (default: all "
-                   "the simulated stands this build has)")
+    p.add_argument("--stand", default="all", help="ideal, realistic, achromat (a stand no "
+                   "default model trains on) or all (default: all the stands the default "
+                   "models train on)")
     p.add_argument("--tissue", default="stroma", help="held-out tissue region")
     p.add_argument("--n", type=int, default=6, help="held-out tiles per stand")
     p.add_argument("--tile", type=int, default=96, help="LR tile side of held-out tiles")
@@ -39,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="score the model's 8-orientation self-ensemble (enhance --tta) too")
     p.add_argument("--transfer", action="store_true",
                    help="instead: the transfer-learning check. Fine-tune the model on "
-                   "--transfer-pairs pairs of the stand given by --stand (default realistic, "
-                   "one it was not trained on), train the same pairs from scratch for as "
+                   "--transfer-pairs pairs of the stand given by --stand (default achromat, "
+                   "one no default model was trained on), train the same pairs from scratch for as "
                    "many steps, and score the model, the fine-tune and the scratch run on "
                    "that stand's held-out tissue")
     p.add_argument("--transfer-pairs", type=int, default=16, help="pairs of the check")
@@ -57,16 +58,16 @@ def run(args: argparse.Namespace) -> int:
         from thinkscope_gui.learn.errors import ModelFileError
         from thinkscope_gui.learn.evaluate import evaluate_model, summary_lines
         from thinkscope_gui.learn.infer import Enhancer
-        from thinkscope_gui.learn.sim_source import STANDS
+        from thinkscope_gui.learn.sim_source import ALL_STANDS, STANDS
 
         torch.set_num_threads(max(1, args.threads))
         if args.transfer:
             return _transfer(args, sig)
         stands = STANDS if args.stand == "all" else tuple(args.stand.split(","))
-        unknown = [s for s in stands if s not in STANDS]
+        unknown = [s for s in stands if s not in ALL_STANDS]
         if unknown:
             print(f"evaluate: unknown or unavailable stand {', '.join(unknown)}; this build "
-                  f"has {', '.join(STANDS)}", file=sys.stderr)
+                  f"has {', '.join(ALL_STANDS)}", file=sys.stderr)
             return 2
         try:
             gains = tuple(float(g) for g in args.gains.split(",") if g)
@@ -114,17 +115,17 @@ def _transfer(args: argparse.Namespace, sig: SignalCancel) -> int:
     from thinkscope_gui.jobs import Cancelled
     from thinkscope_gui.learn.errors import ModelFileError
     from thinkscope_gui.learn.modelfile import DEFAULT_MODELS, read_meta
-    from thinkscope_gui.learn.sim_source import STANDS
+    from thinkscope_gui.learn.sim_source import ALL_STANDS
     from thinkscope_gui.learn.transfer import (
         TransferRecipe,
         transfer_check,
         transfer_lines,
     )
 
-    stand = "realistic" if args.stand == "all" else args.stand
-    if stand not in STANDS:
+    stand = TransferRecipe.stand if args.stand == "all" else args.stand
+    if stand not in ALL_STANDS:
         print(f"evaluate: unknown or unavailable stand {stand}; this build has "
-              f"{', '.join(STANDS)}", file=sys.stderr)
+              f"{', '.join(ALL_STANDS)}", file=sys.stderr)
         return 2
     if args.transfer_pairs < 2 or args.transfer_steps < 1 or args.n < 1 or args.tile < 32:
         print("evaluate: --transfer-pairs must be >= 2, --transfer-steps >= 1, --n >= 1 and "

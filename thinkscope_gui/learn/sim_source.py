@@ -27,8 +27,14 @@ def _has_realistic() -> bool:
     return True
 
 
-#: simulated stands pairs can be drawn from ("realistic" once hardware/sim/realistic.py exists)
+#: simulated stands the default models train on ("realistic" once hardware/sim/realistic.py
+#: exists)
 STANDS: tuple[str, ...] = ("ideal", "realistic") if _has_realistic() else ("ideal",)
+#: simulated stands no default model trains on: the transfer check's new stand
+#: (hardware.sim.realistic.ACHROMAT_OPTICS)
+HELD_OUT_STANDS: tuple[str, ...] = ("achromat",) if _has_realistic() else ()
+#: every simulated stand pairs can be drawn from
+ALL_STANDS: tuple[str, ...] = STANDS + HELD_OUT_STANDS
 
 
 def ideal_renderer(lr: str = "40x", hr: str = "100x", texture_seed: int = 0) -> Any:
@@ -48,21 +54,24 @@ def stand_renderer(stand: str = "ideal", lr: str = "40x", hr: str = "100x",
     """Renderer of registered pairs on a simulated stand. "realistic": partially coherent
     optics with condenser, Bayer 12-bit camera with bias and fixed-pattern noise, with the
     mechanical truths (offsets, rotation, off-nominal pixels) removed so LR and HR see
-    exactly the same field at the nominal scale (what registration would deliver)."""
+    exactly the same field at the nominal scale (what registration would deliver).
+    "achromat": the same camera behind lower-NA objectives and a closed condenser, a stand
+    no default model trains on."""
     if stand == "ideal":
         return ideal_renderer(lr, hr, texture_seed)
-    if stand != "realistic":
-        raise ValueError(f"unknown stand {stand!r}; choose one of {', '.join(STANDS)}")
-    if "realistic" not in STANDS:
-        raise ValueError("the realistic simulated stand (hardware/sim/realistic.py) is not "
-                         "in this build")
+    if stand not in ALL_STANDS:
+        if stand in ("realistic", "achromat"):
+            raise ValueError(f"the {stand} simulated stand (hardware/sim/realistic.py) is not "
+                             "in this build")
+        raise ValueError(f"unknown stand {stand!r}; choose one of {', '.join(ALL_STANDS)}")
     from hardware.sim import realistic as rs
     from hardware.sim.optics import DEFAULT_SIM_OPTICS
 
+    truth = rs.ACHROMAT_OPTICS if stand == "achromat" else rs.REALISTIC_OPTICS
     optics = {k: dataclasses.replace(v, true_offset_xy_um=(0.0, 0.0), true_parfocal_z_um=0.0,
                                      true_rotation_deg=0.0,
                                      pixel_size_um=DEFAULT_SIM_OPTICS[k].pixel_size_um)
-              for k, v in rs.REALISTIC_OPTICS.items() if k in (lr, hr)}
+              for k, v in truth.items() if k in (lr, hr)}
     return rs.RealisticRenderer(optics, texture_seed=texture_seed)
 
 
@@ -116,10 +125,10 @@ class SimPairSource:
         self.lr_profile: ObjectiveProfile = profiles[lr]
         self.hr_profile: ObjectiveProfile = profiles[hr]
         self.scale = self.lr_profile.pixel_size_um / self.hr_profile.pixel_size_um
-        # the realistic stand's camera is 12 bits in uint16, whatever is asked
+        # the realistic stands' camera is 12 bits in uint16, whatever is asked
         self.stand = stand
         self.channels = 3
-        self.bit_depth = 12 if stand == "realistic" else int(bit_depth)
+        self.bit_depth = int(bit_depth) if stand == "ideal" else 12
         self.tile, self.seed, self.noise = int(tile), int(seed), bool(noise)
         self.tissues = list(tissues)
         self.positions = region_positions(self.tissues, int(n), self.seed)
