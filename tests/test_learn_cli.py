@@ -38,6 +38,19 @@ def test_train_cli_records_its_command(tmp_path, monkeypatch, capsys) -> None:
     assert "done" in capsys.readouterr().out
 
 
+def test_train_cli_names_a_folder_given_as_a_store_and_starts_nothing(tmp_path, capsys) -> None:
+    pairs = make_folder_pairs(tmp_path / "pairs", n=2)
+    out = tmp_path / "m.safetensors"
+    for argv, says in ((["--store", str(pairs)], "is a folder"),
+                       (["--store", str(tmp_path / "none.h5")], "no such pair store"),
+                       (["--pairs-dir", str(pairs / "lr" / "t00.png")], "is a file"),
+                       (["--pairs-dir", str(tmp_path / "nope")], "no such folder")):
+        assert train_cli.run(_parse(train_cli, ["train", *argv, "--out", str(out)])) == 2
+        captured = capsys.readouterr()
+        assert says in captured.err and "step" not in captured.err, captured.err
+        assert not out.exists() and not list(tmp_path.glob("m.safetensors*"))
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     return make_model_file(tmp_path_factory.mktemp("m") / "m.safetensors",

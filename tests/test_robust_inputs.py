@@ -313,6 +313,20 @@ def test_snap_refuses_bad_outputs_in_one_line(tmp_path, monkeypatch, capsys, ro_
     assert not (tmp_path / "x.png").exists() and list(ro_dir.iterdir()) == []
 
 
+def test_acquire_into_a_read_only_file_system_is_refused_before_the_run(tmp_path,
+                                                                         ro_dir) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYMM_SIGNALS_BACKEND="psygnal",
+               THINKSCOPE_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen")
+    out = ro_dir / "run" / "pairs.h5"
+    r = subprocess.run([sys.executable, str(ROOT / "main.py"), "acquire", "--sensor", "128",
+                        "--quiet", "--grid", "1x1", "--out", str(out)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"cannot write {out}" in r.stderr and "read-only" in r.stderr
+    assert "finished" not in r.stdout and "Traceback" not in r.stderr  # nothing ran
+    assert list(ro_dir.iterdir()) == []
+
+
 # --- Python API ----------------------------------------------------------------------
 
 

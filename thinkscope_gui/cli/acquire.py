@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,26 @@ def _kept(path: Path) -> int:
         return 0
 
 
+def _cannot_write(out: Path) -> str:
+    """Why the store cannot be written (empty when it can), checked before the microscope
+    opens: a read-only file system or folder otherwise fails only once the run started."""
+    if out.exists():
+        target = out
+    else:  # the store creates missing folders: the nearest existing one must be writable
+        target = next((p for p in out.parents if p.exists()), Path("/"))
+    if os.access(target, os.W_OK):
+        return ""
+    what = "file" if target == out else "folder"
+    return (f"acquire: cannot write {out}: the {what} {target} is read-only (or not yours); "
+            "choose another --out")
+
+
 def _summary(status: Any, signal_name: str = "") -> str:
     kept = status.accepted + status.rejected
-    if status.cancelled:
+    if status.failed:
+        head = (f"failed: {kept} pairs kept ({status.accepted} accepted, {status.rejected} "
+                f"rejected)" + (f" in {status.output}" if kept else ""))
+    elif status.cancelled:
         why = f"{signal_name} received; " if signal_name else ""
         head = (f"cancelled: {kept} pairs kept ({status.accepted} accepted, "
                 f"{status.rejected} rejected) -> {status.output}; {why}continue with --resume")
@@ -193,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
         if out.is_dir():
             report(__name__, f"acquire: --out {out} is a directory; give a file name such "
                    f"as {out / 'pairs.h5'}")
+            return 2
+        problem = _cannot_write(out)
+        if problem:
+            report(__name__, problem)
             return 2
         if out.exists() and not (resume or append):
             report(__name__, f"acquire: {out} exists; pass --resume to continue its plan, "

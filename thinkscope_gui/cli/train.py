@@ -159,6 +159,27 @@ def _robust_line(h: dict[str, float]) -> str:
             f"worst {h['robust_min_gain_db']:+.2f} dB{held}")
 
 
+def _missing_inputs(stores: list[str], folders: list[str]) -> str:
+    """Why a --store or --pairs-dir cannot be read (empty when all can), before anything
+    starts: a folder given as a store, or a file as a folder, is the usual mix-up."""
+    for s in stores:
+        p = Path(s)
+        if p.is_dir():
+            return (f"--store {s} is a folder; a pair store is the .h5 file `main.py acquire "
+                    f"--out` writes (a folder of image pairs goes to --pairs-dir)")
+        if not p.is_file():
+            return f"--store {s}: no such pair store file"
+    for f in folders:
+        p = Path(f)
+        if p.is_file():
+            return (f"--pairs-dir {f} is a file, not a folder of image pairs"
+                    + (" (a pair store goes to --store)" if p.suffix in (".h5", ".hdf5")
+                       else ""))
+        if not p.is_dir():
+            return f"--pairs-dir {f}: no such folder"
+    return ""
+
+
 def run(args: argparse.Namespace) -> int:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
@@ -183,6 +204,10 @@ def _run(args: argparse.Namespace, sig: SignalCancel, cancels: list[Callable[[],
         return 2
     if args.dist_timeout <= 0:
         print("train: --dist-timeout must be > 0 seconds", file=sys.stderr)
+        return 2
+    bad = _missing_inputs(cfg.stores, cfg.folders)
+    if bad:
+        print(f"train: {bad}", file=sys.stderr)
         return 2
     rank = launch_rank()
     main = rank == 0  # under torchrun only rank 0 shows progress and the summary

@@ -699,6 +699,8 @@ class PairStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder; a pair store is one .h5 file")
         if not self.path.is_file():
             raise StoreError(f"pair store not found: {self.path}")
         try:
