@@ -42,6 +42,10 @@ qt-system-libs:
 # by the shared build script when it and g++ are there, unless MICROMANAGER_PATH is set.
 # Without them the demo-stand tests skip and pytest says so.
 MM_BUILD := $(abspath ../shared/micromanager/build.sh)
+# pytest workers (pytest-xdist; a test file stays on one worker, so module fixtures are
+# built once). Most tests keep one core busy: 2 workers take the suite on 2 cores from
+# about 10 to about 6 minutes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,7 +55,8 @@ test: $(STAMP)
 	  mm=$$("$(MM_BUILD)" | tail -n1) || { echo "NOTE: demo adapter build failed"; mm=""; }; \
 	else mm="$$MICROMANAGER_PATH"; fi; \
 	[ -n "$$mm" ] && export MICROMANAGER_PATH="$$mm"; \
-	QT_QPA_PLATFORM=offscreen PYMM_SIGNALS_BACKEND=psygnal $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen PYMM_SIGNALS_BACKEND=psygnal $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 \
+	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
