@@ -276,6 +276,23 @@ def test_folder_batch_summary_names_and_collisions(tmp_path, model_path, capsys)
     assert {p.name: _md5(p) for p in src.iterdir() if p.is_file()} == before
 
 
+def test_a_renamed_output_never_overwrites_another_image_of_the_batch(tmp_path, model_path,
+                                                                      capsys) -> None:
+    # a.png that is really a 16-bit colour TIFF comes out as TIFF (no 16-bit colour PNG is
+    # written), which would be a.tif: the name of a.tif's own output
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb16 = np.random.default_rng(5).integers(0, 65536, (12, 12, 3), dtype=np.uint16)
+    tifffile.imwrite(src / "a.png", rgb16)
+    tifffile.imwrite(src / "a.tif", rgb16[::-1].copy())
+    rc = enhance_cli.run(_enhance_args(str(src), str(tmp_path / "out"), "--model",
+                                       str(model_path), "--quiet", "--device", "cpu"))
+    assert rc == 0, capsys.readouterr().out
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png.tif", "a.tif"]
+    assert not np.array_equal(tifffile.imread(out / "a.png.tif"), tifffile.imread(out / "a.tif"))
+
+
 def test_folder_into_itself_or_without_images_is_exit_2(tmp_path, model_path, capsys) -> None:
     src = tmp_path / "in"
     src.mkdir()

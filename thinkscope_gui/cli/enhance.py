@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
 
         enh = SelfEnsemble(enh)  # type: ignore[assignment]
     def one(f: Path, out: Path, bar_desc: str | None,
-            cancel: Callable[[], bool]) -> Path:
+            cancel: Callable[[], bool], taken: Collection[Path] = ()) -> Path:
         bar = None
 
         def progress(done: int, total: int) -> None:
@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
 
         try:
             return enhance_file(enh, f, out, bit_depth=args.bit_depth, progress=progress,
-                                cancel=cancel)
+                                cancel=cancel, taken=taken)
         finally:
             if bar is not None:
                 bar.close()
@@ -135,7 +135,9 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
                     control.checkpoint()
                     control.progress(done=i, total=len(files), message=f.name)
                     try:
-                        one(f, outs[f], f.name, lambda: control.cancel_requested)
+                        taken = {o for g, o in outs.items() if g != f}
+                        outs[f] = one(f, outs[f], f.name, lambda: control.cancel_requested,
+                                      taken)
                         written += 1
                     except (ImageFileError, ModelMismatchError, ValueError) as e:
                         bad.append(str(e).splitlines()[0])

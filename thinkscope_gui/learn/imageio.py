@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +222,18 @@ def _read_pil(path: Path) -> np.ndarray:
 
 def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
                  bit_depth: int | None = None, *, band: int | None = None,
-                 progress: Any = None, cancel: Any = None) -> Path:
+                 progress: Any = None, cancel: Any = None,
+                 taken: Collection[Path] = ()) -> Path:
     """Enhance one file; the output records the model and its HR pixel size. A TIFF whose
     own pixel size says it came from another objective is refused (ModelMismatchError).
 
     The image is enhanced band by band and streamed into the output file (learn/tiled.py),
     written under a temporary name and renamed when complete: a failure or a cancel never
     leaves a half image. Alpha passes through (resampled to the output grid, values kept).
-    ``progress(done, total)`` is called per band; ``cancel()`` True stops between bands."""
+    ``progress(done, total)`` is called per band; ``cancel()`` True stops between bands.
+    ``taken``: outputs of other images of the same batch; when the output format changes
+    the name onto one of them (a.png that is really a 16-bit colour TIFF, beside a.tif),
+    this one is written as ``<input name>.tif`` instead of overwriting it."""
     from thinkscope_gui.tiff import partial_path
 
     from .tiled import PngStream, enhance_bands, finish, n_bands, write_tiff_stream
@@ -262,6 +267,8 @@ def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
                                                          channels >= 3)):
         dst = dst.with_suffix(".tif")  # PNG has no float and ThinkScope writes no 16-bit RGB PNG
         suffix = ".tif"
+        if dst in taken:
+            dst = dst.with_name(src.name + ".tif")
     if suffix not in (".png", ".tif", ".tiff"):
         raise ImageFileError(f"{dst}: output must be .png, .tif or .tiff")
     if same_file(src, dst):
