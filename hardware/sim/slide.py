@@ -29,7 +29,10 @@ REGIONS: dict[str, tuple[float, float, float, float]] = {
     "stroma": (10000.0, 20000.0, -5000.0, 5000.0),
     "lymphoid": (-10000.0, 0.0, -5000.0, 5000.0),
     "bar_target": (-12000.0, -11000.0, -500.0, 500.0),
+    "line_targets": (-16000.0, -13000.0, -1500.0, 1500.0),
 }
+TARGET_REGIONS = ("bar_target", "line_targets")
+"""Regions on clean glass that are not tissue (no tissue is drawn inside them)."""
 GLASS_Y_UM = 6000.0
 """Beyond |y| > this there is only clean glass."""
 TISSUE_EDGE_Y_UM = 5500.0
@@ -69,9 +72,10 @@ class BarGroup:
 
 def tissue_at(x_um: float, y_um: float) -> str:
     """Name of what lies at a slide point: a REGIONS key or 'glass'."""
-    xmin, xmax, ymin, ymax = REGIONS["bar_target"]
-    if xmin <= x_um < xmax and ymin <= y_um < ymax:
-        return "bar_target"
+    for name in TARGET_REGIONS:
+        xmin, xmax, ymin, ymax = REGIONS[name]
+        if xmin <= x_um < xmax and ymin <= y_um < ymax:
+            return name
     if abs(y_um) > GLASS_Y_UM:
         return "glass"
     return _band(x_um)
@@ -248,20 +252,21 @@ def tissue_fields(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """Slowly varying fields (scale >= ~8 µm) at slide points (float64 arrays).
 
     Returns per-point weights of each tissue type (0..1; 0 on glass, in lumens and in the
-    bar-target window) and the eosin (cytoplasm/stroma) density.
+    target windows) and the eosin (cytoplasm/stroma) density.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     edge = TISSUE_EDGE_Y_UM + 300.0 * fbm(x, y, 400.0, 11, 2)
     present = _smooth01((edge - np.abs(y)) / 3.0)
-    bx0, bx1, by0, by1 = REGIONS["bar_target"]
-    inside_bar = (
-        _smooth01((x - bx0) / 2.0)
-        * _smooth01((bx1 - x) / 2.0)
-        * _smooth01((y - by0) / 2.0)
-        * _smooth01((by1 - y) / 2.0)
-    )
-    present = present * (1.0 - inside_bar)
+    for name in TARGET_REGIONS:
+        bx0, bx1, by0, by1 = REGIONS[name]
+        inside = (
+            _smooth01((x - bx0) / 2.0)
+            * _smooth01((bx1 - x) / 2.0)
+            * _smooth01((y - by0) / 2.0)
+            * _smooth01((by1 - y) / 2.0)
+        )
+        present = present * (1.0 - inside)
     # soft (2 µm) boundaries between the x bands
     w_epi_right = _smooth01((10000.0 - x) / 2.0 + 0.5)
     w_lym = _smooth01((0.0 - x) / 2.0 + 0.5)
@@ -366,6 +371,7 @@ def stain_maps(grid: Grid) -> np.ndarray:
     if tissue_possible:
         _tissue(grid, out, (xmin - pad, xmax + pad, ymin - pad, ymax + pad))
     _bars(grid, out)
+    _line_targets(grid, out)
     return out
 
 
@@ -595,3 +601,79 @@ def _bar_wave(u: np.ndarray, period: float, d: float) -> np.ndarray:
         wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
         k += 2
     return wave
+
+
+# --------------------------------------------------------------------------- line targets
+LINE_CELL_UM = 10.0
+"""Side of one line-target cell: each holds one patch of random line structure."""
+LINE_F_MAX = 7.0
+"""Highest spatial frequency drawn (cycles/µm): beyond every objective's cutoff (100x/1.4 in
+blue: 6.0), so what is left out could not reach any image."""
+
+
+def _square_wave(u: np.ndarray, period: float, duty: float, f_lim: float,
+                 d: float) -> np.ndarray:
+    """Band-limited pulse train (1 on a line, 0 between) of the given duty cycle: its
+    Fourier series up to ``f_lim`` with the sampling prefilter's Gaussian taper (σ 0.4 d),
+    like `_bar_wave`."""
+    wave = np.full(u.shape, duty, np.float32)
+    sigma = 0.4 * d
+    k = 1
+    while k / period < f_lim:
+        ck = 2 * math.sin(math.pi * k * duty) / (k * math.pi)
+        ck *= math.exp(-2 * (math.pi * sigma * k / period) ** 2)
+        wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
+        k += 1
+    return wave
+
+
+def _line_targets(grid: Grid, out: np.ndarray) -> None:
+    """A generic prior of fine, high-contrast structure (not the resolution target): cells of
+    LINE_CELL_UM, each with one soft-edged patch of random line structure drawn from a hash
+    of the cell. Kinds: a grating, a few lines, a dot lattice or an edge; period log-uniform
+    0.22-3 µm (half of the cells 0.22-0.6, around the 40x cutoff), any orientation, duty
+    0.25-0.75, a neutral absorber (OD 0.15-4.6) or hematoxylin / eosin (0.1-2)."""
+    xmin, xmax, ymin, ymax = grid.bbox()
+    bx0, bx1, by0, by1 = REGIONS["line_targets"]
+    if xmax < bx0 or xmin > bx1 or ymax < by0 or ymin > by1:
+        return
+    c = LINE_CELL_UM
+    f_lim = min(0.9 / (2 * grid.d), LINE_F_MAX)
+    w = aa_width(grid.d, physical=0.01)
+    i0, i1 = math.floor(max(xmin, bx0) / c), math.floor(min(xmax, bx1 - 1e-6) / c)
+    j0, j1 = math.floor(max(ymin, by0) / c), math.floor(min(ymax, by1 - 1e-6) / c)
+    for ci in range(i0, i1 + 1):
+        for cj in range(j0, j1 + 1):
+            check_abort()
+            r = _uniforms(np.array(ci), np.array(cj), 977, 9)
+            kind = int(r[0] * 4.0)  # 0 grating, 1 a few lines, 2 dots, 3 edge
+            lo, hi = (0.22, 0.6) if r[1] < 0.5 else (0.6, 3.0)
+            period = float(math.exp(math.log(lo) + float(r[2]) * math.log(hi / lo)))
+            theta = float(r[3]) * math.pi
+            duty = 0.25 + 0.5 * float(r[4])
+            stain = 3 if r[5] < 0.6 else int(r[5] * 10) % 2  # neutral, or hematoxylin / eosin
+            top = 4.6 if stain == 3 else 2.0
+            lo_a = 0.15 if stain == 3 else 0.1
+            amount = float(math.exp(math.log(lo_a) + float(r[6]) * math.log(top / lo_a)))
+            half = c * (0.3 + 0.17 * float(r[7]))  # patch half side 3-4.7 µm
+            cx, cy = (ci + 0.5) * c, (cj + 0.5) * c
+            win = grid.window(cx, cy, (half * 1.5 + 4 * w) / grid.d + 2)
+            if win is None:
+                continue
+            rows, cols = win
+            dx, dy = grid.local_xy(cx, cy, rows, cols)
+            ct, st = np.float32(math.cos(theta)), np.float32(math.sin(theta))
+            u = dx * ct + dy * st
+            v = -dx * st + dy * ct
+            if kind == 3:  # an edge: a half plane of the patch
+                wave = 0.5 + 0.5 * np.tanh(u / np.float32(2 * w))
+            else:
+                wave = _square_wave(u, period, duty, f_lim, grid.d)
+                if kind == 1:  # 1-5 lines
+                    m = 0.5 * period * (1 + int(r[8] * 5))
+                    wave *= 0.5 + 0.5 * np.tanh((m - np.abs(u)) / np.float32(2 * w))
+                elif kind == 2:  # dots: the product of two crossed pulse trains
+                    wave *= _square_wave(v, period, duty, f_lim, grid.d)
+            box = (0.5 + 0.5 * np.tanh((half - np.abs(dx)) / np.float32(2 * w))) * (
+                0.5 + 0.5 * np.tanh((half - np.abs(dy)) / np.float32(2 * w)))
+            out[stain, rows, cols] += np.float32(amount) * np.clip(wave * box, 0.0, 1.0)

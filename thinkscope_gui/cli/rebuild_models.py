@@ -33,6 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
                    "ideal=60,realistic=36 (default: that for fast, 84/12 for quality)")
+    p.add_argument("--tissues", default=None, metavar="A,B,...",
+                   help="slide regions the pairs are drawn from, in turn (a name given twice "
+                   "gets twice the pairs), e.g. epithelium,lymphoid,line_targets (default: "
+                   "the recipe's; stroma is held out for the evaluation)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long recipe (tests of the command; never ship its models)")
@@ -67,8 +71,8 @@ def _command_line(args: argparse.Namespace) -> str:
     import shlex
 
     words = ["main.py", "rebuild-models"]
-    for opt in ("arch", "minutes", "pairs", "threads", "init", "lr", "augment", "fft_weight",
-                "loss", "device"):
+    for opt in ("arch", "minutes", "pairs", "tissues", "threads", "init", "lr", "augment",
+                "fft_weight", "loss", "device"):
         value = getattr(args, opt, None)
         if value is not None and not (opt == "arch" and value == "fast,quality") \
                 and not (opt == "init" and value == "none"):
@@ -102,6 +106,16 @@ def _recipe_from_args(args: argparse.Namespace) -> RebuildRecipe:
         except ValueError as e:
             raise ValueError(f"--pairs takes N or STAND=N,..., got {args.pairs!r}") from e
         recipe = recipe.without_override("stand_pairs", "pairs_per_stand")
+    if getattr(args, "tissues", None) is not None:
+        from hardware.sim.slide import REGIONS
+
+        names = tuple(t.strip() for t in args.tissues.split(",") if t.strip())
+        bad = [t for t in names if t not in REGIONS or t in ("stroma", "bar_target")]
+        if not names or bad:
+            raise ValueError(f"--tissues: {', '.join(bad) or 'none given'}: choose from "
+                             + ", ".join(r for r in REGIONS if r not in ("stroma", "bar_target"))
+                             + " (stroma and the bar target are held out for the evaluation)")
+        recipe = replace(recipe, tissues=names).without_override("tissues")
     if args.threads is not None:
         recipe = replace(recipe, threads=max(1, args.threads))
     if args.init not in ("shipped", "none"):

@@ -92,10 +92,10 @@ def render_pair(renderer: Any, x_um: float, y_um: float, lr_shape: tuple[int, in
 
 
 def tissue_regions() -> list[str]:
-    """The simulated slide's tissue regions (the bar target is not tissue)."""
-    from hardware.sim.slide import REGIONS
+    """The simulated slide's tissue regions (the bar and line targets are not tissue)."""
+    from hardware.sim.slide import REGIONS, TARGET_REGIONS
 
-    return [r for r in REGIONS if r != "bar_target"]
+    return [r for r in REGIONS if r not in TARGET_REGIONS]
 
 
 def region_positions(tissues: tuple[str, ...] | list[str], n: int, seed: int,
