@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from thinkscope_gui.learn.augment import Augmentations, augmentations_for
 from thinkscope_gui.learn.rebuild import RebuildRecipe, better, rejections
@@ -146,3 +147,18 @@ def test_loss_option_sets_the_pixel_loss_of_every_model_and_is_recorded() -> Non
     r = _recipe_from_args(args)
     assert {r.for_arch(a).loss for a in ("fast", "quality")} == {"l1"}
     assert _command_line(args) == "main.py rebuild-models --arch quality --loss l1"
+
+
+def test_tissues_option_sets_the_regions_and_refuses_the_held_out_ones() -> None:
+    import main
+    from thinkscope_gui.cli.rebuild_models import _command_line, _recipe_from_args
+
+    args = main.build_parser().parse_args(
+        ["rebuild-models", "--arch", "quality", "--tissues", "epithelium,lymphoid,line_targets"])
+    r = _recipe_from_args(args).for_arch("quality")
+    assert r.tissues == ("epithelium", "lymphoid", "line_targets")
+    assert "--tissues epithelium,lymphoid,line_targets" in _command_line(args)
+    for bad in ("stroma", "bar_target", "nowhere", ","):
+        args = main.build_parser().parse_args(["rebuild-models", "--tissues", bad])
+        with pytest.raises(ValueError, match="--tissues"):
+            _recipe_from_args(args)
