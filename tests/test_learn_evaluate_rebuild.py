@@ -59,6 +59,9 @@ def test_rebuild_models_tiny_records_provenance_and_never_ships_worse(
     assert "stroma" not in extra["data_recipe"]["tissues"]
     assert set(extra["evaluation"]["stands"]) == set(STANDS)
     assert meta.metrics["psnr"] > 0 and "robust_min_gain_db" in meta.metrics
+    # the acceptance rule reads the robustness set from the report
+    assert extra["evaluation"]["robustness"]["robust_min_gain_db"] == pytest.approx(
+        meta.metrics["robust_min_gain_db"])
     assert meta.command.startswith("main.py rebuild-models")
     # a rebuild replaces a model only if it scores better: here the shipped one stays
     shipped = DEFAULT_MODELS["fast"].read_bytes()

@@ -162,3 +162,19 @@ def test_tissues_option_sets_the_regions_and_refuses_the_held_out_ones() -> None
         args = main.build_parser().parse_args(["rebuild-models", "--tissues", bad])
         with pytest.raises(ValueError, match="--tissues"):
             _recipe_from_args(args)
+
+
+def test_a_rebuild_below_bicubic_on_its_robustness_set_is_refused() -> None:
+    def rep(realistic: float, robust: dict | None = None) -> dict:
+        r = {"arch": "quality", "stands": {"ideal": {"1": {"gain_db_clean": 3.5}},
+                                           "realistic": {"1": {"gain_db_clean": realistic}}}}
+        if robust is not None:
+            r["robustness"] = robust
+        return r
+
+    old = rep(2.3)
+    assert better(rep(3.5, {"robust_min_gain_db": 1.2, "robust_below_bicubic": 0.0}), old)
+    why = rejections(rep(3.5, {"robust_gain_db_noise": -1.0, "robust_gain_db_jpeg": 0.4,
+                               "robust_min_gain_db": -1.0, "robust_below_bicubic": 1.0}), old)
+    assert why == ["below bicubic on the robustness set (noise -1.00 dB)"]
+    assert better(rep(3.5), old)  # reports without robustness figures (older files)

@@ -20,7 +20,10 @@ force=True) when, on the held-out evaluation (worst exposure per stand):
    has above the target, never the target itself;
 3. the bar target is not flattened: on every bar group just inside the 40x cutoff the
    contrast it recovers is at least 1.3x bicubic's or at least the existing model's
-   (denoising recipes trade exactly this for PSNR).
+   (denoising recipes trade exactly this for PSNR);
+4. it does not fall below bicubic on its robustness set (learn.robustness: validation tiles
+   brightened, stain-shifted, JPEG-compressed, noisier; the report's ``robustness``): a
+   recipe that boosts fine periods harder also boosts noise and JPEG blocks.
 
 Why not "better on the realistic stand and no worse anywhere": with a fast network of 16
 channels a both-stand model pays on the ideal stand for what it learns on the realistic
@@ -198,6 +201,13 @@ def rejections(new: dict[str, Any], old: dict[str, Any], tol_db: float = 0.1,
         why.append(f"worst stand {worst_new:+.2f} dB, not above the existing {worst_old:+.2f}")
     why += [f"{k} {a[k]:+.2f} dB: below the existing {b[k]:+.2f} and the {floor_db:+g} dB floor"
             for k in common if a[k] < b[k] - tol_db and a[k] < floor_db]
+    robust = new.get("robustness") or {}
+    if robust.get("robust_below_bicubic"):
+        worst = min((k for k in robust if k.startswith("robust_gain_db_")),
+                    key=lambda k: robust[k], default="")
+        why.append("below bicubic on the robustness set"
+                   + (f" ({worst.removeprefix('robust_gain_db_')} {robust[worst]:+.2f} dB)"
+                      if worst else ""))
     old_bars = {(r["period_um"], r["orientation"]): r["recovered_model"]
                 for r in old.get("bars", [])}
     for r in new.get("bars", []):
@@ -297,6 +307,8 @@ def rebuild_models(out_dir: str | Path, recipe: RebuildRecipe | None = None,
         log(f"{arch}: trained ({status.state}); evaluating on held-out tissue")
         report = {**_evaluate(tmp, recipe), "model": final.name}  # not the temp name
         model, meta = load_model(tmp)
+        report["robustness"] = {k: v for k, v in meta.metrics.items()
+                                if k.startswith(("robust", "heldout", "otherstand"))}
         meta = ModelMeta(**{**meta.model_dump(), "code_version": version,
                             "data_recipe": data_recipe, "rebuild_recipe": asdict(recipe),
                             "init_model": init_info, "evaluation": report})
