@@ -124,7 +124,8 @@ def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -
                                                        {"ideal": 84, "realistic": 12})
     f = RebuildRecipe().for_arch("fast")
     assert (f.augment, f.fft_weight, f.stand_pairs) == ("off", 0.0,
-                                                       {"ideal": 60, "realistic": 36})
+                                                       {"ideal": 60, "realistic": 48})
+    assert f.tissues == ("epithelium", "lymphoid", "line_targets")
     args = main.build_parser().parse_args(["rebuild-models", "--augment", "mild",
                                            "--pairs", "ideal=60,realistic=36"])
     r = _recipe_from_args(args).for_arch("quality")
