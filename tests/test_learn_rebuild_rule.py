@@ -121,7 +121,8 @@ def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -
 
     q = RebuildRecipe().for_arch("quality")
     assert (q.augment, q.fft_weight, q.stand_pairs) == ("off", 0.1,
-                                                       {"ideal": 84, "realistic": 12})
+                                                       {"ideal": 72, "realistic": 48})
+    assert q.tissues == ("epithelium", "lymphoid", "line_targets")
     f = RebuildRecipe().for_arch("fast")
     assert (f.augment, f.fft_weight, f.stand_pairs) == ("off", 0.0,
                                                        {"ideal": 60, "realistic": 48})

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rebuild-models", help="rebuild the shipped default models (long)",
-                       description="Renders registered 40x/100x pairs of epithelium and "
-                       "lymphoid on every simulated stand, trains the fast model with exposure "
-                       "jitter and orientations and the quality one with those and an "
-                       "amplitude-spectrum loss term (60/36 and 84/12 "
+                       description="Renders registered 40x/100x pairs of epithelium, "
+                       "lymphoid and the line targets on every simulated stand, trains the "
+                       "fast model with exposure jitter and orientations and the quality one "
+                       "with those and an amplitude-spectrum loss term (60/48 and 72/48 "
                        "ideal/realistic pairs; options below override both), evaluates them "
                        "on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
@@ -28,11 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: resources/models)")
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
-                   help="training budget per model (default: the recipe's: fast 20, "
-                   "quality 25)")
+                   help="training budget per model (default: the recipe's: fast 22, "
+                   "quality 24)")
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
-                   "ideal=60,realistic=36 (default: that for fast, 84/12 for quality)")
+                   "ideal=60,realistic=48 (default: that for fast, 72/48 for quality)")
     p.add_argument("--tissues", default=None, metavar="A,B,...",
                    help="slide regions the pairs are drawn from, in turn (a name given twice "
                    "gets twice the pairs), e.g. epithelium,lymphoid,line_targets (default: "
