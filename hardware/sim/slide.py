@@ -577,9 +577,7 @@ def _bars(grid: Grid, out: np.ndarray) -> None:
         dx, dy = grid.local_xy(gx, gy, rows, cols)
         along = dx if g.orientation == "v" else dy
         wave = _bar_wave(along, g.period_um, d)
-        box = (0.5 + 0.5 * np.tanh((h - np.abs(dx)) / np.float32(2 * w))) * (
-            0.5 + 0.5 * np.tanh((h - np.abs(dy)) / np.float32(2 * w))
-        )
+        box = _soft_step(h - np.abs(dx), w) * _soft_step(h - np.abs(dy), w)
         # anti-alias in transmission (not OD) so the mean transmission is sampling-invariant
         trans = 1.0 - np.float32(1.0 - math.exp(-BAR_OD)) * np.clip(wave * box, 0.0, 1.0)
         out[3, rows, cols] -= np.log(trans)
@@ -591,16 +589,13 @@ def _bar_wave(u: np.ndarray, period: float, d: float) -> np.ndarray:
     A truncated, Gaussian-tapered Fourier series: a sampled square wave would fold its
     harmonics back into the passband as false low-frequency beats.
     """
-    sigma = 0.4 * d
-    f_lim = 0.9 / (2 * d)
-    wave = np.full(u.shape, 0.5, np.float32)
-    k = 1
-    while k / period < f_lim:
-        ck = (2 / (k * math.pi)) * (-1) ** ((k - 1) // 2)
-        ck *= math.exp(-2 * (math.pi * sigma * k / period) ** 2)
-        wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
-        k += 2
-    return wave
+    return _square_wave(u, period, 0.5, 0.9 / (2 * d), d)
+
+
+def _soft_step(t: np.ndarray, w: float) -> np.ndarray:
+    """0 → 1 across t = 0 with the logistic edge width ``w`` (aa_width): the anti-aliased
+    edge of a box, a line window or a half plane."""
+    return 0.5 + 0.5 * np.tanh(t / np.float32(2 * w))
 
 
 # --------------------------------------------------------------------------- line targets
@@ -614,15 +609,16 @@ blue: 6.0), so what is left out could not reach any image."""
 def _square_wave(u: np.ndarray, period: float, duty: float, f_lim: float,
                  d: float) -> np.ndarray:
     """Band-limited pulse train (1 on a line, 0 between) of the given duty cycle: its
-    Fourier series up to ``f_lim`` with the sampling prefilter's Gaussian taper (σ 0.4 d),
-    like `_bar_wave`."""
+    Fourier series up to ``f_lim`` with the sampling prefilter's Gaussian taper (σ 0.4 d).
+    Harmonics whose coefficient vanishes (the even ones at duty 0.5) are skipped."""
     wave = np.full(u.shape, duty, np.float32)
     sigma = 0.4 * d
     k = 1
     while k / period < f_lim:
         ck = 2 * math.sin(math.pi * k * duty) / (k * math.pi)
-        ck *= math.exp(-2 * (math.pi * sigma * k / period) ** 2)
-        wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
+        if abs(ck) > 1e-9:
+            ck *= math.exp(-2 * (math.pi * sigma * k / period) ** 2)
+            wave += np.float32(ck) * np.cos(u * np.float32(2 * math.pi * k / period))
         k += 1
     return wave
 
@@ -666,14 +662,13 @@ def _line_targets(grid: Grid, out: np.ndarray) -> None:
             u = dx * ct + dy * st
             v = -dx * st + dy * ct
             if kind == 3:  # an edge: a half plane of the patch
-                wave = 0.5 + 0.5 * np.tanh(u / np.float32(2 * w))
+                wave = _soft_step(u, w)
             else:
                 wave = _square_wave(u, period, duty, f_lim, grid.d)
                 if kind == 1:  # 1-5 lines
                     m = 0.5 * period * (1 + int(r[8] * 5))
-                    wave *= 0.5 + 0.5 * np.tanh((m - np.abs(u)) / np.float32(2 * w))
+                    wave *= _soft_step(m - np.abs(u), w)
                 elif kind == 2:  # dots: the product of two crossed pulse trains
                     wave *= _square_wave(v, period, duty, f_lim, grid.d)
-            box = (0.5 + 0.5 * np.tanh((half - np.abs(dx)) / np.float32(2 * w))) * (
-                0.5 + 0.5 * np.tanh((half - np.abs(dy)) / np.float32(2 * w)))
+            box = _soft_step(half - np.abs(dx), w) * _soft_step(half - np.abs(dy), w)
             out[stain, rows, cols] += np.float32(amount) * np.clip(wave * box, 0.0, 1.0)
