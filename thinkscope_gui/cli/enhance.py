@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
     if src.is_dir():
         bad: list[str] = []
         outs = _plan_outputs(files, dst)
+        taken = set(outs.values())
         written = 0
 
         def batch(control: JobControl) -> None:
@@ -135,9 +136,10 @@ def _run(args: argparse.Namespace, sig: SignalCancel) -> int:
                     control.checkpoint()
                     control.progress(done=i, total=len(files), message=f.name)
                     try:
-                        taken = {o for g, o in outs.items() if g != f}
-                        outs[f] = one(f, outs[f], f.name, lambda: control.cancel_requested,
-                                      taken)
+                        # every planned and written output: a renamed one never lands on
+                        # its own planned name, so that one may stay in the set
+                        taken.add(one(f, outs[f], f.name, lambda: control.cancel_requested,
+                                      taken))
                         written += 1
                     except (ImageFileError, ModelMismatchError, ValueError) as e:
                         bad.append(str(e).splitlines()[0])

@@ -231,8 +231,8 @@ def enhance_file(enh: Enhancer, src: str | Path, dst: str | Path,
     written under a temporary name and renamed when complete: a failure or a cancel never
     leaves a half image. Alpha passes through (resampled to the output grid, values kept).
     ``progress(done, total)`` is called per band; ``cancel()`` True stops between bands.
-    ``taken``: outputs of other images of the same batch; when the output format changes
-    the name onto one of them (a.png that is really a 16-bit colour TIFF, beside a.tif),
+    ``taken``: the batch's planned and written outputs; when the output format changes the
+    name onto one of them (a.png that is really a 16-bit colour TIFF, beside a.tif),
     this one is written as ``<input name>.tif`` instead of overwriting it."""
     from thinkscope_gui.tiff import partial_path
 
