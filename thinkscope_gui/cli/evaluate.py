@@ -47,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer-pairs", type=int, default=16, help="pairs of the check")
     p.add_argument("--transfer-steps", type=int, default=400,
                    help="optimizer steps of each run of the check (batch 16)")
+    p.add_argument("--transfer-augment", choices=("robust", "mild", "off"), default=None,
+                   help="augmentation of both runs of the check (default: the model's own, "
+                   "as recorded in its file: a fine-tune continues the recipe it was built "
+                   "with)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +143,8 @@ def _transfer(args: argparse.Namespace, sig: SignalCancel) -> int:
         return 2
     recipe = TransferRecipe(stand=stand, pairs=args.transfer_pairs, steps=args.transfer_steps,
                             eval_tissue=args.tissue, eval_n=args.n, eval_tile=args.tile,
-                            eval_seed=args.seed, threads=max(1, args.threads))
+                            eval_seed=args.seed, threads=max(1, args.threads),
+                            augment=args.transfer_augment)
     try:
         rep = transfer_check(path, recipe, cancel=lambda: sig.cancelled)
     except Cancelled:
