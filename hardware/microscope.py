@@ -36,6 +36,9 @@ _SETTLE_FRESH = 2
 #: encoder jitter, not a move (µm; xy in pixels of the current objective)
 _JITTER_XY_PX = 0.05
 _JITTER_Z_UM = 0.02
+#: how long after a facade move a stage's report of a point on its way is taken for a
+#: late mid-move report of that move (s)
+_LATE_REPORT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,14 @@ class Microscope:
         self._count_settle = False
         #: a move seen in the core's events whose end is not known yet
         self._external_move = False
+        #: counts the moves seen in the core's events: a frame that read the place after
+        #: one must not clear the notice of another that came meanwhile
+        self._external_seen = 0
+        #: (start, end, monotonic end time) of the facade's last move: a stage that
+        #: reports its way from a thread of its own (Micro-Manager's DemoXYStage, most
+        #: motorised stages) may deliver a mid-move report after the move has ended
+        self._last_path: tuple[tuple[tuple[float, float], float, str],
+                               tuple[tuple[float, float], float, str], float] | None = None
         #: stage jitter tolerance (µm), from the pixel size when the last frame arrived
         self._tol_um = 0.0
         #: (xy, z, objective) where the facade's last move ended
@@ -295,6 +306,11 @@ class Microscope:
     def _moving(self) -> Iterator[None]:
         """Brackets a move made by the facade: live frames that arrive meanwhile, and
         those that may have been exposing when it ended, are marked ``moving``."""
+        try:
+            start: tuple[tuple[float, float], float, str] | None = (
+                self.xy(), self.z(), self.objective())
+        except Exception:  # noqa: BLE001 - the move itself reports a failing device
+            start = None
         with self._motion_lock:
             self._moves_open += 1
             self._place = None
@@ -318,6 +334,8 @@ class Microscope:
                     self._settled_from = max(self._settled_from, newest + 2)
                 self._count_settle = newest is None   # no number: count frames instead
                 self._fresh_since_move = 0
+                self._last_path = (None if start is None or arrived is None
+                                   else (start, arrived, time.monotonic()))
 
     def _note_external_move(self, xy: tuple[float, float] | None = None,
                             z: float | None = None, objective: str | None = None) -> None:
@@ -333,10 +351,36 @@ class Microscope:
                 here = (xy if xy is not None else place[0],
                         z if z is not None else place[1],
                         objective if objective is not None else place[2])
-                if self._same_place(place, here, tol):
+                if self._same_place(place, here, tol) or self._late_report(here, tol):
                     return
             self._external_move = True
+            self._external_seen += 1
             self._place = self._arrived = None
+
+    def _late_report(self, here: tuple[tuple[float, float], float, str], tol: float) -> bool:
+        """A report of a point inside the facade's last move, shortly after it ended: the
+        stage's own late mid-move report (under _motion_lock). Its ends are no such
+        points: a move back to either is a real move (a report computed as the move began
+        is taken for one, which only marks a few frames more). A real move to an inside
+        point still shows in the position read of the next frame (see _place_of)."""
+        if self._last_path is None or self._moves_open:
+            return False
+        a, b, ended = self._last_path
+        if (time.monotonic() - ended > _LATE_REPORT_S or here[2] != b[2]
+                or self._same_place(a, here, tol) or self._same_place(b, here, tol)):
+            return False
+        z_lo, z_hi = sorted((a[1], b[1]))
+        if not z_lo - _JITTER_Z_UM <= here[1] <= z_hi + _JITTER_Z_UM:
+            return False
+        (ax, ay), (bx, by), (px, py) = a[0], b[0], here[0]
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = 0.0 if length2 == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy)
+                                                  / length2))
+        late = math.hypot(ax + t * dx - px, ay + t * dy - py) <= max(tol, 1e-3)
+        if late:
+            log.debug("a late mid-move report of the last move, no move: %s", here)
+        return late
 
     def _devices_busy(self) -> bool:
         return any(self._safe_call(self.core.deviceBusy, False, dev)
@@ -363,13 +407,18 @@ class Microscope:
                 return here, True
             external = self._external_move or self._place is None
         if external:
+            seen = self._external_seen
             if self._devices_busy():
                 return here, True
             after = (self.xy(), self.z(), self.objective())   # read once all is idle
+            newest = self._newest_image_number()
             with self._motion_lock:
-                self._external_move = False
-                self._moved_unseen(number)
-                self._place, self._arrived = after, None
+                self._moved_unseen(number, newest)
+                if seen == self._external_seen and not self._moves_open:
+                    self._external_move = False
+                    self._place, self._arrived = after, None
+                # else: another move began while the place was read; the next frame reads
+                # it again (taking this read would stamp frames of the new move as still)
             return here, True
         with self._motion_lock:
             settling = (number is not None and self._settled_from > number) or (
@@ -380,17 +429,24 @@ class Microscope:
             place = self._place
             if place is None:
                 return here, True
-            if not self._same_place(place, here, tol):
-                self._moved_unseen(number)
-                return here, True
-            return place, False
+            if self._same_place(place, here, tol):
+                return place, False
+        newest = self._newest_image_number()
+        with self._motion_lock:
+            self._moved_unseen(number, newest)
+        return here, True
 
-    def _moved_unseen(self, number: int | None) -> None:
-        """A move ended just before frame ``number`` was looked at (under _motion_lock):
-        frames up to two after it may have begun before it ended."""
+    def _moved_unseen(self, number: int | None, newest: int | None = None) -> None:
+        """A move ended before frame ``number`` was looked at (under _motion_lock): frames
+        up to two after it may have begun before it ended. ``newest`` is the camera's
+        newest image once the move was seen: the move may have come after frame ``number``
+        was fetched, while the camera went on (a loaded host), so the frame after the
+        newest may have begun before it ended too."""
         self._place = None
         if number is not None:
             self._settled_from = max(self._settled_from, number + 3)
+        if newest is not None:
+            self._settled_from = max(self._settled_from, newest + 2)
         self._count_settle = number is None or self._count_settle
         self._fresh_since_move = -1
 

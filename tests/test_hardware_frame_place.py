@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hardware import open_microscope
-from hardware.microscope import Frame, Microscope
+from hardware.microscope import _LATE_REPORT_S, Frame, Microscope
 from tests.demo_stand import DEMO_CFG, demo_env, needs_demo
 
 SENSOR = (128, 128)
@@ -123,6 +123,68 @@ def test_a_move_made_on_the_core_directly_is_seen_too() -> None:
         assert _corr(f.image, refs[place]) > 0.95, (f.number, place)
     assert any(f.moving for f in frames)
 
+
+
+def test_a_core_move_made_while_the_place_is_read_is_not_lost(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a move made on the core, the facade reads the new place once the devices are
+    idle. Another program may move the stage right after that read: its notice must not
+    be cleared by the read, or a later move back would look like no move and a frame
+    exposed in between would be stamped with the wrong place."""
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
+        scope.core.setProperty("Camera", "Noise", "Off")
+        scope.set_objective("40x")
+        refs = {}
+        for place in (A, B):
+            scope.set_xy(*place)
+            refs[place] = scope.snap()
+        scope.set_exposure(5.0)
+        scope.start_live()
+        try:
+            last = _wait_new(scope, None)
+            for _ in range(3):
+                last = _wait_new(scope, last.number)
+            assert not last.moving and last.xy == pytest.approx(B)
+            # past the time a report of a point on the facade's last move (A -> B) is
+            # taken for the stage's own late report of it
+            time.sleep(_LATE_REPORT_S + 0.1)
+            core = scope.core
+            real_read, real_busy = core.getXYPosition, core.deviceBusy
+            armed: list[str] = []
+
+            def busy(dev: str) -> bool:      # the facade checks the devices are idle ...
+                armed.append("busy")
+                return bool(real_busy(dev))
+
+            def read(*a: Any) -> Any:         # ... reads the place, and at that moment
+                xy = real_read(*a)            # another program moves the stage to A
+                if armed == ["busy"] * len(armed) and armed:
+                    armed.append("moved")
+                    t = threading.Thread(target=core.setXYPosition, args=A)
+                    t.start()
+                    t.join()
+                return xy
+
+            monkeypatch.setattr(core, "deviceBusy", busy)
+            monkeypatch.setattr(core, "getXYPosition", read)
+            core.setXYPosition(*A)
+            core.setXYPosition(*B)            # a core move: B -> A -> B, read at B
+            last = _wait_new(scope, last.number)
+            assert "moved" in armed           # the race happened: the stage is at A now
+            monkeypatch.setattr(core, "getXYPosition", real_read)
+            time.sleep(0.05)                  # frames exposed at A
+            core.setXYPosition(*B)            # ... and back to B
+            frames = []
+            for _ in range(12):
+                last = _wait_new(scope, last.number)
+                frames.append(last)
+        finally:
+            scope.stop_live()
+    still = [f for f in frames if not f.moving]
+    assert still, "the stage stood still at B: frames must turn still again"
+    for f in still:
+        place = (round(f.xy[0], 3), round(f.xy[1], 3))
+        assert _corr(f.image, refs[place]) > 0.95, (f.number, place, frames.index(f))
 
 
 def _wait_new(scope: Microscope, after: int | None, timeout_s: float = 10.0) -> Frame:
