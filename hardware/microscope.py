@@ -38,7 +38,7 @@ _JITTER_XY_PX = 0.05
 _JITTER_Z_UM = 0.02
 #: how long after a facade move a stage's report of a point on its way is taken for a
 #: late mid-move report of that move (s)
-_LATE_REPORT_S = 0.5
+_LATE_REPORT_S = 2.0
 
 
 @dataclass(frozen=True)

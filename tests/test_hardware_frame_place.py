@@ -274,3 +274,44 @@ def test_a_stage_reporting_where_it_stands_is_no_move() -> None:
         finally:
             scope.stop_live()
     assert not any(f.moving for f in frames)
+
+
+def test_a_late_mid_move_report_of_the_facades_own_move_is_no_move() -> None:
+    """Stages that report their way from a thread of their own (Micro-Manager's
+    DemoXYStage, most motorised stages) can deliver a report computed mid-move after the
+    move has ended. A point inside the move just made is such a report; its start is not
+    (a move back there is real), nor is any point once the report could no longer be
+    late."""
+    with open_microscope("sim", sensor=SENSOR, mechanical_delays=False) as scope:
+        scope.set_exposure(5.0)
+        scope.set_xy(*A)
+        scope.start_live()
+        dev = scope.core.getXYStageDevice()
+
+        def after_report(x: float, y: float, wait_s: float = 0.0) -> list[Frame]:
+            scope.set_xy(*B)   # the facade's move A -> B
+            last = _wait_new(scope, None)
+            for _ in range(4):   # the frames in flight at the move have passed
+                last = _wait_new(scope, last.number)
+            assert not last.moving
+            time.sleep(wait_s)
+            scope.core.events.XYStagePositionChanged.emit(dev, x, y)
+            frames = []
+            for _ in range(6):
+                last = _wait_new(scope, last.number)
+                frames.append(last)
+            scope.set_xy(*A)
+            return frames
+
+        try:
+            mid = ((A[0] + B[0]) / 2, (A[1] + B[1]) / 2)
+            inside = after_report(*mid)
+            at_start = after_report(*A)
+            too_late = after_report(*mid, wait_s=_LATE_REPORT_S + 0.1)
+        finally:
+            scope.stop_live()
+    assert not any(f.moving for f in inside)
+    assert inside[-1].xy == pytest.approx(B)
+    assert at_start[0].moving       # a real move back until the place is read again
+    assert too_late[0].moving
+    assert not at_start[-1].moving and at_start[-1].xy == pytest.approx(B)
