@@ -43,10 +43,10 @@ qt-system-libs:
 # Without them the demo-stand tests skip and pytest says so.
 MM_BUILD := $(abspath ../shared/micromanager/build.sh)
 # pytest workers (pytest-xdist; a test file stays on one worker, so module fixtures are
-# built once). TEST_WORKERS=2 takes the suite on 2 cores from about 10 to about 6 minutes,
-# but the frame-place timing tests (tests/test_hardware_frame_place.py) failed in 2 of 4
-# clean-clone runs that way, so the default stays one process until they hold under load.
-TEST_WORKERS ?= 0
+# built once): 2 take the suite on 2 cores from about 10 to about 6 minutes. TEST_WORKERS=0
+# runs it in one process (the frame-place races that failed on 2 workers are fixed and
+# tested: tests/test_hardware_frame_place.py).
+TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/ruff check .
