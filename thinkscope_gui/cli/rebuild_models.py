@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 22, "
-                   "quality 24)")
+                   "quality 34)")
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
                    "ideal=60,realistic=48 (default: that for fast, 72/48 for quality)")
