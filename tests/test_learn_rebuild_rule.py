@@ -77,6 +77,24 @@ def test_mild_recipe_degrades_few_lr_patches_and_keeps_hr() -> None:
     assert 0.2 < changed["mild"] < 0.5       # noise 25 %, JPEG 5 %, Bayer 5 %
 
 
+def test_noisy_recipe_adds_only_zero_mean_lr_noise_to_half_the_patches() -> None:
+    """"noisy" must not blur (no defocus, Bayer or JPEG: they flatten the bar target): a
+    changed patch differs from the input by zero-mean noise of at most sigma 0.02, and
+    about half the patches stay exactly as they were."""
+    a = replace(augmentations_for("noisy", 0.0), dihedral=False)
+    rng = np.random.default_rng(0)
+    lr = rng.uniform(0.3, 0.7, (32, 32, 3)).astype(np.float32)
+    hr = rng.uniform(0.3, 0.7, (80, 80, 3)).astype(np.float32)
+    r = np.random.default_rng(2)
+    outs = [a.apply(lr, hr, r) for _ in range(400)]
+    assert all(np.array_equal(h, hr) for _, h in outs)
+    noisy = [x - lr for x, _ in outs if not np.allclose(x, lr, atol=1e-7)]
+    assert 0.4 < len(noisy) / len(outs) < 0.6
+    sigmas = np.array([d.std() for d in noisy])
+    assert sigmas.max() < 0.02 and sigmas.mean() > 0.004
+    assert all(abs(float(d.mean())) < 4 * d.std() / np.sqrt(d.size) + 1e-6 for d in noisy)
+
+
 def test_fft_loss_charges_damped_fine_periods_not_phase() -> None:
     """The amplitude-spectrum term (rebuild --fft-weight) exists to stop a pixel loss from
     damping fine periods: half the contrast of a near-cutoff grating costs it, a shifted

@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer-pairs", type=int, default=16, help="pairs of the check")
     p.add_argument("--transfer-steps", type=int, default=400,
                    help="optimizer steps of each run of the check (batch 16)")
-    p.add_argument("--transfer-augment", choices=("robust", "mild", "off"), default=None,
+    p.add_argument("--transfer-augment", choices=("robust", "mild", "noisy", "off"), default=None,
                    help="augmentation of both runs of the check (default: the model's own, "
                    "as recorded in its file: a fine-tune continues the recipe it was built "
                    "with)")

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file, or from scratch (default: none); a fine-tune uses --lr 3e-4")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
-    p.add_argument("--augment", choices=("mild", "robust", "off"), default=None,
+    p.add_argument("--augment", choices=("mild", "robust", "noisy", "off"), default=None,
                    help="augmentation recipe (default: off, exposure jitter and orientations: "
                    "mild's camera degradations flatten the bar target)")
     p.add_argument("--fft-weight", type=float, default=None, metavar="W",

@@ -45,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jitter", type=float, default=0.5,
                    help="per-channel affine intensity (exposure) augmentation strength; "
                    "0 = off (default 0.5: without it models break on another exposure)")
-    p.add_argument("--augment", choices=["robust", "mild", "off"], default="robust",
+    p.add_argument("--augment", choices=["robust", "mild", "noisy", "off"], default="robust",
                    help="augmentation recipe: robust (stain, noise, JPEG, Bayer, defocus, "
                    "8 orientations; default), mild (the same, with noise/JPEG/Bayer on few "
-                   "patches and no defocus: the rebuild's recipe) or off (orientations and "
-                   "--jitter only)")
+                   "patches and no defocus), noisy (only LR noise, on half the patches) or "
+                   "off (orientations and --jitter only)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="train for M minutes (ignores --epochs); the learning rate follows "
                    "a cosine over the budget and ends annealed")

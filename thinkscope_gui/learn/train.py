@@ -113,10 +113,11 @@ class TrainConfig(BaseModel):
     intensity_jitter: float = Field(0.5, ge=0)
     """Strength of the per-channel affine intensity (exposure) augmentation; 0 = off.
     On by default: without it a 5 % brightness change makes a model worse than bicubic."""
-    augment: Literal["robust", "mild", "off"] = "robust"
+    augment: Literal["robust", "mild", "noisy", "off"] = "robust"
     """Augmentation recipe (learn/augment.py): "robust" adds stain (HED), noise, JPEG,
     Bayer, defocus and the 8 orientations; "mild" the same with the camera degradations on
-    few patches (the rebuild recipe); "off" keeps orientations and --jitter only."""
+    few patches; "noisy" only LR noise, on half the patches; "off" keeps orientations and
+    --jitter only."""
     match_illumination: bool = True
     """Remove smooth LR/HR gain differences (vignetting, exposure) before training."""
     val_fraction: float = Field(0.2, ge=0, lt=1)
