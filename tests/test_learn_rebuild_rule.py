@@ -131,14 +131,14 @@ def test_the_recorded_command_reproduces_the_recipe() -> None:
 
 def test_the_quality_recipe_is_the_shipped_one_unless_an_option_overrides_it() -> None:
     """`main.py rebuild-models` trains the quality model as the shipped one was built
-    (exposure + orientations, fft term, 84/12 pairs) and the fast one as the shipped one too
-    (exposure + orientations, 60/36 pairs);
+    (exposure + orientations + LR noise on half the patches, fft term, 72/48 pairs) and the
+    fast one as the shipped one too (exposure + orientations, 60/48 pairs);
     an option given on the command line applies to both."""
     import main
     from thinkscope_gui.cli.rebuild_models import _recipe_from_args
 
     q = RebuildRecipe().for_arch("quality")
-    assert (q.augment, q.fft_weight, q.stand_pairs) == ("off", 0.1,
+    assert (q.augment, q.fft_weight, q.stand_pairs) == ("noisy", 0.1,
                                                        {"ideal": 72, "realistic": 48})
     assert q.tissues == ("epithelium", "lymphoid", "line_targets")
     f = RebuildRecipe().for_arch("fast")

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Renders registered 40x/100x pairs of epithelium, "
                        "lymphoid and the line targets on every simulated stand, trains the "
                        "fast model with exposure jitter and orientations and the quality one "
-                       "with those and an amplitude-spectrum loss term (60/48 and 72/48 "
+                       "with those, LR noise on half the patches and an amplitude-spectrum "
+                       "loss term (60/48 and 72/48 "
                        "ideal/realistic pairs; options below override both), evaluates them "
                        "on held-out "
                        "stroma and writes them with their provenance (git commit, data recipe, "
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="fast,quality", help="which models (default: both)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="training budget per model (default: the recipe's: fast 22, "
-                   "quality 34)")
+                   "quality 24)")
     p.add_argument("--pairs", default=None, metavar="N|STAND=N,...",
                    help="pairs per stand: one number for every stand, or per stand as "
                    "ideal=60,realistic=48 (default: that for fast, 72/48 for quality)")
@@ -46,8 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
     p.add_argument("--augment", choices=("mild", "robust", "noisy", "off"), default=None,
-                   help="augmentation recipe (default: off, exposure jitter and orientations: "
-                   "mild's camera degradations flatten the bar target)")
+                   help="augmentation recipe (default: the recipe's, off for fast: exposure "
+                   "jitter and orientations; noisy for quality: those and LR noise on half "
+                   "the patches; mild's camera degradations flatten the bar target)")
     p.add_argument("--fft-weight", type=float, default=None, metavar="W",
                    help="weight of the amplitude-spectrum L1 loss term, which keeps fine "
                    "periods (the bar target) from being damped (default: 0 for fast, 0.1 for "
