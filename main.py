@@ -93,6 +93,18 @@ def _no_display_reason() -> str | None:
             "subcommands (python main.py --help).")
 
 
+def _dump_native_crashes() -> None:
+    """A crash inside Qt or a device adapter (SIGSEGV, SIGABRT) kills the GUI without a
+    Python traceback; faulthandler prints every thread's Python stack to stderr first, so
+    the report says where it happened."""
+    import contextlib
+    import faulthandler
+
+    # no usable stderr (pythonw, closed): run without it
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from thinkscope_gui.ui.app import run_gui
 
+        _dump_native_crashes()
         return run_gui(args.source, screenshot=args.screenshot, size=args.size)
     module = importlib.import_module(f"thinkscope_gui.cli.{args.command.replace('-', '_')}")
     return int(module.run(args) or 0)

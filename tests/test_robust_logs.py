@@ -64,3 +64,35 @@ def test_log_rotates(tmp_path: Path, monkeypatch) -> None:
             if h not in before:
                 root.removeHandler(h)
                 h.close()
+
+
+def test_a_native_crash_of_the_gui_leaves_every_threads_python_stack(tmp_path: Path) -> None:
+    """A crash in Qt or a device adapter kills the process without a traceback; a real
+    SIGABRT sent to the running GUI must leave the Python stacks of its threads on stderr
+    (faulthandler), so a crash report says where it happened."""
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), THINKSCOPE_HOME=str(home),
+               PYMM_SIGNALS_BACKEND="psygnal", QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py")], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    log = home / "logs" / "thinkscope.log"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and "first live frame" in log.read_text():
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGABRT
+    assert "Fatal Python error: Aborted" in err
+    assert err.count("Thread 0x") >= 2 and "File " in err  # the stacks of several threads
