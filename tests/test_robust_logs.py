@@ -10,10 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _env(home: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), THINKSCOPE_HOME=str(home),
+                PYMM_SIGNALS_BACKEND="psygnal", QT_QPA_PLATFORM="offscreen")
+
+
 def _main(home: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), THINKSCOPE_HOME=str(home),
-               PYMM_SIGNALS_BACKEND="psygnal", QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], cwd=ROOT, env=_env(home),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -74,10 +77,8 @@ def test_a_native_crash_of_the_gui_leaves_every_threads_python_stack(tmp_path: P
     import time
 
     home = tmp_path / "home"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), THINKSCOPE_HOME=str(home),
-               PYMM_SIGNALS_BACKEND="psygnal", QT_QPA_PLATFORM="offscreen")
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py")], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     log = home / "logs" / "thinkscope.log"
     try:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from thinkscope_gui.learn.recipes import AUGMENT_RECIPES
+
 if TYPE_CHECKING:
     from thinkscope_gui.cli.interrupt import SignalCancel
 
@@ -47,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer-pairs", type=int, default=16, help="pairs of the check")
     p.add_argument("--transfer-steps", type=int, default=400,
                    help="optimizer steps of each run of the check (batch 16)")
-    p.add_argument("--transfer-augment", choices=("robust", "mild", "noisy", "off"), default=None,
+    p.add_argument("--transfer-augment", choices=AUGMENT_RECIPES, default=None,
                    help="augmentation of both runs of the check (default: the model's own, "
                    "as recorded in its file: a fine-tune continues the recipe it was built "
                    "with)")

@@ -8,6 +8,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from thinkscope_gui.learn.recipes import AUGMENT_RECIPES
+
 if TYPE_CHECKING:
     from thinkscope_gui.learn.rebuild import RebuildRecipe
 
@@ -46,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file, or from scratch (default: none); a fine-tune uses --lr 3e-4")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 3e-3 from scratch, 3e-4 with --init)")
-    p.add_argument("--augment", choices=("mild", "robust", "noisy", "off"), default=None,
+    p.add_argument("--augment", choices=AUGMENT_RECIPES, default=None,
                    help="augmentation recipe (default: the recipe's, off for fast: exposure "
                    "jitter and orientations; noisy for quality: those and LR noise on half "
                    "the patches; mild's camera degradations flatten the bar target)")

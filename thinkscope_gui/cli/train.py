@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from thinkscope_gui.learn.recipes import AUGMENT_RECIPES
+
 if TYPE_CHECKING:
     from thinkscope_gui.cli.interrupt import SignalCancel
     from thinkscope_gui.learn.train import TrainConfig
@@ -45,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jitter", type=float, default=0.5,
                    help="per-channel affine intensity (exposure) augmentation strength; "
                    "0 = off (default 0.5: without it models break on another exposure)")
-    p.add_argument("--augment", choices=["robust", "mild", "noisy", "off"], default="robust",
+    p.add_argument("--augment", choices=AUGMENT_RECIPES, default="robust",
                    help="augmentation recipe: robust (stain, noise, JPEG, Bayer, defocus, "
                    "8 orientations; default), mild (the same, with noise/JPEG/Bayer on few "
                    "patches and no defocus), noisy (only LR noise, on half the patches) or "

@@ -51,6 +51,7 @@ from .metrics import fft_loss, gradient_loss, psnr, ssim
 from .modelfile import load_model, save_model
 from .models import bicubic, build_model
 from .normalise import bits_divisor
+from .recipes import AugmentRecipe
 from .robustness import heldout_tiles, robust_tiles, robustness_metrics, robustness_warning
 from .sources import FolderPairSource, PairSource, StorePairSource
 
@@ -113,7 +114,7 @@ class TrainConfig(BaseModel):
     intensity_jitter: float = Field(0.5, ge=0)
     """Strength of the per-channel affine intensity (exposure) augmentation; 0 = off.
     On by default: without it a 5 % brightness change makes a model worse than bicubic."""
-    augment: Literal["robust", "mild", "noisy", "off"] = "robust"
+    augment: AugmentRecipe = "robust"
     """Augmentation recipe (learn/augment.py): "robust" adds stain (HED), noise, JPEG,
     Bayer, defocus and the 8 orientations; "mild" the same with the camera degradations on
     few patches; "noisy" only LR noise, on half the patches; "off" keeps orientations and
